@@ -1,0 +1,238 @@
+"""`bench`: the command line. Thin: parse, validate (exit 2 with the valid
+choices on bad input), call the library, print."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bench.registry import UnknownNameError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark and ablate robot manipulation policies.")
+perf_app = typer.Typer(no_args_is_help=True, help="Throughput and latency benchmarks.")
+app.add_typer(perf_app, name="perf")
+console = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True)
+
+RUNS_DIR = Path("runs")
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _suite(name: str):
+    from bench.suites import get_suite
+
+    try:
+        return get_suite(name)
+    except UnknownNameError as exc:
+        fail(str(exc))
+
+
+def _task_ids(suite, tasks: Optional[str]) -> list[int]:
+    from bench.suites import parse_task_ids
+
+    try:
+        return parse_task_ids(tasks, len(suite.tasks()))
+    except ValueError as exc:
+        fail(f"{exc} (suite {suite.name})")
+
+
+def _policy(name: str, **options):
+    from bench.policies import make_policy
+
+    try:
+        return make_policy(name, **options)
+    except UnknownNameError as exc:
+        fail(str(exc))
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+def _latest_run(base: Path) -> Optional[Path]:
+    runs = sorted(p for p in base.glob("*") if (p / "episodes.jsonl").exists())
+    return runs[-1] if runs else None
+
+
+def print_table(table) -> None:
+    t = Table(show_lines=False)
+    for col in ("suite", "task", "episodes", "success %", "95% CI", "errors", "steps"):
+        t.add_column(col, justify="right" if col not in ("suite", "task") else "left",
+                     no_wrap=col != "task", overflow="ellipsis")
+    for _, r in table.iterrows():
+        label = r["task"] if r["task"] == "ALL" else f"{int(r['task_id'])}: {r['task']}"
+        style = "bold" if r["task"] == "ALL" else None
+        t.add_row(str(r["suite"]), label[:60], str(r["episodes"]), f"{100 * r['success_rate']:.1f}",
+                  f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]", str(r["errors"]),
+                  f"{r['mean_steps']:.0f}", style=style)
+    console.print(t)
+
+
+@app.command()
+def run(
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite name (bench list suites)."),
+    policy: str = typer.Option("zero", "--policy", "-p", help="Policy name (bench list policies)."),
+    tasks: Optional[str] = typer.Option(None, help="Task ids, e.g. 0,3-5 (default: all)."),
+    episodes: Optional[int] = typer.Option(None, min=1, help="Episodes per task (default: the suite's, 50)."),
+    workers: int = typer.Option(2, min=1, help="Sim worker processes."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<suite>/<policy>/<time>)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out (default: the latest run of suite+policy)."),
+    video: int = typer.Option(0, min=0, help="Save an mp4 of the first N episodes of each task."),
+    checkpoint: Optional[str] = typer.Option(None, help="Policy checkpoint path."),
+    demos: Optional[str] = typer.Option(None, help="Demo file (LIBERO HDF5) for the replay policy."),
+    seed: Optional[int] = typer.Option(None, help="Override the protocol's seed (changes the protocol hash)."),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Override max steps (changes the protocol hash)."),
+    episode_timeout: float = typer.Option(900.0, min=1.0, help="Seconds before an episode is abandoned."),
+):
+    """Evaluate a policy on a suite on the real LIBERO simulator."""
+    from bench.provenance import provenance
+    from bench.results import summarize_dir
+    from bench.runner import RunConfig, Runner, RunDirMismatch
+    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
+
+    s = _suite(suite)
+    task_ids = _task_ids(s, tasks)
+    pol = _policy(policy, checkpoint=checkpoint, demos=demos, seed=seed)
+    canonical = _canonical_policy(policy)
+    base = RUNS_DIR / s.name / canonical
+    if out is None:
+        out = (_latest_run(base) if resume else None) or base / datetime.now().strftime("%Y%m%d-%H%M%S")
+    protocol = s.protocol
+    if seed is not None:
+        protocol = protocol.replace(seed=seed)
+    if max_steps is not None:
+        protocol = protocol.replace(max_steps=max_steps)
+    cfg = RunConfig(suite=s, policy_name=canonical, task_ids=task_ids, out=out, episodes=episodes, workers=workers,
+                    resume=resume, videos_per_task=video, checkpoint=checkpoint, protocol=protocol,
+                    episode_timeout_s=episode_timeout)
+    try:
+        gl = configure_headless_gl()
+    except HeadlessGLError as exc:
+        fail(str(exc), code=1)
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("success {task.fields[succ]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console)
+    counts = {"succ": 0}
+
+    def on_episode(rec):
+        counts["succ"] += int(rec.success)
+        progress.update(bar, advance=1, succ=counts["succ"])
+        if rec.error:
+            progress.console.print(f"[yellow]{rec.key}: {rec.error_kind}: {rec.error.splitlines()[0]}[/]")
+
+    runner = Runner(cfg, pol, on_episode=on_episode)
+    try:
+        queue = runner.pending()
+    except RunDirMismatch as exc:
+        fail(str(exc))
+    except ValueError as exc:  # spec mismatch, bad --episodes
+        fail(str(exc))
+    console.print(f"[bold]{s.name}[/] x [bold]{canonical}[/]: {len(queue)} episodes to run on {len(task_ids)} "
+                  f"tasks, {workers} workers, GL={gl}, protocol {protocol.name}#{protocol.hash()} -> {out}")
+    with progress:
+        bar = progress.add_task(s.name, total=len(queue), succ=0)
+        runner.run(queue)
+    table = summarize_dir(out, provenance(protocol))
+    print_table(table)
+    console.print(f"records: {out / 'episodes.jsonl'}; summary: {out / 'summary.md'}")
+
+
+def _canonical_policy(name: str) -> str:
+    from bench.policies import load_all
+
+    return load_all().canonical(name)
+
+
+class ListWhat(str, Enum):
+    suites = "suites"
+    tasks = "tasks"
+    policies = "policies"
+
+
+@app.command("list")
+def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies"),
+          suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Suite whose tasks to list.")):
+    """List registered suites, a suite's tasks, or policies."""
+    if what is ListWhat.suites:
+        from bench.suites import SUITES
+
+        t = Table("suite", "aliases", "max steps", "protocol", "description")
+        for name in SUITES:
+            st = SUITES.get(name)
+            t.add_row(name, ", ".join(SUITES.aliases_of(name)), str(st.protocol.max_steps),
+                      f"{st.protocol.name}#{st.protocol.hash()}", st.description)
+        console.print(t)
+    elif what is ListWhat.tasks:
+        if suite is None:
+            fail("bench list tasks needs --suite (see bench list suites)")
+        s = _suite(suite)
+        t = Table("id", "task", "instruction")
+        for task in s.tasks():
+            t.add_row(str(task.task_id), task.name, task.language)
+        console.print(t)
+    else:
+        from bench.policies import load_all
+
+        reg = load_all()
+        t = Table("policy", "options", "description")
+        for name in reg:
+            e = reg.get(name)
+            t.add_row(name, " ".join(f"--{o}" for o in e.options), e.help)
+        console.print(t)
+
+
+@app.command()
+def summarize(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A run directory.")):
+    """Recompute summary.{md,csv,json} of a run directory from its episodes.jsonl."""
+    from bench.provenance import provenance
+    from bench.records import read_records
+    from bench.results import write_summary
+
+    records = read_records(run_dir / "episodes.jsonl")
+    if not records:
+        fail(f"{run_dir / 'episodes.jsonl'} holds no episode records")
+    print_table(write_summary(run_dir, records, provenance()))
+
+
+@perf_app.command("eval")
+def perf_eval(
+    suite: str = typer.Option("libero_spatial", "--suite", "-s"),
+    tasks: str = typer.Option("0,1", help="Task ids both loops run."),
+    episodes: int = typer.Option(2, min=1, help="Episodes per task for both loops."),
+    workers: int = typer.Option(2, min=1),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Override max steps (both loops)."),
+    out: Path = typer.Option(Path("results/perf/eval.json"), help="Where to write the measurements."),
+):
+    """Episodes/hour and env steps/s of our runner vs a naive peer-style loop, measured in one run."""
+    from bench.perf import run_eval_benchmark
+    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
+
+    s = _suite(suite)
+    ids = _task_ids(s, tasks)
+    try:
+        configure_headless_gl()
+    except HeadlessGLError as exc:
+        fail(str(exc), code=1)
+    result = run_eval_benchmark(s, ids, episodes, workers, max_steps, out, console=console)
+    console.print_json(data={k: result[k] for k in ("ours_episodes_per_hour", "naive_episodes_per_hour", "ratio",
+                                                     "ours_env_steps_per_s", "naive_env_steps_per_s")})
+    console.print(f"written to {out}")
+
+
+def main() -> None:  # pragma: no cover
+    app(prog_name="bench")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Demonstrations in LIBERO's HDF5 layout: reading, writing, (later) generating."""

@@ -1,0 +1,109 @@
+"""Read and write demonstration files in LIBERO's (robomimic's) HDF5 layout.
+
+    data                        attrs: problem_info (JSON), bddl_file_name, bddl_file_content, env_args, ...
+    data/demo_<i>/actions       (T, 7) float
+    data/demo_<i>/states        (T, S) flattened MuJoCo states; states[0] is the initial state
+    data/demo_<i>/obs/...       (optional here) ee_states, gripper_states, joint_states, images
+                                attrs: num_samples, init_state (optional)
+
+Files we write may hold demos of several tasks: a demo group may then carry its
+own `bddl_file_name` / `problem_info` attributes, which override the file's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+class DemoFileError(ValueError):
+    """A demo file that cannot be read; the message names the file and the key."""
+
+
+@dataclass
+class Demo:
+    name: str  # group name, e.g. demo_3
+    task_name: str  # LIBERO task name = BDDL file name without .bddl
+    language: str
+    actions: np.ndarray
+    states: np.ndarray
+    init_state: np.ndarray
+    obs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _attr(group: h5py.Group, parent: h5py.Group, name: str, path: Path):
+    if name in group.attrs:
+        return group.attrs[name]
+    if name in parent.attrs:
+        return parent.attrs[name]
+    raise DemoFileError(f"{path}: attribute {name!r} missing on {group.name} and on {parent.name}")
+
+
+def _dataset(group: h5py.Group, key: str, path: Path) -> np.ndarray:
+    if key not in group:
+        raise DemoFileError(f"{path}: key {group.name}/{key} is missing")
+    return np.asarray(group[key][()])
+
+
+def read_demos(path: str | Path, obs_keys: tuple[str, ...] = ("ee_states",)) -> list[Demo]:
+    """All demos of a LIBERO-layout file, with the requested low-dim obs that exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise DemoFileError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DemoFileError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with f:
+        if "data" not in f:
+            raise DemoFileError(f"{path}: key 'data' is missing (not a LIBERO/robomimic demo file)")
+        data = f["data"]
+        names = sorted((k for k in data.keys() if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
+        if not names:
+            raise DemoFileError(f"{path}: 'data' holds no demo_<i> groups")
+        demos = []
+        for name in names:
+            g = data[name]
+            bddl = str(_attr(g, data, "bddl_file_name", path))
+            info = json.loads(_attr(g, data, "problem_info", path))
+            states = _dataset(g, "states", path)
+            actions = _dataset(g, "actions", path)
+            if len(states) != len(actions):
+                raise DemoFileError(f"{path}: {g.name} has {len(states)} states but {len(actions)} actions")
+            init = np.asarray(g.attrs["init_state"]) if "init_state" in g.attrs else states[0]
+            obs = {}
+            if "obs" in g:
+                obs = {k: np.asarray(g["obs"][k][()]) for k in obs_keys if k in g["obs"]}
+            demos.append(Demo(name, Path(bddl).stem, info.get("language_instruction", ""), actions, states,
+                              init, obs))
+        return demos
+
+
+def write_demos(path: str | Path, demos: list[Demo], bddl_file: str, problem_info: dict,
+                env_args: dict | None = None) -> None:
+    """Write demos of one task (the file's attributes) in the LIBERO layout."""
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["bddl_file_name"] = bddl_file
+        data.attrs["bddl_file_content"] = Path(bddl_file).read_text() if Path(bddl_file).is_file() else ""
+        data.attrs["problem_info"] = json.dumps(problem_info)
+        data.attrs["env_args"] = json.dumps(env_args or {})
+        data.attrs["num_demos"] = len(demos)
+        data.attrs["total"] = int(sum(len(d.actions) for d in demos))
+        for i, d in enumerate(demos):
+            g = data.create_group(f"demo_{i}")
+            g.attrs["num_samples"] = len(d.actions)
+            g.attrs["init_state"] = d.init_state
+            g.create_dataset("actions", data=d.actions)
+            g.create_dataset("states", data=d.states)
+            rewards = np.zeros(len(d.actions))
+            rewards[-1] = 1.0
+            g.create_dataset("rewards", data=rewards)
+            g.create_dataset("dones", data=rewards.astype(np.uint8))
+            obs = g.create_group("obs")
+            for k, v in d.obs.items():
+                obs.create_dataset(k, data=v)

@@ -1,0 +1,87 @@
+"""Aggregate episode records into per-task, per-suite and overall success tables.
+
+Success rates carry Wilson 95% intervals (scipy's binomtest). Episodes that ended
+in an error count as failures (conservative) and are counted in an `errors`
+column, so nothing is hidden.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from scipy.stats import binomtest
+
+from bench.records import latest_by_key, read_records
+
+COLUMNS = ["suite", "task_id", "task", "episodes", "successes", "success_rate", "ci_low", "ci_high", "errors",
+           "mean_steps"]
+
+
+def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    if n == 0:
+        return float("nan"), float("nan")
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per episode key (latest record wins)."""
+    df = pd.DataFrame(list(latest_by_key(records).values()))
+    if df.empty:
+        return df
+    df["success"] = df["success"].astype(bool)
+    df["errored"] = df["error"].notna()
+    return df
+
+
+def _row(group: pd.DataFrame, **labels) -> dict:
+    n, k = len(group), int(group["success"].sum())
+    lo, hi = wilson(k, n)
+    return {**labels, "episodes": n, "successes": k, "success_rate": k / n if n else float("nan"),
+            "ci_low": lo, "ci_high": hi, "errors": int(group["errored"].sum()),
+            "mean_steps": float(group["steps"].mean())}
+
+
+def aggregate(records: list[dict]) -> pd.DataFrame:
+    """Rows per task, then one 'ALL' row per suite, then 'OVERALL' when several suites are present."""
+    df = records_frame(records)
+    if df.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    rows = []
+    for suite, sdf in df.groupby("suite", sort=False):
+        for (task_id, task), tdf in sdf.groupby(["task_id", "task"], sort=True):
+            rows.append(_row(tdf, suite=suite, task_id=int(task_id), task=task))
+        rows.append(_row(sdf, suite=suite, task_id=None, task="ALL"))
+    if df["suite"].nunique() > 1:
+        rows.append(_row(df, suite="OVERALL", task_id=None, task="ALL"))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    show = table.copy()
+    show["task_id"] = show["task_id"].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    show["success %"] = (100 * show["success_rate"]).map("{:.1f}".format)
+    show["95% CI"] = [f"[{100 * lo:.1f}, {100 * hi:.1f}]" for lo, hi in zip(show["ci_low"], show["ci_high"])]
+    show["mean_steps"] = show["mean_steps"].map("{:.0f}".format)
+    cols = ["suite", "task_id", "task", "episodes", "successes", "success %", "95% CI", "errors", "mean_steps"]
+    return show[cols].to_markdown(index=False)
+
+
+def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.DataFrame:
+    """Write summary.{md,csv,json} next to episodes.jsonl and return the table."""
+    table = aggregate(records)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "summary.csv", index=False)
+    prov = json.dumps(provenance, indent=2, sort_keys=True)
+    (out_dir / "summary.md").write_text(
+        f"# Results\n\n{to_markdown(table)}\n\n## Provenance\n\n```json\n{prov}\n```\n", encoding="utf-8"
+    )
+    payload = {"provenance": provenance, "rows": json.loads(table.to_json(orient="records"))}
+    (out_dir / "summary.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return table
+
+
+def summarize_dir(out_dir: Path, provenance: dict) -> pd.DataFrame:
+    return write_summary(out_dir, read_records(out_dir / "episodes.jsonl"), provenance)

@@ -1,0 +1,289 @@
+"""The evaluation runner: episodes spread over sim worker processes, observations
+batched into one policy call, one JSON line per finished episode.
+
+Flow: plan episodes -> start workers -> loop { hand idle workers the next
+episode (same task first, so envs are reused); wait for observations; batch
+them into one `policy.act`; send each worker the executed prefix of its chunk;
+record episodes as they end } -> summary.
+
+Faults never lose an episode: a worker that dies or exceeds the per-episode
+timeout is killed and replaced, and its episode is recorded with the error. A
+policy that raises or returns a bad shape or NaN fails only the episodes in
+that call, with the reason.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from multiprocessing.connection import wait as wait_for
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from bench.policy import EpisodeInfo, ObservationBatch, check_spec, validate_chunks
+from bench.provenance import file_hash
+from bench.records import EpisodeRecord, append_record, finished_keys, read_records
+from bench.sim.worker import EpisodeStart, worker_main
+from bench.suites import Protocol, Suite, TaskInfo
+
+
+@dataclass
+class RunConfig:
+    suite: Suite
+    policy_name: str
+    task_ids: list[int]
+    out: Path
+    episodes: int | None = None  # per task; None = the suite's default (50)
+    workers: int = 2
+    resume: bool = False
+    videos_per_task: int = 0  # the first N episodes of each task get an mp4
+    checkpoint: str | None = None
+    protocol: Protocol | None = None  # None = the suite's protocol
+    episode_timeout_s: float = 900.0
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        if self.protocol is None:
+            self.protocol = self.suite.protocol
+        if self.episodes is None:
+            self.episodes = self.suite.episodes_per_task
+
+
+@dataclass
+class Planned:
+    key: str
+    task: TaskInfo
+    init_id: int
+    init_state: np.ndarray
+    wait_steps: int
+    video: bool
+
+
+@dataclass
+class _Worker:
+    wid: int
+    proc: mp.Process | None = None
+    conn: object = None
+    task_file: str | None = None  # bddl file of the env the worker holds
+    episode: Planned | None = None
+    started: float = 0.0
+    steps: int = 0  # policy steps of the current episode, as last reported
+
+
+class RunDirMismatch(ValueError):
+    pass
+
+
+def plan_episodes(cfg: RunConfig, policy) -> list[Planned]:
+    """Every episode of the run, grouped by task. A policy may supply its own init states."""
+    plan = []
+    custom = getattr(policy, "init_states", None)
+    for tid in cfg.task_ids:
+        task = cfg.suite.task(tid)
+        if custom is not None:
+            states, wait = list(custom(task)), 0  # demo states are where their actions begin
+        else:
+            states, wait = list(cfg.suite.init_states(tid)), cfg.protocol.wait_steps
+            if cfg.episodes > len(states):
+                raise ValueError(
+                    f"--episodes {cfg.episodes} exceeds the {len(states)} initial states of "
+                    f"{cfg.suite.name} task {tid}: use at most {len(states)}"
+                )
+        for i, state in enumerate(states[: cfg.episodes]):
+            plan.append(Planned(f"{cfg.suite.name}/{tid}/{i}", task, i, np.asarray(state), wait,
+                                i < cfg.videos_per_task))
+    if not plan and custom is not None:
+        cover = policy.describe_coverage() if hasattr(policy, "describe_coverage") else ""
+        raise ValueError(f"policy {cfg.policy_name!r} has no episodes for the selected tasks of "
+                         f"{cfg.suite.name}. {cover}")
+    return plan
+
+
+def _check_run_dir(cfg: RunConfig, records: list[dict]) -> None:
+    """A run directory holds one suite, one policy, one protocol, one checkpoint."""
+    ours = {"suite": cfg.suite.name, "policy": cfg.policy_name, "protocol_hash": cfg.protocol.hash(),
+            "checkpoint_hash": file_hash(cfg.checkpoint)}
+    for r in records:
+        for k, v in ours.items():
+            if r.get(k) != v:
+                raise RunDirMismatch(
+                    f"{cfg.out} already holds episodes with {k}={r.get(k)!r}, this run has {k}={v!r}. "
+                    f"Use another --out, or rerun the same command with --resume."
+                )
+
+
+class Runner:
+    def __init__(self, cfg: RunConfig, policy, on_episode: Callable[[EpisodeRecord], None] | None = None):
+        self.cfg, self.policy = cfg, policy
+        self.on_episode = on_episode or (lambda rec: None)
+        self.records_path = cfg.out / "episodes.jsonl"
+        self.ckpt_hash = file_hash(cfg.checkpoint)
+        self._ctx = mp.get_context("spawn")  # GL contexts do not survive fork
+        self.policy_s = 0.0
+        self.policy_calls = 0
+
+    # ----------------------------------------------------------------- set-up
+    def pending(self) -> list[Planned]:
+        check_spec(self.policy.spec, self.cfg.protocol, self.cfg.policy_name, self.cfg.suite.name)
+        plan = plan_episodes(self.cfg, self.policy)
+        existing = read_records(self.records_path)
+        if existing and not self.cfg.resume:
+            raise RunDirMismatch(
+                f"{self.records_path} already has {len(existing)} episode records: pass --resume to "
+                f"continue that run, or choose another --out"
+            )
+        _check_run_dir(self.cfg, existing)
+        done = finished_keys(existing)
+        return [p for p in plan if p.key not in done]
+
+    def _spawn(self, w: _Worker) -> None:
+        parent, child = self._ctx.Pipe()
+        w.proc = self._ctx.Process(target=worker_main, args=(child, w.wid), daemon=True, name=f"sim-{w.wid}")
+        w.proc.start()
+        child.close()
+        w.conn, w.task_file, w.episode = parent, None, None
+
+    def _kill(self, w: _Worker) -> None:
+        if w.proc is not None and w.proc.is_alive():
+            w.proc.kill()
+        if w.proc is not None:
+            w.proc.join(timeout=10)
+        if w.conn is not None:
+            w.conn.close()
+        w.proc = w.conn = None
+        w.episode = None
+
+    # ---------------------------------------------------------------- records
+    def _record(self, w: _Worker, p: Planned, success: bool, steps: int, error: str | None = None,
+                error_kind: str | None = None, timing: dict | None = None, video: str | None = None) -> None:
+        rec = EpisodeRecord(
+            key=p.key, suite=self.cfg.suite.name, task_id=p.task.task_id, task=p.task.name,
+            language=p.task.language, init_id=p.init_id, seed=self.cfg.protocol.seed,
+            policy=self.cfg.policy_name, checkpoint=self.cfg.checkpoint, checkpoint_hash=self.ckpt_hash,
+            protocol_hash=self.cfg.protocol.hash(), success=bool(success), steps=int(steps),
+            wall_time_s=round(time.perf_counter() - w.started, 3), error=error, error_kind=error_kind,
+            video=str(Path(video).relative_to(self.cfg.out)) if video else None, worker=w.wid,
+            timing={k: round(v, 4) for k, v in (timing or {}).items()},
+            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        append_record(self.records_path, rec)
+        w.episode = None
+        self.on_episode(rec)
+
+    # ------------------------------------------------------------------- loop
+    def _assign(self, w: _Worker, queue: deque[Planned]) -> None:
+        """Give an idle worker the next episode, preferring the task its env already holds."""
+        pick = next((p for p in queue if p.task.bddl_file == w.task_file), None) or queue[0]
+        queue.remove(pick)
+        if w.proc is None:
+            self._spawn(w)
+        video = str(self.cfg.out / "videos" / f"{pick.key.replace('/', '_')}.mp4") if pick.video else None
+        start = EpisodeStart(pick.key, pick.task, self.cfg.protocol, pick.init_state, self.cfg.protocol.seed,
+                             pick.wait_steps, self.cfg.protocol.max_steps, self.policy.spec.cameras, video)
+        w.episode, w.started, w.task_file = pick, time.perf_counter(), pick.task.bddl_file
+        w.steps = 0
+        self.policy.reset(EpisodeInfo(pick.key, pick.task, pick.init_id, self.cfg.protocol.seed))
+        try:
+            w.conn.send(("start", start))
+        except (BrokenPipeError, OSError) as exc:
+            self._worker_died(w, f"could not reach the worker: {exc}")
+
+    def _worker_died(self, w: _Worker, why: str) -> None:
+        p = w.episode
+        code = w.proc.exitcode if w.proc is not None else None
+        self._kill(w)
+        if p is not None:
+            self._record(w, p, False, w.steps,
+                         error=f"sim worker {w.wid} died ({why}; exit code {code})", error_kind="worker_died")
+
+    def run(self, queue: list[Planned] | None = None) -> None:
+        cfg = self.cfg
+        queue = deque(self.pending() if queue is None else queue)
+        if not queue:
+            return
+        n_workers = max(1, min(cfg.workers, len(queue)))
+        workers = [_Worker(i) for i in range(n_workers)]
+        try:
+            for w in workers:
+                self._spawn(w)
+            while queue or any(w.episode is not None for w in workers):
+                for w in workers:
+                    if w.episode is None and queue:
+                        self._assign(w, queue)
+                busy = [w for w in workers if w.episode is not None]
+                if not busy:
+                    continue
+                now = time.perf_counter()
+                next_deadline = min(w.started + cfg.episode_timeout_s for w in busy)
+                ready = wait_for([w.conn for w in busy], timeout=max(0.0, min(1.0, next_deadline - now)))
+                requests: list[tuple[_Worker, dict]] = []
+                for w in busy:
+                    if w.conn not in ready:
+                        continue
+                    try:
+                        msg = w.conn.recv()
+                    except (EOFError, OSError, ConnectionError):
+                        self._worker_died(w, "its pipe closed")
+                        continue
+                    kind, key = msg[0], msg[1]
+                    if w.episode is None or key != w.episode.key:
+                        continue  # a stale answer for an episode already recorded
+                    if kind == "obs":
+                        w.steps = msg[2]["step"]
+                        requests.append((w, msg[2]))
+                    elif kind == "done":
+                        res = msg[2]
+                        self._record(w, w.episode, res["success"], res["steps"], timing=res["timing"],
+                                     video=res["video"])
+                    elif kind == "error":
+                        self._record(w, w.episode, False, w.steps, error=msg[2], error_kind="sim")
+                        w.task_file = None  # the worker dropped its env
+                now = time.perf_counter()
+                for w in busy:
+                    if w.episode is None or any(w is r[0] for r in requests):
+                        continue
+                    if w.proc is not None and not w.proc.is_alive():
+                        self._worker_died(w, "the process exited")
+                    elif now - w.started > cfg.episode_timeout_s:
+                        p = w.episode
+                        self._kill(w)
+                        self._record(w, p, False, w.steps, error_kind="timeout",
+                                     error=f"episode exceeded the {cfg.episode_timeout_s:.0f} s timeout")
+                if requests:
+                    self._act(requests)
+        finally:
+            for w in workers:
+                if w.conn is not None:
+                    try:
+                        w.conn.send(("close",))
+                    except (BrokenPipeError, OSError):
+                        pass
+            for w in workers:
+                if w.proc is not None:
+                    w.proc.join(timeout=5)
+                self._kill(w)
+
+    def _act(self, requests: list[tuple[_Worker, dict]]) -> None:
+        batch = ObservationBatch.stack([obs for _, obs in requests])
+        t = time.perf_counter()
+        try:
+            chunks = self.policy.act(batch)
+            arr, errors = validate_chunks(chunks, len(batch), self.policy.spec)
+        except Exception as exc:  # a policy bug fails these episodes, not the run
+            arr, errors = None, [f"policy raised {type(exc).__name__}: {exc}"] * len(batch)
+        self.policy_s += time.perf_counter() - t
+        self.policy_calls += 1
+        n_exec = self.cfg.protocol.executed_chunk
+        for i, (w, obs) in enumerate(requests):
+            if errors[i] is not None:
+                self._record(w, w.episode, False, obs["step"], error=errors[i], error_kind="policy")
+                continue
+            try:
+                w.conn.send(("chunk", w.episode.key, arr[i, :n_exec]))
+            except (BrokenPipeError, OSError) as exc:
+                self._worker_died(w, f"could not send actions: {exc}")

