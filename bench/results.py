@@ -56,7 +56,7 @@ def aggregate(records: list[dict]) -> pd.DataFrame:
         rows.append(_row(sdf, suite=suite, task_id=None, task="ALL"))
     if df["suite"].nunique() > 1:
         rows.append(_row(df, suite="OVERALL", task_id=None, task="ALL"))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"task_id": "Int64"})
 
 
 def to_markdown(table: pd.DataFrame) -> str:

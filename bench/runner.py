@@ -126,6 +126,7 @@ class Runner:
         self._ctx = mp.get_context("spawn")  # GL contexts do not survive fork
         self.policy_s = 0.0
         self.policy_calls = 0
+        self.workers: list[_Worker] = []  # live during run(); tests use it to inject faults
 
     # ----------------------------------------------------------------- set-up
     def pending(self) -> list[Planned]:
@@ -207,7 +208,7 @@ class Runner:
         if not queue:
             return
         n_workers = max(1, min(cfg.workers, len(queue)))
-        workers = [_Worker(i) for i in range(n_workers)]
+        workers = self.workers = [_Worker(i) for i in range(n_workers)]
         try:
             for w in workers:
                 self._spawn(w)

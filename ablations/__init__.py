@@ -1,0 +1,1 @@
+"""ablations (to come: see the issues)."""

@@ -1,0 +1,1 @@
+"""baselines (to come: see the issues)."""

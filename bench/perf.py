@@ -1,0 +1,134 @@
+"""`bench perf eval`: our runner against a naive peer-style loop, same episodes, one run.
+
+The naive loop is written the way peers' example scripts evaluate on LIBERO: one
+env per task in the main process, episodes one after another, both cameras
+rendered inside every `env.step`, a hard reset per episode, the policy asked
+every 8 steps. Both loops run the same tasks, initial states, protocol and the
+same `zero` policy (which declares both cameras, like a vision policy), so the
+ratio is throughput only.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from bench.policies.builtin import ZeroPolicy
+from bench.policy import EpisodeInfo, ObservationBatch
+from bench.provenance import provenance
+from bench.records import read_records
+from bench.runner import RunConfig, Runner
+from bench.suites import LIBERO_CAMERAS, Protocol, Suite
+
+
+def naive_loop(suite: Suite, task_ids: list[int], episodes: int, protocol: Protocol, progress=None) -> dict:
+    """Peer-style evaluation loop; returns wall time, env steps and where the time went."""
+    from bench.sim.libero_env import LiberoSim, libero_state
+
+    policy = ZeroPolicy()
+    timing: dict[str, float] = defaultdict(float)
+    env_steps = 0
+    successes = 0
+    t_all = time.perf_counter()
+    for tid in task_ids:
+        task = suite.task(tid)
+        t = time.perf_counter()
+        sim = LiberoSim(task, protocol, hard_reset=True, camera_obs=True)
+        timing["env_create_s"] += time.perf_counter() - t
+        env = sim.env
+        init_states = suite.init_states(tid)
+        for i in range(episodes):
+            t = time.perf_counter()
+            env.reset()  # a hard reset: the model and the renderer are rebuilt
+            obs = env.set_init_state(init_states[i])
+            timing["reset_s"] += time.perf_counter() - t
+            policy.reset(EpisodeInfo(f"{tid}/{i}", task, i, protocol.seed))
+            wait = np.asarray(protocol.wait_action)
+            t = time.perf_counter()
+            for _ in range(protocol.wait_steps):
+                obs, _, done, _ = env.step(wait)
+                env_steps += 1
+            timing["step_incl_render_s"] += time.perf_counter() - t
+            plan: list[np.ndarray] = []
+            done = False
+            for step in range(protocol.max_steps):
+                if not plan:
+                    t = time.perf_counter()
+                    images = {c: obs[f"{LIBERO_CAMERAS[c]}_image"][::-1, ::-1] for c in protocol.cameras}
+                    batch = ObservationBatch([f"{tid}/{i}"], {c: im[None] for c, im in images.items()},
+                                             libero_state(obs)[None], [task.language], np.array([step]))
+                    plan = list(policy.act(batch)[0][: protocol.executed_chunk])
+                    timing["policy_s"] += time.perf_counter() - t
+                t = time.perf_counter()
+                obs, _, done, _ = env.step(plan.pop(0))
+                timing["step_incl_render_s"] += time.perf_counter() - t
+                env_steps += 1
+                if done:
+                    break
+            successes += int(done)
+            if progress is not None:
+                progress()
+        sim.close()
+    wall = time.perf_counter() - t_all
+    return {"wall_s": wall, "episodes": len(task_ids) * episodes, "env_steps": env_steps,
+            "successes": successes, "timing_s": dict(timing)}
+
+
+def ours(suite: Suite, task_ids: list[int], episodes: int, workers: int, protocol: Protocol, progress=None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = RunConfig(suite=suite, policy_name="zero", task_ids=task_ids, out=Path(tmp), episodes=episodes,
+                        workers=workers, protocol=protocol)
+        runner = Runner(cfg, ZeroPolicy(), on_episode=(lambda rec: progress()) if progress else None)
+        t = time.perf_counter()
+        runner.run()
+        wall = time.perf_counter() - t
+        records = read_records(Path(tmp) / "episodes.jsonl")
+    timing: dict[str, float] = defaultdict(float)
+    for r in records:
+        for k, v in r["timing"].items():
+            timing[k] += v
+    timing["policy_s"] = runner.policy_s
+    errors = [r["error"] for r in records if r["error"]]
+    if errors:
+        raise RuntimeError(f"our runner recorded errors during the benchmark: {errors[0]}")
+    return {"wall_s": wall, "episodes": len(records),
+            "env_steps": sum(r["steps"] for r in records) + len(records) * protocol.wait_steps,
+            "successes": sum(r["success"] for r in records), "policy_calls": runner.policy_calls,
+            "timing_s": dict(timing), "timing_note": "summed over episodes of all workers (CPU-parallel)"}
+
+
+def run_eval_benchmark(suite: Suite, task_ids: list[int], episodes: int, workers: int, max_steps: int | None,
+                       out: Path, console=None) -> dict:
+    from rich.progress import Progress
+
+    protocol = suite.protocol if max_steps is None else suite.protocol.replace(max_steps=max_steps)
+    n = len(task_ids) * episodes
+    with Progress(console=console, transient=True) as bar:
+        t_ours = bar.add_task("ours", total=n)
+        o = ours(suite, task_ids, episodes, workers, protocol, progress=lambda: bar.advance(t_ours))
+        t_naive = bar.add_task("naive", total=n)
+        v = naive_loop(suite, task_ids, episodes, protocol, progress=lambda: bar.advance(t_naive))
+    for d in (o, v):
+        d["episodes_per_hour"] = 3600.0 * d["episodes"] / d["wall_s"]
+        d["env_steps_per_s"] = d["env_steps"] / d["wall_s"]
+    result = {
+        "ours_episodes_per_hour": round(o["episodes_per_hour"], 1),
+        "naive_episodes_per_hour": round(v["episodes_per_hour"], 1),
+        "ratio": round(o["episodes_per_hour"] / v["episodes_per_hour"], 2),
+        "ours_env_steps_per_s": round(o["env_steps_per_s"], 1),
+        "naive_env_steps_per_s": round(v["env_steps_per_s"], 1),
+        "steps_ratio": round(o["env_steps_per_s"] / v["env_steps_per_s"], 2),
+        "setup": {"suite": suite.name, "tasks": task_ids, "episodes_per_task": episodes, "workers": workers,
+                  "policy": "zero (declares both cameras, 8-step chunks)", "max_steps": protocol.max_steps},
+        "ours": o,
+        "naive": v,
+        "provenance": provenance(protocol),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float))
+    return result

@@ -1,0 +1,22 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def gl():
+    """Headless GL picked once per session (EGL here, OSMesa as fallback)."""
+    from bench.sim.rendering import configure_headless_gl
+
+    return configure_headless_gl()
+
+
+@pytest.fixture
+def bench_cmd():
+    """The installed console script, run with the same interpreter as the tests."""
+    exe = Path(sys.executable).parent / "bench"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "bench.cli"]

@@ -1,0 +1,40 @@
+"""CLI input validation: bad names exit 2 and list the valid choices."""
+
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["run", "--suite", "libero_spatail"], ["unknown suite 'libero_spatail'", "Did you mean", "libero_spatial"]),
+    (["run", "--suite", "libero_long", "--policy", "zro"], ["unknown policy 'zro'", "Did you mean 'zero'", "random"]),
+    (["run", "--suite", "libero_long", "--tasks", "3,12"], ["task id 12 out of range", "0-9"]),
+    (["run", "--suite", "libero_long", "--tasks", "x"], ["bad task id 'x'"]),
+    (["run", "--suite", "libero_long", "--policy", "replay"], ["needs --demos"]),
+    (["list", "tasks", "--suite", "nope"], ["unknown suite 'nope'"]),
+])
+def test_bad_input_exits_2_with_choices(args, expect):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())  # rich wraps long lines
+    for part in expect:
+        assert part in text
+
+
+def test_list_commands():
+    out = runner.invoke(app, ["list", "suites"])
+    assert out.exit_code == 0 and "libero_long" in out.output and "libero_90" in out.output
+    out = runner.invoke(app, ["list", "tasks", "--suite", "libero_long"])
+    assert out.exit_code == 0 and "moka" in out.output
+    out = runner.invoke(app, ["list", "policies"])
+    assert out.exit_code == 0 and all(p in out.output for p in ("zero", "random", "replay"))
+
+
+def test_console_script_is_installed(bench_cmd):
+    proc = subprocess.run([*bench_cmd, "run", "--suite", "libero_lon"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "libero_long" in proc.stderr

@@ -1,0 +1,58 @@
+import json
+import warnings
+
+import pytest
+
+from bench.records import EpisodeRecord, append_record, finished_keys, read_records
+from bench.results import aggregate, wilson, write_summary
+
+
+def rec(task_id, init_id, success, error_kind=None, suite="libero_spatial"):
+    return EpisodeRecord(key=f"{suite}/{task_id}/{init_id}", suite=suite, task_id=task_id, task=f"task{task_id}",
+                         language="l", init_id=init_id, seed=7, policy="p", checkpoint=None, checkpoint_hash=None,
+                         protocol_hash="h", success=success, steps=10, wall_time_s=1.0,
+                         error="boom" if error_kind else None, error_kind=error_kind)
+
+
+def test_wilson_matches_known_values():
+    lo, hi = wilson(0, 10)
+    assert lo == pytest.approx(0.0, abs=1e-9) and hi == pytest.approx(0.2775, abs=1e-3)
+    lo, hi = wilson(45, 50)
+    assert lo == pytest.approx(0.7864, abs=1e-3) and hi == pytest.approx(0.9565, abs=1e-3)
+
+
+def test_records_roundtrip_skip_truncated_line_and_resume_keys(tmp_path):
+    path = tmp_path / "episodes.jsonl"
+    append_record(path, rec(0, 0, True))
+    append_record(path, rec(0, 1, False, error_kind="worker_died"))
+    append_record(path, rec(0, 2, False, error_kind="policy"))
+    with open(path, "a") as f:
+        f.write('{"key": "libero_spatial/0/3", "succ')  # a crash mid-write
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        records = read_records(path)
+    assert len(records) == 3 and any("malformed" in str(x.message) for x in w)
+    # worker deaths are retried on resume, policy failures are not
+    assert finished_keys(records) == {"libero_spatial/0/0", "libero_spatial/0/2"}
+
+
+def test_aggregate_counts_each_episode_once(tmp_path):
+    records = [rec(0, 0, False, error_kind="timeout"), rec(0, 0, True), rec(0, 1, False),
+               rec(1, 0, True), rec(1, 1, False, error_kind="policy")]
+    records = [json.loads(r.to_json()) for r in records]
+    table = aggregate(records)
+    t0 = table[(table.task_id == 0)].iloc[0]
+    assert t0.episodes == 2 and t0.successes == 1 and t0.errors == 0
+    t1 = table[(table.task_id == 1)].iloc[0]
+    assert t1.errors == 1 and t1.success_rate == 0.5
+    allrow = table[table.task == "ALL"].iloc[0]
+    assert allrow.episodes == 4 and allrow.successes == 2
+    records.append(json.loads(rec(0, 0, True, suite="libero_goal").to_json()))
+    assert "OVERALL" in set(aggregate(records).suite)
+    write_summary(tmp_path, records, {"command": "bench run"})
+    for ext in ("md", "csv", "json"):
+        assert (tmp_path / f"summary.{ext}").stat().st_size > 0
+    assert "95% CI" in (tmp_path / "summary.md").read_text()
+    payload = json.loads((tmp_path / "summary.json").read_text())
+    assert payload["provenance"]["command"] == "bench run" and len(payload["rows"]) == 6
+    assert payload["rows"][0]["task_id"] == 0 and isinstance(payload["rows"][0]["task_id"], int)
