@@ -59,3 +59,14 @@ def test_make_policy_errors():
         make_policy("replay")
     with pytest.raises(ValueError, match="does not use --checkpoint"):
         make_policy("zero", checkpoint="x.pt")
+
+
+def test_no_gl_backend_says_what_is_missing(monkeypatch):
+    from bench.sim import rendering
+
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setattr(rendering, "probe", lambda backend, timeout_s=60: (False, f"{backend} library not found"))
+    with pytest.raises(rendering.HeadlessGLError) as exc:
+        rendering.configure_headless_gl()
+    msg = str(exc.value)
+    assert "egl library not found" in msg and "libegl1" in msg and "libosmesa6" in msg and "MUJOCO_GL" in msg

@@ -110,10 +110,15 @@ def test_replay_reproduces_a_recorded_demo(tmp_path, gl):
     assert read_demos(path)[0].actions.shape == (24, 7)
 
     policy = ReplayPolicy(str(path))
-    Runner(cfg(tmp_path / "run", max_steps=24, episodes=5, workers=1, policy_name="replay"), policy).run()
+    Runner(cfg(tmp_path / "run", max_steps=24, episodes=5, workers=1, policy_name="replay", videos_per_task=1),
+           policy).run()
     [rec] = read_records(tmp_path / "run" / "episodes.jsonl")  # one demo -> one episode
     assert rec["steps"] == 24 and rec["error"] is None
     assert policy.divergence[rec["key"]] < 1e-6, policy.divergence
+    import imageio.v3 as iio
+
+    frames = iio.imread(tmp_path / "run" / rec["video"])
+    assert frames.shape[0] == 25 and frames.shape[-1] == 3  # the start frame + one per step
 
 
 def test_rendered_frames_are_fresh_and_upright(gl):
@@ -168,3 +173,16 @@ def test_sigkill_then_resume_runs_only_missing_episodes(tmp_path, bench_cmd, gl)
     assert allrow["episodes"] == 6 and allrow["successes"] == 0
     assert summary["provenance"]["protocol_hash"] == after[0]["protocol_hash"]
     assert summary["provenance"]["versions"]["mujoco"] == "2.3.7"
+
+
+def test_episode_timeout_kills_the_worker_and_the_run_goes_on(tmp_path, gl):
+    class Stalls(ZeroPolicy):
+        def act(self, batch):
+            if any(k.endswith("/0") for k in batch.episode_keys) and batch.steps.max() >= 8:
+                time.sleep(16)  # the worker sits on its chunk past the deadline
+            return super().act(batch)
+
+    Runner(cfg(tmp_path, episodes=2, workers=1, episode_timeout_s=15), Stalls()).run()
+    recs = {r["init_id"]: r for r in read_records(tmp_path / "episodes.jsonl")}
+    assert recs[0]["error_kind"] == "timeout" and "15 s timeout" in recs[0]["error"]
+    assert recs[1]["error"] is None and recs[1]["steps"] == 16
