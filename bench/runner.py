@@ -206,6 +206,8 @@ class Runner:
 
     def _worker_died(self, w: _Worker, why: str) -> None:
         p = w.episode
+        if w.proc is not None:
+            w.proc.join(timeout=2)  # reap it, so the exit code (e.g. -9 for SIGKILL) is known
         code = w.proc.exitcode if w.proc is not None else None
         self._kill(w)
         if p is not None:

@@ -78,7 +78,7 @@ def test_killed_worker_is_replaced_and_its_episode_carries_the_error(tmp_path, g
     recs = read_records(tmp_path / "episodes.jsonl")
     assert sorted(r["init_id"] for r in recs) == [0, 1, 2]
     died = [r for r in recs if r["error_kind"] == "worker_died"]
-    assert len(died) == 1 and "died" in died[0]["error"] and died[0]["worker"] == 0
+    assert len(died) == 1 and "exit code -9" in died[0]["error"] and died[0]["worker"] == 0
     assert all(r["error"] is None and r["steps"] == 16 for r in recs if r not in died)
 
 
