@@ -30,6 +30,7 @@ class PolicySpec:
     action_convention: str
     chunk_length: int
     image_size: int | None = None
+    privileged: bool = False  # wants the simulator's scene state (experts only; see bench/sim/privileged.py)
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,14 @@ class ObservationBatch:
     def stack(items: list[dict]) -> "ObservationBatch":
         """Stack per-episode observation dicts (as sim workers send them)."""
         cams = items[0]["images"].keys()
+        extras = {k: [o[k] for o in items] for k in ("privileged",) if k in items[0]}
         return ObservationBatch(
             episode_keys=[o["key"] for o in items],
             images={c: np.stack([o["images"][c] for o in items]) for c in cams},
             state=np.stack([o["state"] for o in items]).astype(np.float32),
             prompts=[o["prompt"] for o in items],
             steps=np.array([o["step"] for o in items], dtype=np.int64),
+            extras=extras,
         )
 
 

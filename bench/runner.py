@@ -195,7 +195,8 @@ class Runner:
             self._spawn(w)
         video = str(self.cfg.out / "videos" / f"{pick.key.replace('/', '_')}.mp4") if pick.video else None
         start = EpisodeStart(pick.key, pick.task, self.cfg.protocol, pick.init_state, self.cfg.protocol.seed,
-                             pick.wait_steps, self.cfg.protocol.max_steps, self.policy.spec.cameras, video)
+                             pick.wait_steps, self.cfg.protocol.max_steps, self.policy.spec.cameras, video,
+                             privileged=self.policy.spec.privileged)
         w.episode, w.started, w.task_file = pick, time.perf_counter(), pick.task.bddl_file
         w.steps = 0
         self.policy.reset(EpisodeInfo(pick.key, pick.task, pick.init_id, self.cfg.protocol.seed))

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from bench.registry import Registry
 
 # Modules that register policies when imported; later model packages add themselves here.
-POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay"]
+POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay", "bench.policies.scripted"]
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ class LiberoSim:
                 use_camera_obs=camera_obs,  # the naive reference loop renders inside step
                 hard_reset=hard_reset,
             )
+        self._scene_index = None
         self.last_obs: dict = {}
         self.done = False
         self.steps = 0
@@ -88,6 +89,14 @@ class LiberoSim:
 
     def state(self) -> np.ndarray:
         return libero_state(self.last_obs)
+
+    def privileged(self) -> dict:
+        """Scene state for experts (object poses and extents, sites, joints, goal)."""
+        from bench.sim.privileged import SceneIndex, snapshot
+
+        if self._scene_index is None:
+            self._scene_index = SceneIndex(self.env.env)
+        return snapshot(self.env.env, self._scene_index)
 
     def sim_state(self) -> np.ndarray:
         return np.asarray(self.env.get_sim_state(), dtype=np.float64)

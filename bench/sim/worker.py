@@ -38,6 +38,7 @@ class EpisodeStart:
     max_steps: int
     cameras: tuple[str, ...]  # the cameras the policy looks at
     video_path: str | None = None
+    privileged: bool = False  # send the scene state too (scripted experts)
 
 
 class _Episode:
@@ -56,8 +57,11 @@ class _Episode:
     def observation(self) -> dict:
         s = self.start
         images = self.sim.render(s.cameras)
-        return {"key": s.key, "images": images, "state": self.sim.state(), "prompt": s.task.language,
-                "step": self.sim.steps}
+        obs = {"key": s.key, "images": images, "state": self.sim.state(), "prompt": s.task.language,
+               "step": self.sim.steps}
+        if s.privileged:
+            obs["privileged"] = self.sim.privileged()
+        return obs
 
     def result(self, success: bool) -> dict:
         video = None

@@ -1,0 +1,274 @@
+"""`scripted`: a privileged-state expert for LIBERO tasks.
+
+It reads the BDDL goal and the scene state (object poses and extents, region
+sites, articulation joints; `bench/sim/privileged.py`), turns each goal
+predicate into motion primitives (approach, grasp, lift, transport, place,
+release; pull or push drawers; press the stove knob) and drives them through the
+same 7-d delta-pose action space as the learned policies, in 8-step chunks.
+
+Control model, measured on LIBERO's OSC_POSE controller: a constant command u
+(in [-1, 1]) held for one 8-step chunk moves the end effector about 0.1*u m
+(coasting included), and turns it about 1.3*u rad. Each chunk therefore aims to
+cover a fraction of the error seen at its start; plans advance only on observed
+state, so the loop is closed at chunk boundaries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bench.policies import register
+from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
+from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
+
+POS_PER_UNIT = 0.10  # metres per chunk per unit command
+YAW_PER_UNIT = 1.3  # radians per chunk per unit command
+OPEN, CLOSE = -1.0, 1.0
+
+
+@dataclass
+class Move:
+    """Bring the gripper to `pos` (and finger-axis angle `yaw`), gripper held at `grip`.
+
+    `pos` may be a function (episode, scene) -> position, evaluated on every chunk
+    (tracking a moving target) or once when the move starts (`freeze`)."""
+
+    pos: object
+    grip: float
+    yaw: float | None = None
+    tol: float = 0.01
+    max_chunks: int = 12
+    label: str = ""
+    freeze: bool = False
+
+
+@dataclass
+class Grip:
+    """Hold still and open or close the gripper for `steps` steps."""
+
+    grip: float
+    steps: int = 12
+    label: str = ""
+
+
+@dataclass
+class Check:
+    """A test on the scene; on failure the plan restarts from the current subgoal."""
+
+    fn: object
+    label: str = ""
+
+
+@dataclass
+class EpisodeState:
+    goals: list
+    subgoal: int = 0
+    plan: list = field(default_factory=list)
+    chunks_in_step: int = 0
+    retries: int = 0
+    carried: str | None = None
+    rng: np.random.Generator | None = None
+    done: bool = False
+    last_eef: np.ndarray | None = None  # where the previous chunk started, to notice a blocked move
+
+
+# Objects grasped at their rim (fingers straddling the wall) rather than at their centre.
+RIM_GRASP = ("bowl", "plate", "mug", "cup", "basket", "frypan", "pot")
+
+
+def finger_yaw(eef_mat: np.ndarray) -> float:
+    """Angle of the finger closing axis in the xy-plane (defined mod pi)."""
+    axis = eef_mat[:, 0]
+    return math.atan2(axis[1], axis[0])
+
+
+def wrap_pi(a: float) -> float:
+    """Smallest equivalent rotation for a symmetric two-finger gripper (mod pi, in [-pi/2, pi/2))."""
+    return (a + math.pi / 2) % math.pi - math.pi / 2
+
+
+class ScriptedExpert:
+    spec = PolicySpec(cameras=(), state_layout=LIBERO_STATE_LAYOUT, action_dim=7,
+                      action_convention=LIBERO_ACTION_CONVENTION, chunk_length=8, privileged=True)
+
+    def __init__(self, seed: int = 0, noise: float = 0.0):
+        self.seed = seed
+        self.noise = noise  # scale of the seeded variations (0 = deterministic)
+        self.episodes: dict[str, EpisodeState] = {}
+
+    # ------------------------------------------------------------- contract
+    def reset(self, episode: EpisodeInfo) -> None:
+        self.episodes[episode.key] = EpisodeState(goals=[], rng=np.random.default_rng(
+            [self.seed, episode.init_id, episode.task.task_id]))
+
+    def act(self, batch: ObservationBatch) -> np.ndarray:
+        out = np.zeros((len(batch), self.spec.chunk_length, 7))
+        for i, key in enumerate(batch.episode_keys):
+            out[i] = self._chunk(self.episodes[key], batch.state[i], batch.extras["privileged"][i])
+        return out
+
+    # ------------------------------------------------------------- planning
+    def _chunk(self, ep: EpisodeState, state: np.ndarray, scene: dict) -> np.ndarray:
+        if not ep.goals:
+            ep.goals = [tuple(g) for g in scene["goal"]]
+        eef = scene["eef_pos"]
+        yaw = finger_yaw(scene["eef_mat"])
+        width = float(state[6] - state[7])
+        for _ in range(8):  # advance through finished primitives, at most a few per chunk
+            if not ep.plan:
+                if ep.subgoal >= len(ep.goals):
+                    ep.done = True
+                    return self._hold(state, OPEN if ep.carried is None else CLOSE)
+                ep.plan = self._plan(ep, ep.goals[ep.subgoal], scene)
+                ep.chunks_in_step = 0
+            step = ep.plan[0]
+            if isinstance(step, Check):
+                if step.fn(ep, scene, width):
+                    ep.plan.pop(0)
+                    continue
+                ep.retries += 1
+                ep.plan = [Move(eef + np.array([0, 0, 0.08]), OPEN, max_chunks=2, tol=0.03, label="retreat")]
+                ep.carried = None
+                if ep.retries > 4:  # give up on this subgoal rather than loop forever
+                    ep.subgoal += 1
+                continue
+            if isinstance(step, Move):
+                pos = step.pos(ep, scene) if callable(step.pos) else step.pos
+                if step.freeze:
+                    step.pos = pos
+                err = pos - eef
+                yaw_err = 0.0 if step.yaw is None else wrap_pi(step.yaw - yaw)
+                reached = np.linalg.norm(err) < step.tol and abs(yaw_err) < 0.08
+                blocked = (ep.chunks_in_step >= 2 and np.linalg.norm(eef - ep.last_eef) < 0.002
+                           and np.linalg.norm(err) < 0.04 and abs(yaw_err) < 0.15)
+                ep.last_eef = eef.copy()
+                if reached or blocked or ep.chunks_in_step >= step.max_chunks:
+                    ep.plan.pop(0)
+                    ep.chunks_in_step = 0
+                    if step.label == "subgoal-done":
+                        ep.subgoal += 1
+                    continue
+                ep.chunks_in_step += 1
+                return self._move_chunk(err, yaw_err, step.grip)
+            if isinstance(step, Grip):
+                ep.plan.pop(0)
+                ep.chunks_in_step = 0
+                if step.label == "release":
+                    ep.carried = None
+                return self._grip_chunk(step.grip)
+        return self._hold(state, OPEN)
+
+    def _move_chunk(self, err: np.ndarray, yaw_err: float, grip: float) -> np.ndarray:
+        a = np.zeros((8, 7))
+        a[:, :3] = np.clip(0.8 * err / POS_PER_UNIT, -1, 1)
+        a[:, 5] = np.clip(0.7 * yaw_err / YAW_PER_UNIT, -1, 1)
+        a[:, 6] = grip
+        return a
+
+    def _grip_chunk(self, grip: float) -> np.ndarray:
+        a = np.zeros((8, 7))
+        a[:, 6] = grip
+        return a
+
+    def _hold(self, state, grip):
+        return self._grip_chunk(grip)
+
+    def _plan(self, ep: EpisodeState, goal: tuple, scene: dict) -> list:
+        pred = goal[0].lower()
+        if pred in ("on", "in"):
+            return self._pick(ep, goal[1], scene) + self._place(ep, goal[1], goal[2], pred, scene)
+        ep.subgoal += 1  # not handled yet: skip
+        return []
+
+    # ------------------------------------------------------------ primitives
+    def _grasp_pose(self, name: str, scene: dict) -> tuple[np.ndarray, float]:
+        obj = scene["objects"][name]
+        lo, hi = obj["aabb_min"], obj["aabb_max"]
+        c = (lo + hi) / 2
+        size = hi - lo
+        if any(k in name for k in RIM_GRASP):
+            # grasp the wall on the side (+-x or +-y) with most free space around it
+            best = None
+            yaw_now = finger_yaw(scene["eef_mat"])
+            for axis, sign in ((0, 1), (0, -1), (1, 1), (1, -1)):
+                p = c.copy()
+                p[axis] += sign * (size[axis] / 2 - 0.012)
+                turn = abs(wrap_pi((0.0 if axis == 0 else math.pi / 2) - yaw_now))
+                score = min(_clearance(p, name, scene), 0.05) - 0.02 * turn  # free space, then little turning
+                if best is None or score > best[0]:
+                    best = (score, p, axis)
+            _, p, axis = best
+            p[2] = hi[2] - 0.02
+            yaw = 0.0 if axis == 0 else math.pi / 2  # fingers close along the radial direction
+            return p, yaw
+        p = c.copy()
+        p[2] = max(lo[2] + 0.012, hi[2] - 0.03)
+        yaw = 0.0 if size[0] <= size[1] else math.pi / 2  # fingers close across the narrower side
+        return p, yaw
+
+    def _pick(self, ep: EpisodeState, name: str, scene: dict) -> list:
+        grasp, yaw = self._grasp_pose(name, scene)
+        above = grasp + np.array([0, 0, 0.10])
+        lift = grasp.copy()
+        lift[2] = max(grasp[2] + 0.15, 1.15)
+        ep.carried = name
+
+        return [
+            Move(above, OPEN, yaw, tol=0.02, label="approach"),
+            Move(grasp, OPEN, yaw, tol=0.008, label="descend"),
+            Grip(CLOSE, label="grasp"),
+            Grip(CLOSE, label="squeeze"),
+            Move(lift, CLOSE, None, tol=0.03, label="lift"),
+            Check(lambda ep, scene, width: width > 0.004 and _lifted(scene, name), label="holding?"),
+        ]
+
+    def _place(self, ep: EpisodeState, name: str, target: str, pred: str, scene: dict) -> list:
+        def target_xy(scene):
+            if target in scene["objects"]:
+                return scene["objects"][target]["pos"][:2]
+            return scene["sites"][target]["pos"][:2]
+
+        def surface_z(scene):
+            if target in scene["objects"]:
+                return scene["objects"][target]["aabb_max"][2]
+            return scene["sites"][target]["pos"][2]
+
+        def place_pos(z_bottom):
+            """Where the gripper must go so the carried object's centre is over the target and
+            its bottom at z_bottom: measured on the live object, so slip in the grasp is corrected."""
+            def fn(ep, scene):
+                obj, eef = scene["objects"][name], scene["eef_pos"]
+                xy = eef[:2] + target_xy(scene) - obj["pos"][:2]
+                return np.array([xy[0], xy[1], eef[2] + z_bottom(scene) - obj["aabb_min"][2]])
+            return fn
+
+        carry_z = lambda scene: max(surface_z(scene) + 0.08, 1.05)
+        release_z = lambda scene: surface_z(scene) + (0.03 if pred == "in" else 0.015)
+        return [
+            Move(place_pos(carry_z), CLOSE, tol=0.02, label="transport"),
+            Move(place_pos(release_z), CLOSE, tol=0.01, label="lower"),
+            Grip(OPEN, label="release"),
+            Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.08]), OPEN, tol=0.03, max_chunks=2,
+                 label="retreat", freeze=True),
+            Move(np.zeros(3), OPEN, tol=10.0, label="subgoal-done"),
+        ]
+
+
+def _lifted(scene: dict, name: str) -> bool:
+    return scene["objects"][name]["aabb_min"][2] > 0.93
+
+
+def _clearance(p: np.ndarray, name: str, scene: dict) -> float:
+    best = 1.0
+    for other, o in scene["objects"].items():
+        if other == name or o["fixture"]:
+            continue
+        d = np.maximum(0, np.maximum(o["aabb_min"][:2] - p[:2], p[:2] - o["aabb_max"][:2]))
+        best = min(best, float(np.linalg.norm(d)))
+    return best
+
+
+register("scripted", lambda seed=0: ScriptedExpert(seed), help="privileged-state scripted expert (LIBERO)")

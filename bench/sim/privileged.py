@@ -1,0 +1,73 @@
+"""Privileged scene state for experts: what a scripted policy may know that a
+learned one may not (object poses and extents, region sites, articulation joints,
+the BDDL goal). Computed in the sim worker, sent only to policies whose spec
+asks for it (`PolicySpec.privileged`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_CORNERS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
+
+
+class SceneIndex:
+    """Per-env lookups that never change (body subtrees, collision geoms, joints)."""
+
+    def __init__(self, env):
+        m = env.sim.model._model
+        parent = m.body_parentid
+        self.geoms: dict[str, np.ndarray] = {}
+        self.joints: dict[str, list[tuple[str, int]]] = {}
+        names = list(env.objects_dict) + list(env.fixtures_dict)
+        for name in names:
+            root = env.obj_body_id[name]
+            bodies = set()
+            for b in range(m.nbody):
+                x = b
+                while x not in (0, root):
+                    x = parent[x]
+                if x == root:
+                    bodies.add(b)
+            geoms = [g for g in range(m.ngeom) if m.geom_bodyid[g] in bodies
+                     and (m.geom_contype[g] or m.geom_conaffinity[g])]
+            self.geoms[name] = np.array(geoms, dtype=np.int64)
+            self.joints[name] = [
+                (env.sim.model.joint_id2name(j), int(m.jnt_qposadr[j]))
+                for j in range(m.njnt) if m.jnt_bodyid[j] in bodies and m.jnt_type[j] != 0  # not free joints
+            ]
+        self.names = names
+        self.fixtures = set(env.fixtures_dict)
+        self.sites = list(env.object_sites_dict)
+
+
+def _aabb(model, data, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(geoms) == 0:
+        return np.full(3, np.nan), np.full(3, np.nan)
+    aabb = model.geom_aabb[geoms]  # (G, 6): local centre, half sizes
+    pts = aabb[:, None, :3] + aabb[:, None, 3:] * _CORNERS[None]  # (G, 8, 3) local
+    rot = data.geom_xmat[geoms].reshape(-1, 3, 3)
+    world = np.einsum("gij,gkj->gki", rot, pts) + data.geom_xpos[geoms][:, None, :]
+    world = world.reshape(-1, 3)
+    return world.min(0), world.max(0)
+
+
+def snapshot(env, index: SceneIndex) -> dict:
+    """Current privileged state of `env` (a LIBERO BDDL env, not the ControlEnv wrapper)."""
+    m, d = env.sim.model._model, env.sim.data._data
+    objects = {}
+    for name in index.names:
+        bid = env.obj_body_id[name]
+        lo, hi = _aabb(m, d, index.geoms[name])
+        objects[name] = {
+            "pos": d.xpos[bid].copy(), "quat_wxyz": d.xquat[bid].copy(), "aabb_min": lo, "aabb_max": hi,
+            "fixture": name in index.fixtures,
+            "joints": {j: float(d.qpos[adr]) for j, adr in index.joints[name]},
+        }
+    sites = {}
+    for name in index.sites:
+        sid = env.sim.model.site_name2id(name)
+        sites[name] = {"pos": d.site_xpos[sid].copy(), "mat": d.site_xmat[sid].reshape(3, 3).copy(),
+                       "size": m.site_size[sid].copy()}
+    return {"objects": objects, "sites": sites, "goal": [list(g) for g in env.parsed_problem["goal_state"]],
+            "eef_pos": env._eef_xpos.copy(), "eef_mat": np.array(env._eef_xmat).reshape(3, 3).copy()}
