@@ -40,7 +40,7 @@ class Move:
     grip: float
     yaw: float | None = None
     tol: float = 0.01
-    max_chunks: int = 12
+    max_chunks: int = 8
     label: str = ""
     freeze: bool = False
 
@@ -163,7 +163,8 @@ class ScriptedExpert:
 
     def _move_chunk(self, err: np.ndarray, yaw_err: float, grip: float) -> np.ndarray:
         a = np.zeros((8, 7))
-        a[:, :3] = np.clip(0.8 * err / POS_PER_UNIT, -1, 1)
+        gain = 0.8 if np.linalg.norm(err) > 0.04 else 1.3  # small commands barely move the arm: push harder
+        a[:, :3] = np.clip(gain * err / POS_PER_UNIT, -1, 1)
         a[:, 5] = np.clip(0.7 * yaw_err / YAW_PER_UNIT, -1, 1)
         a[:, 6] = grip
         return a
@@ -197,7 +198,9 @@ class ScriptedExpert:
                 p = c.copy()
                 p[axis] += sign * (size[axis] / 2 - 0.012)
                 turn = abs(wrap_pi((0.0 if axis == 0 else math.pi / 2) - yaw_now))
-                score = min(_clearance(p, name, scene), 0.05) - 0.02 * turn  # free space, then little turning
+                reach = float(np.linalg.norm(p[:2] - scene["robot_base"][:2]))
+                # free space around the fingers, then little turning, and never at the edge of the arm's reach
+                score = min(_clearance(p, name, scene), 0.05) - 0.02 * turn - 2.0 * max(0.0, reach - 0.72)
                 if best is None or score > best[0]:
                     best = (score, p, axis)
             _, p, axis = best
@@ -211,18 +214,23 @@ class ScriptedExpert:
 
     def _pick(self, ep: EpisodeState, name: str, scene: dict) -> list:
         grasp, yaw = self._grasp_pose(name, scene)
-        above = grasp + np.array([0, 0, 0.10])
+        bottom = float(scene["objects"][name]["aabb_min"][2])
+        high = grasp.copy()
+        high[2] = max(grasp[2] + 0.15, 1.12)  # arrive from above: low sweeps hit things and joint limits
+        above = grasp + np.array([0, 0, 0.06])
         lift = grasp.copy()
         lift[2] = max(grasp[2] + 0.15, 1.15)
         ep.carried = name
 
         return [
-            Move(above, OPEN, yaw, tol=0.02, label="approach"),
+            Move(high, OPEN, yaw, tol=0.03, max_chunks=6, label="approach-high"),
+            Move(above, OPEN, yaw, tol=0.015, max_chunks=6, label="approach"),
             Move(grasp, OPEN, yaw, tol=0.008, label="descend"),
             Grip(CLOSE, label="grasp"),
             Grip(CLOSE, label="squeeze"),
             Move(lift, CLOSE, None, tol=0.03, label="lift"),
-            Check(lambda ep, scene, width: width > 0.004 and _lifted(scene, name), label="holding?"),
+            Check(lambda ep, scene, width: width > 0.002 and scene["objects"][name]["aabb_min"][2] > bottom + 0.03,
+                  label="holding?"),
         ]
 
     def _place(self, ep: EpisodeState, name: str, target: str, pred: str, scene: dict) -> list:
@@ -249,16 +257,12 @@ class ScriptedExpert:
         release_z = lambda scene: surface_z(scene) + (0.03 if pred == "in" else 0.015)
         return [
             Move(place_pos(carry_z), CLOSE, tol=0.02, label="transport"),
-            Move(place_pos(release_z), CLOSE, tol=0.01, label="lower"),
+            Move(place_pos(release_z), CLOSE, tol=0.015, max_chunks=5, label="lower"),
             Grip(OPEN, label="release"),
             Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.08]), OPEN, tol=0.03, max_chunks=2,
                  label="retreat", freeze=True),
             Move(np.zeros(3), OPEN, tol=10.0, label="subgoal-done"),
         ]
-
-
-def _lifted(scene: dict, name: str) -> bool:
-    return scene["objects"][name]["aabb_min"][2] > 0.93
 
 
 def _clearance(p: np.ndarray, name: str, scene: dict) -> float:

@@ -69,5 +69,7 @@ def snapshot(env, index: SceneIndex) -> dict:
         sid = env.sim.model.site_name2id(name)
         sites[name] = {"pos": d.site_xpos[sid].copy(), "mat": d.site_xmat[sid].reshape(3, 3).copy(),
                        "size": m.site_size[sid].copy()}
+    base = d.xpos[env.sim.model.body_name2id("robot0_link0")].copy()
     return {"objects": objects, "sites": sites, "goal": [list(g) for g in env.parsed_problem["goal_state"]],
+            "robot_base": base,
             "eef_pos": env._eef_xpos.copy(), "eef_mat": np.array(env._eef_xmat).reshape(3, 3).copy()}
