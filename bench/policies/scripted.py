@@ -216,10 +216,11 @@ class ScriptedExpert:
         grasp, yaw = self._grasp_pose(name, scene)
         bottom = float(scene["objects"][name]["aabb_min"][2])
         high = grasp.copy()
-        high[2] = max(grasp[2] + 0.15, 1.12)  # arrive from above: low sweeps hit things and joint limits
+        ground = _ground(scene)
+        high[2] = max(grasp[2] + 0.15, ground + 0.22)  # arrive from above: low sweeps hit things and joint limits
         above = grasp + np.array([0, 0, 0.06])
         lift = grasp.copy()
-        lift[2] = max(grasp[2] + 0.15, 1.15)
+        lift[2] = max(grasp[2] + 0.15, ground + 0.25)
         ep.carried = name
 
         return [
@@ -253,7 +254,7 @@ class ScriptedExpert:
                 return np.array([xy[0], xy[1], eef[2] + z_bottom(scene) - obj["aabb_min"][2]])
             return fn
 
-        carry_z = lambda scene: max(surface_z(scene) + 0.08, 1.05)
+        carry_z = lambda scene: max(surface_z(scene) + 0.08, _ground(scene) + 0.15)
         release_z = lambda scene: surface_z(scene) + (0.03 if pred == "in" else 0.015)
         return [
             Move(place_pos(carry_z), CLOSE, tol=0.02, label="transport"),
@@ -263,6 +264,11 @@ class ScriptedExpert:
                  label="retreat", freeze=True),
             Move(np.zeros(3), OPEN, tol=10.0, label="subgoal-done"),
         ]
+
+
+def _ground(scene: dict) -> float:
+    """Height of the surface the loose objects stand on (table top, or floor)."""
+    return float(min(o["aabb_min"][2] for o in scene["objects"].values() if not o["fixture"]))
 
 
 def _clearance(p: np.ndarray, name: str, scene: dict) -> float:
