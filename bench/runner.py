@@ -45,6 +45,7 @@ class RunConfig:
     checkpoint: str | None = None
     protocol: Protocol | None = None  # None = the suite's protocol
     episode_timeout_s: float = 900.0
+    record_resolution: int | None = None  # record LIBERO-format trajectories (demo generation)
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -118,9 +119,11 @@ def _check_run_dir(cfg: RunConfig, records: list[dict]) -> None:
 
 
 class Runner:
-    def __init__(self, cfg: RunConfig, policy, on_episode: Callable[[EpisodeRecord], None] | None = None):
+    def __init__(self, cfg: RunConfig, policy, on_episode: Callable[[EpisodeRecord], None] | None = None,
+                 on_trajectory: Callable[[Planned, dict], None] | None = None):
         self.cfg, self.policy = cfg, policy
         self.on_episode = on_episode or (lambda rec: None)
+        self.on_trajectory = on_trajectory  # gets (episode, trajectory) of successful recorded episodes
         self.records_path = cfg.out / "episodes.jsonl"
         self.ckpt_hash = file_hash(cfg.checkpoint)
         self._ctx = mp.get_context("spawn")  # GL contexts do not survive fork
@@ -196,7 +199,7 @@ class Runner:
         video = str(self.cfg.out / "videos" / f"{pick.key.replace('/', '_')}.mp4") if pick.video else None
         start = EpisodeStart(pick.key, pick.task, self.cfg.protocol, pick.init_state, self.cfg.protocol.seed,
                              pick.wait_steps, self.cfg.protocol.max_steps, self.policy.spec.cameras, video,
-                             privileged=self.policy.spec.privileged)
+                             privileged=self.policy.spec.privileged, record=self.cfg.record_resolution)
         w.episode, w.started, w.task_file = pick, time.perf_counter(), pick.task.bddl_file
         w.steps = 0
         self.policy.reset(EpisodeInfo(pick.key, pick.task, pick.init_id, self.cfg.protocol.seed))
@@ -252,6 +255,8 @@ class Runner:
                         requests.append((w, msg[2]))
                     elif kind == "done":
                         res = msg[2]
+                        if res["success"] and "trajectory" in res and self.on_trajectory is not None:
+                            self.on_trajectory(w.episode, res["trajectory"])
                         self._record(w, w.episode, res["success"], res["steps"], timing=res["timing"],
                                      video=res["video"])
                     elif kind == "error":

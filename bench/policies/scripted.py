@@ -125,8 +125,9 @@ class ScriptedExpert:
                 ep.plan = self._plan(ep, ep.goals[ep.subgoal], scene)
                 ep.chunks_in_step = 0
             step = ep.plan[0]
-            if isinstance(step, Check):
-                if step.fn(ep, scene, width):
+            dropped = ep.carried is not None and isinstance(step, Move) and step.grip == CLOSE and width < 0.002
+            if isinstance(step, Check) or dropped:
+                if not dropped and step.fn(ep, scene, width):
                     ep.plan.pop(0)
                     continue
                 ep.retries += 1
@@ -152,7 +153,7 @@ class ScriptedExpert:
                         ep.subgoal += 1
                     continue
                 ep.chunks_in_step += 1
-                return self._move_chunk(err, yaw_err, step.grip)
+                return self._move_chunk(err, yaw_err, step.grip, speed=0.7 if ep.carried else 1.0)
             if isinstance(step, Grip):
                 ep.plan.pop(0)
                 ep.chunks_in_step = 0
@@ -161,10 +162,10 @@ class ScriptedExpert:
                 return self._grip_chunk(step.grip)
         return self._hold(state, OPEN)
 
-    def _move_chunk(self, err: np.ndarray, yaw_err: float, grip: float) -> np.ndarray:
+    def _move_chunk(self, err: np.ndarray, yaw_err: float, grip: float, speed: float = 1.0) -> np.ndarray:
         a = np.zeros((8, 7))
         gain = 0.8 if np.linalg.norm(err) > 0.04 else 1.3  # small commands barely move the arm: push harder
-        a[:, :3] = np.clip(gain * err / POS_PER_UNIT, -1, 1)
+        a[:, :3] = np.clip(gain * err / POS_PER_UNIT, -speed, speed)
         a[:, 5] = np.clip(0.7 * yaw_err / YAW_PER_UNIT, -1, 1)
         a[:, 6] = grip
         return a
@@ -204,7 +205,7 @@ class ScriptedExpert:
                 if best is None or score > best[0]:
                     best = (score, p, axis)
             _, p, axis = best
-            p[2] = hi[2] - 0.02
+            p[2] = hi[2] - 0.025
             yaw = 0.0 if axis == 0 else math.pi / 2  # fingers close along the radial direction
             return p, yaw
         p = c.copy()
@@ -254,7 +255,9 @@ class ScriptedExpert:
                 return np.array([xy[0], xy[1], eef[2] + z_bottom(scene) - obj["aabb_min"][2]])
             return fn
 
-        carry_z = lambda scene: max(surface_z(scene) + 0.08, _ground(scene) + 0.15)
+        def carry_z(scene):  # never descend while travelling: only the final lowering goes down
+            held = scene["objects"][name]["aabb_min"][2]
+            return max(surface_z(scene) + 0.08, _ground(scene) + 0.15, held)
         release_z = lambda scene: surface_z(scene) + (0.03 if pred == "in" else 0.015)
         return [
             Move(place_pos(carry_z), CLOSE, tol=0.02, label="transport"),

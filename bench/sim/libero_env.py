@@ -76,16 +76,30 @@ class LiberoSim:
         self.done = bool(done)
         return self.done
 
-    def render(self, cameras: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """Render `cameras` from the current state, upright if the protocol flips."""
+    def render(self, cameras: tuple[str, ...], resolution: int | None = None, raw: bool = False
+               ) -> dict[str, np.ndarray]:
+        """Render `cameras` from the current state, upright if the protocol flips. `raw` keeps
+        MuJoCo's upside-down frame, as LIBERO's dataset files store it."""
         t = time.perf_counter()
-        res = self.protocol.resolution
+        res = resolution or self.protocol.resolution
         images = {}
         for cam in cameras:
             img = self.env.sim.render(width=res, height=res, camera_name=LIBERO_CAMERAS[cam])
-            images[cam] = np.ascontiguousarray(img[::-1, ::-1] if self.protocol.flip_images else img)
+            flip = self.protocol.flip_images and not raw
+            images[cam] = np.ascontiguousarray(img[::-1, ::-1] if flip else img)
         self.render_s += time.perf_counter() - t
         return images
+
+    def lowdim(self) -> dict[str, np.ndarray]:
+        """Per-step low-dimensional data in LIBERO's dataset layout."""
+        o = self.last_obs
+        return {
+            "ee_states": np.concatenate([o["robot0_eef_pos"], quat_to_axis_angle(o["robot0_eef_quat"])]),
+            "gripper_states": np.asarray(o["robot0_gripper_qpos"], dtype=np.float64),
+            "joint_states": np.asarray(o["robot0_joint_pos"], dtype=np.float64),
+            # LIBERO's robot_states: gripper qpos, eef pos, eef quat
+            "robot_states": np.concatenate([o["robot0_gripper_qpos"], o["robot0_eef_pos"], o["robot0_eef_quat"]]),
+        }
 
     def state(self) -> np.ndarray:
         return libero_state(self.last_obs)

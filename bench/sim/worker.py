@@ -39,6 +39,7 @@ class EpisodeStart:
     cameras: tuple[str, ...]  # the cameras the policy looks at
     video_path: str | None = None
     privileged: bool = False  # send the scene state too (scripted experts)
+    record: int | None = None  # record a LIBERO-format trajectory with images at this resolution
 
 
 class _Episode:
@@ -48,7 +49,21 @@ class _Episode:
         self.t0 = time.perf_counter()
         self.timing = {"env_create_s": env_create_s, "reset_s": 0.0}
         self.frames: list[np.ndarray] = []
+        self.trajectory: dict[str, list] | None = {} if start.record else None
         sim.render_s = sim.step_s = 0.0
+
+    def step(self, action: np.ndarray) -> bool:
+        """One policy step, recorded (state and observation before the action) if asked."""
+        if self.trajectory is not None:
+            rec = {"states": self.sim.sim_state(), "actions": np.asarray(action, dtype=np.float64),
+                   **self.sim.lowdim()}
+            for cam, img in self.sim.render(("agentview", "eye_in_hand"), self.start.record, raw=True).items():
+                rec[f"{cam}_rgb"] = img
+            for k, v in rec.items():
+                self.trajectory.setdefault(k, []).append(v)
+        done = self.sim.step(action)
+        self.frame()
+        return done
 
     def frame(self) -> None:
         if self.start.video_path is not None:
@@ -69,7 +84,10 @@ class _Episode:
             video = _write_video(self.start.video_path, self.frames)
         timing = dict(self.timing, step_s=self.sim.step_s, render_s=self.sim.render_s,
                       episode_s=time.perf_counter() - self.t0)
-        return {"success": success, "steps": self.sim.steps, "timing": timing, "video": video}
+        out = {"success": success, "steps": self.sim.steps, "timing": timing, "video": video}
+        if self.trajectory:
+            out["trajectory"] = {k: np.stack(v) for k, v in self.trajectory.items()}
+        return out
 
 
 def _write_video(path: str, frames: list[np.ndarray], fps: int = 20) -> str:
@@ -125,8 +143,7 @@ def worker_main(conn, worker_id: int) -> None:
                     raise RuntimeError(f"chunk for episode {key} which is not running here")
                 done = False
                 for action in msg[2]:
-                    done = sim.step(action)
-                    ep.frame()
+                    done = ep.step(action)
                     if done or sim.steps >= ep.start.max_steps:
                         break
                 if done or sim.steps >= ep.start.max_steps:

@@ -1,0 +1,85 @@
+"""`bench demos generate`: run the scripted expert through the runner (parallel
+sim workers), keep successful episodes, write them in LIBERO's HDF5 layout.
+
+Episodes start after the protocol's wait steps; the demo's initial state is the
+state where its first action applies, so `replay` needs no wait steps. Attempt k
+of a task starts from init state k mod 50 and seeds the expert's variations with
+its own key, so repeated init states still give different demos.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.policies import make_policy
+from bench.policy import check_spec
+from bench.provenance import provenance
+from bench.runner import Planned, RunConfig, Runner
+from bench.suites import Suite
+
+
+def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolution: int = 128,
+             workers: int = 2, policy_name: str = "scripted", max_rounds: int = 4, on_episode=None) -> dict:
+    from bench.demos.libero_hdf5 import DemoWriter
+
+    protocol = suite.protocol
+    policy = make_policy(policy_name)
+    check_spec(policy.spec, protocol, policy_name, suite.name)
+    prov = provenance(protocol)
+    writer = DemoWriter(out, {"suite": suite.name, "protocol": protocol.to_dict(), "generator": policy_name,
+                              "resolution": resolution, "provenance": json.dumps(prov),
+                              "env_args": {"type": 1, "env_name": "libero", "camera_heights": resolution,
+                                           "camera_widths": resolution, "control": protocol.control},
+                              "macros_image_convention": "opengl"})
+    tasks = {tid: suite.task(tid) for tid in task_ids}
+    attempts = {tid: 0 for tid in task_ids}
+    stats = {"attempts": 0, "kept": 0}
+    t0 = time.perf_counter()
+    try:
+        for round_ in range(max_rounds):
+            have = writer.counts()
+            queue: list[Planned] = []
+            for tid, task in tasks.items():
+                missing = per_task - have.get(task.name, 0)
+                if missing <= 0:
+                    continue
+                inits = suite.init_states(tid)
+                for _ in range(missing if round_ == 0 else int(np.ceil(missing * 1.5))):  # top-up rounds
+                    k = attempts[tid]
+                    attempts[tid] += 1
+                    queue.append(Planned(f"{suite.name}/{tid}/attempt{k}", task, k % len(inits),
+                                         np.asarray(inits[k % len(inits)]), protocol.wait_steps, False))
+            if not queue:
+                break
+            kept: dict[int, int] = {}
+
+            def keep(p: Planned, traj: dict) -> None:
+                if kept.get(p.task.task_id, 0) + have.get(p.task.name, 0) >= per_task:
+                    return
+                writer.add(traj, {
+                    "bddl_file_name": p.task.bddl_file,
+                    "bddl_file_content": Path(p.task.bddl_file).read_text(),
+                    "problem_info": {"problem_name": "libero", "domain_name": "robosuite",
+                                     "language_instruction": p.task.language},
+                    "language_instruction": p.task.language, "task_id": p.task.task_id, "init_id": p.init_id,
+                    "episode_key": p.key,
+                })
+                kept[p.task.task_id] = kept.get(p.task.task_id, 0) + 1
+                stats["kept"] += 1
+
+            run_dir = Path(str(out) + ".runs") / f"round{round_}"
+            if (run_dir / "episodes.jsonl").exists():
+                (run_dir / "episodes.jsonl").unlink()
+            cfg = RunConfig(suite=suite, policy_name=policy_name, task_ids=task_ids, out=run_dir,
+                            workers=workers, protocol=protocol, record_resolution=resolution)
+            Runner(cfg, policy, on_episode=on_episode, on_trajectory=keep).run(queue)
+            stats["attempts"] += len(queue)
+    finally:
+        final = writer.counts()
+        writer.close()
+    return {"out": str(out), "per_task": {t.name: final.get(t.name, 0) for t in tasks.values()},
+            "attempts": stats["attempts"], "kept": stats["kept"], "wall_s": round(time.perf_counter() - t0, 1)}
