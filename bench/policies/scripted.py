@@ -16,6 +16,7 @@ state, so the loop is closed at chunk boundaries.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,6 +73,7 @@ class EpisodeState:
     carried: str | None = None
     rng: np.random.Generator | None = None
     done: bool = False
+    speed: float | None = None  # this episode's top speed (a seeded variation)
     last_eef: np.ndarray | None = None  # where the previous chunk started, to notice a blocked move
 
 
@@ -94,15 +96,19 @@ class ScriptedExpert:
     spec = PolicySpec(cameras=(), state_layout=LIBERO_STATE_LAYOUT, action_dim=7,
                       action_convention=LIBERO_ACTION_CONVENTION, chunk_length=8, privileged=True)
 
-    def __init__(self, seed: int = 0, noise: float = 0.0):
+    def __init__(self, seed: int = 0, noise: float = 1.0):
         self.seed = seed
         self.noise = noise  # scale of the seeded variations (0 = deterministic)
         self.episodes: dict[str, EpisodeState] = {}
 
     # ------------------------------------------------------------- contract
     def reset(self, episode: EpisodeInfo) -> None:
-        self.episodes[episode.key] = EpisodeState(goals=[], rng=np.random.default_rng(
-            [self.seed, episode.init_id, episode.task.task_id]))
+        key_seed = zlib.crc32(episode.key.encode())  # distinct per episode, reproducible
+        self.episodes[episode.key] = EpisodeState(goals=[], rng=np.random.default_rng([self.seed, key_seed]))
+
+    def _jitter(self, ep: EpisodeState, scale: float) -> float:
+        """A seeded variation in [-scale, scale] (times `noise`): demos of one init state differ."""
+        return float(ep.rng.uniform(-scale, scale)) * self.noise
 
     def act(self, batch: ObservationBatch) -> np.ndarray:
         out = np.zeros((len(batch), self.spec.chunk_length, 7))
@@ -153,7 +159,9 @@ class ScriptedExpert:
                         ep.subgoal += 1
                     continue
                 ep.chunks_in_step += 1
-                return self._move_chunk(err, yaw_err, step.grip, speed=0.7 if ep.carried else 1.0)
+                if ep.speed is None:
+                    ep.speed = 1.0 - abs(self._jitter(ep, 0.05))
+                return self._move_chunk(err, yaw_err, step.grip, speed=ep.speed * (0.85 if ep.carried else 1.0))
             if isinstance(step, Grip):
                 ep.plan.pop(0)
                 ep.chunks_in_step = 0
@@ -205,7 +213,7 @@ class ScriptedExpert:
                 if best is None or score > best[0]:
                     best = (score, p, axis)
             _, p, axis = best
-            p[2] = hi[2] - 0.025
+            p[2] = hi[2] - 0.03
             yaw = 0.0 if axis == 0 else math.pi / 2  # fingers close along the radial direction
             return p, yaw
         p = c.copy()
@@ -215,13 +223,14 @@ class ScriptedExpert:
 
     def _pick(self, ep: EpisodeState, name: str, scene: dict) -> list:
         grasp, yaw = self._grasp_pose(name, scene)
+        grasp = grasp + np.array([self._jitter(ep, 0.003), self._jitter(ep, 0.003), self._jitter(ep, 0.004)])
         bottom = float(scene["objects"][name]["aabb_min"][2])
         high = grasp.copy()
         ground = _ground(scene)
-        high[2] = max(grasp[2] + 0.15, ground + 0.22)  # arrive from above: low sweeps hit things and joint limits
+        high[2] = max(grasp[2] + 0.15, ground + 0.22) + abs(self._jitter(ep, 0.015))  # arrive from above: low sweeps hit things and joint limits
         above = grasp + np.array([0, 0, 0.06])
         lift = grasp.copy()
-        lift[2] = max(grasp[2] + 0.15, ground + 0.25)
+        lift[2] = max(grasp[2] + 0.15, ground + 0.25) + abs(self._jitter(ep, 0.015))
         ep.carried = name
 
         return [
@@ -258,6 +267,9 @@ class ScriptedExpert:
         def carry_z(scene):  # never descend while travelling: only the final lowering goes down
             held = scene["objects"][name]["aabb_min"][2]
             return max(surface_z(scene) + 0.08, _ground(scene) + 0.15, held)
+        lift_extra = abs(self._jitter(ep, 0.015))
+        carry = carry_z
+        carry_z = lambda scene: carry(scene) + lift_extra
         release_z = lambda scene: surface_z(scene) + (0.03 if pred == "in" else 0.015)
         return [
             Move(place_pos(carry_z), CLOSE, tol=0.02, label="transport"),
