@@ -95,6 +95,7 @@ def run(
     seed: Optional[int] = typer.Option(None, help="Override the protocol's seed (changes the protocol hash)."),
     max_steps: Optional[int] = typer.Option(None, min=1, help="Override max steps (changes the protocol hash)."),
     episode_timeout: float = typer.Option(900.0, min=1.0, help="Seconds before an episode is abandoned."),
+    publish: Optional[Path] = typer.Option(None, help="Also copy the summary and records to DIR/<suite>_*."),
 ):
     """Evaluate a policy on a suite on the real LIBERO simulator."""
     from bench.provenance import provenance
@@ -148,6 +149,14 @@ def run(
     table = summarize_dir(out, provenance(protocol))
     print_table(table)
     console.print(f"records: {out / 'episodes.jsonl'}; summary: {out / 'summary.md'}")
+    if publish is not None:
+        import shutil
+
+        publish.mkdir(parents=True, exist_ok=True)
+        for src, dst in (("summary.json", "summary.json"), ("summary.md", "summary.md"),
+                         ("summary.csv", "summary.csv"), ("episodes.jsonl", "episodes.jsonl")):
+            shutil.copyfile(out / src, publish / f"{s.name}_{dst}")
+        console.print(f"published to {publish}/{s.name}_summary.*")
 
 
 def _canonical_policy(name: str) -> str:

@@ -1,0 +1,143 @@
+"""Demonstrations: generation with the scripted expert, replay, the LIBERO-layout
+loader (ours and a hand-built official-layout file), errors, inspect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.demos.dataset import LiberoDemoDataset, WindowSpec
+from bench.demos.libero_hdf5 import DemoFileError, read_demos
+
+FIXTURE = Path(__file__).parent / "fixtures" / "libero_object_t0_2demos_32.hdf5"
+
+
+def test_loader_on_a_generated_file(tmp_path):
+    ds = LiberoDemoDataset(FIXTURE, WindowSpec(n_current=1, n_future=4, future_stride=2, chunk=8),
+                           stats_path=tmp_path / "stats.json")
+    lengths = [d.length for d in ds.demos]
+    assert len(ds.demos) == 2 and len(ds) == sum(lengths)
+    s = ds[3]
+    assert s["images"]["agentview"].shape == (5, 32, 32, 3) and s["images"]["agentview"].dtype == np.uint8
+    assert list(s["frame_ids"]) == [3, 5, 7, 9, 11]
+    assert s["state"].shape == (8,) and s["actions"].shape == (8, 7) and s["action_mask"].all()
+    assert s["language"] == "pick up the alphabet soup and place it in the basket"
+    with h5py.File(FIXTURE) as f:
+        g = f["data/demo_0"]
+        raw = g["obs/agentview_rgb"][3]
+        assert np.array_equal(s["images"]["agentview"][0], raw[::-1, ::-1])  # upright
+        assert np.allclose(s["state"][:6], g["obs/ee_states"][3]) and np.allclose(s["state"][6:], g["obs/gripper_states"][3])
+        assert np.allclose(s["actions"], g["actions"][3:11])
+    end = ds[lengths[0] - 2]  # near the end of demo 0: padded chunk, clamped future frames
+    assert end["action_mask"].tolist() == [True, True] + [False] * 6
+    assert np.array_equal(end["actions"][2], end["actions"][1])
+    assert end["frame_ids"][-1] == lengths[0] - 1
+    assert ds[lengths[0]]["frame_ids"][0] == 0  # the next window is demo 1's first step
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["num_steps"] == len(ds) and len(stats["actions"]["mean"]) == 7 and len(stats["state"]["q99"]) == 8
+    assert LiberoDemoDataset(FIXTURE, stats_path=tmp_path / "stats.json").stats == stats  # loaded, not recomputed
+
+
+def _official_layout(path: Path, drop: str | None = None) -> None:
+    """A file with the key layout of LIBERO's released datasets (one task per file, no per-demo task attrs)."""
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["problem_info"] = json.dumps({"problem_name": "libero_tabletop_manipulation",
+                                                 "domain_name": "robosuite",
+                                                 "language_instruction": "put the bowl on the plate"})
+        data.attrs["bddl_file_name"] = "libero/libero/bddl_files/libero_goal/put_the_bowl_on_the_plate.bddl"
+        data.attrs["env_args"] = json.dumps({"type": 1, "env_name": "Libero_Tabletop_Manipulation"})
+        data.attrs["num_demos"] = 2
+        for i in range(2):
+            n = 12 + i
+            g = data.create_group(f"demo_{i}")
+            g.attrs["num_samples"] = n
+            g.attrs["model_file"] = "<mujoco/>"
+            g.create_dataset("actions", data=rng.uniform(-1, 1, (n, 7)))
+            g.create_dataset("states", data=rng.normal(size=(n, 79)))
+            g.create_dataset("robot_states", data=rng.normal(size=(n, 9)))
+            g.create_dataset("rewards", data=np.zeros(n))
+            g.create_dataset("dones", data=np.zeros(n, np.uint8))
+            obs = {"agentview_rgb": rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8),
+                   "eye_in_hand_rgb": rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8),
+                   "ee_pos": rng.normal(size=(n, 3)), "ee_ori": rng.normal(size=(n, 3)),
+                   "gripper_states": rng.normal(size=(n, 2)), "joint_states": rng.normal(size=(n, 7))}
+            for k, v in obs.items():
+                if k != drop:
+                    g.create_dataset(f"obs/{k}", data=v)
+
+
+def test_loader_reads_the_official_key_layout(tmp_path):
+    path = tmp_path / "put_the_bowl_on_the_plate_demo.hdf5"
+    _official_layout(path)
+    ds = LiberoDemoDataset(path, WindowSpec(chunk=4), stats_path=tmp_path / "s.json")
+    assert len(ds) == 25 and ds.demos[0].task == "put_the_bowl_on_the_plate"
+    s = ds[0]
+    with h5py.File(path) as f:
+        o = f["data/demo_0/obs"]
+        assert np.allclose(s["state"], np.concatenate([o["ee_pos"][0], o["ee_ori"][0], o["gripper_states"][0]]))
+    assert s["language"] == "put the bowl on the plate"
+    assert len(read_demos(path)) == 2  # the replay reader too
+
+
+@pytest.mark.parametrize("drop, key", [("eye_in_hand_rgb", "obs/eye_in_hand_rgb"), ("gripper_states", "gripper_states")])
+def test_missing_key_names_file_and_key(tmp_path, drop, key):
+    path = tmp_path / "broken.hdf5"
+    _official_layout(path, drop=drop)
+    with pytest.raises(DemoFileError) as exc:
+        LiberoDemoDataset(path, stats_path=tmp_path / "s.json")
+    assert str(path) in str(exc.value) and key in str(exc.value)
+
+
+def test_corrupt_or_missing_file(tmp_path):
+    bad = tmp_path / "corrupt.hdf5"
+    bad.write_bytes(b"\x89HDF\r\n" + bytes(range(256)) * 4)
+    for p in (bad, tmp_path / "absent.hdf5"):
+        with pytest.raises(DemoFileError, match=str(p.name)):
+            LiberoDemoDataset(p)
+        with pytest.raises(DemoFileError, match=str(p.name)):
+            read_demos(p)
+    result = CliRunner().invoke(app, ["demos", "inspect", str(bad)])
+    assert result.exit_code == 2 and "corrupt.hdf5" in " ".join(result.output.split())
+
+
+def test_inspect_prints_counts_and_writes_a_contact_sheet(tmp_path):
+    sheet = tmp_path / "sheet.png"
+    result = CliRunner().invoke(app, ["demos", "inspect", str(FIXTURE), "--sheet", str(sheet)])
+    assert result.exit_code == 0, result.output
+    assert "alphabet_soup" in result.output and "2 demos" in result.output
+    assert sheet.stat().st_size > 5000 and sheet.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_generate_then_replay_every_demo(tmp_path, gl):
+    """The expert's successful episodes, written in LIBERO's layout, replay to success."""
+    from bench.demos.generate import generate
+    from bench.policies.replay import ReplayPolicy
+    from bench.records import read_records
+    from bench.runner import RunConfig, Runner
+    from bench.suites import get_suite
+
+    suite = get_suite("libero_object")
+    out = tmp_path / "demos.hdf5"
+    summary = generate(suite, [1], per_task=1, out=out, resolution=32, workers=1)
+    assert summary["per_task"] == {suite.task(1).name: 1}
+    with h5py.File(out) as f:
+        g = f["data/demo_0"]
+        for key in ["actions", "states", "robot_states", "rewards", "dones", "obs/agentview_rgb",
+                    "obs/eye_in_hand_rgb", "obs/ee_states", "obs/gripper_states", "obs/joint_states"]:
+            assert key in g, key
+        assert g["obs/agentview_rgb"].shape[1:] == (32, 32, 3) and g["dones"][-1] == 1
+        assert "grasp" not in g.attrs and "(:goal" in g.attrs["bddl_file_content"]
+        assert np.array_equal(g.attrs["init_state"], g["states"][0])
+    policy = ReplayPolicy(str(out))
+    cfg = RunConfig(suite=suite, policy_name="replay", task_ids=[1], out=tmp_path / "replay", workers=1)
+    Runner(cfg, policy).run()
+    [rec] = read_records(tmp_path / "replay" / "episodes.jsonl")
+    assert rec["success"], rec
