@@ -27,7 +27,8 @@ from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
 
 POS_PER_UNIT = 0.10  # metres per chunk per unit command
 YAW_PER_UNIT = 1.3  # radians per chunk per unit command
-OPEN, CLOSE = -1.0, 1.0
+OPEN, CLOSE, HOLD = -1.0, 1.0, 0.0  # HOLD keeps the fingers where they are (robosuite integrates the sign)
+PRESHAPE = 0.5  # Grip(PRESHAPE): close for 5 steps from open, then hold: a ~3 cm opening
 
 
 @dataclass
@@ -48,11 +49,11 @@ class Move:
 
 @dataclass
 class Grip:
-    """Hold still and open or close the gripper for `steps` steps."""
+    """Hold still and open or close the gripper for one chunk (8 steps)."""
 
     grip: float
-    steps: int = 12
     label: str = ""
+    carry: str | None = None  # the object now held (set when grasping)
 
 
 @dataclass
@@ -167,6 +168,8 @@ class ScriptedExpert:
                 ep.chunks_in_step = 0
                 if step.label == "release":
                     ep.carried = None
+                if step.carry is not None:
+                    ep.carried = step.carry
                 return self._grip_chunk(step.grip)
         return self._hold(state, OPEN)
 
@@ -180,7 +183,10 @@ class ScriptedExpert:
 
     def _grip_chunk(self, grip: float) -> np.ndarray:
         a = np.zeros((8, 7))
-        a[:, 6] = grip
+        if grip == PRESHAPE:
+            a[:5, 6] = CLOSE  # each step moves robosuite's gripper command by 0.25 of its [-1, 1] range
+        else:
+            a[:, 6] = grip
         return a
 
     def _hold(self, state, grip):
@@ -189,11 +195,81 @@ class ScriptedExpert:
     def _plan(self, ep: EpisodeState, goal: tuple, scene: dict) -> list:
         pred = goal[0].lower()
         if pred in ("on", "in"):
-            return self._pick(ep, goal[1], scene) + self._place(ep, goal[1], goal[2], pred, scene)
-        ep.subgoal += 1  # not handled yet: skip
+            pre = []
+            joint = _joint_of(goal[2], scene)
+            if joint is not None and not _is_state(scene, joint, "open"):
+                pre = self._articulate(ep, joint, "open", scene, finish=False)  # open the drawer first
+            return pre + self._pick(ep, goal[1], scene) + self._place(ep, goal[1], goal[2], pred, scene)
+        if pred in ("open", "close", "turnon", "turnoff"):
+            joint = _joint_of(goal[1], scene)
+            if joint is not None:
+                return self._articulate(ep, joint, pred, scene)
+        ep.subgoal += 1  # a predicate this expert cannot do: skip it
         return []
 
     # ------------------------------------------------------------ primitives
+    def _articulate(self, ep: EpisodeState, joint: str, goal: str, scene: dict, finish: bool = True) -> list:
+        """Drive an articulated part to its goal range: pull or push a drawer (slide joint),
+        turn a knob (hinge about z)."""
+        art = scene["articulations"][joint]
+        q_goal = _goal_q(scene, art["object"], goal)
+        done = [Move(np.zeros(3), OPEN, tol=10.0, label="subgoal-done")] if finish else []
+        up = Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.1]), OPEN, tol=0.03, max_chunks=2,
+                  label="retreat", freeze=True)
+        if art["type"] == "slide":
+            move = art["axis"] * (q_goal - art["qpos"])  # how the part must travel
+            d = move / (np.linalg.norm(move) + 1e-9)
+            # the handle: the moving part's geom that sticks out furthest along the travel (or against it)
+            pull = q_goal - art["qpos"] < 0 if np.dot(art["axis"], d) < 0 else True
+            front_dir = d if pull else -d
+            lo, hi = max(art["geoms"], key=lambda g: float(np.dot((g[0] + g[1]) / 2, front_dir)))
+            handle = (lo + hi) / 2
+            yaw = math.atan2(front_dir[1], front_dir[0])  # fingers pinch the bar across its thickness
+
+            def along(extra):  # gripper target that moves the part to q_goal, from the live joint
+                def fn(ep, scene):
+                    a = scene["articulations"][joint]
+                    return scene["eef_pos"] + a["axis"] * (q_goal - a["qpos"]) + d * extra
+                return fn
+
+            if _pulls_toward_robot(front_dir, d):
+                # a full 8 cm opening does not fit between stacked drawer fronts: pre-close to ~3 cm
+                return [
+                    Move(handle + np.array([0, 0, 0.08]), OPEN, yaw, tol=0.02, label="approach-handle"),
+                    Grip(PRESHAPE, label="preshape"),
+                    Move(handle, HOLD, yaw, tol=0.008, label="descend-handle"),
+                    Grip(CLOSE, label="grasp-handle"), Grip(CLOSE, label="squeeze"),
+                    Move(along(0.01), CLOSE, yaw, tol=0.01, max_chunks=6, label="pull"),
+                    Grip(OPEN, label="release-handle"), up,
+                ] + done
+            start = handle + front_dir * 0.03  # push the front face from outside
+            return [
+                Move(start + np.array([0, 0, 0.08]), CLOSE, yaw, tol=0.02, label="approach-front"),
+                Move(start, CLOSE, yaw, tol=0.01, label="descend-front"),
+                Move(along(0.02), CLOSE, yaw, tol=0.01, max_chunks=6, label="push"),
+                Move(lambda ep, scene: scene["eef_pos"] + front_dir * 0.05, CLOSE, tol=0.02, max_chunks=2,
+                     label="back-off", freeze=True), up,
+            ] + done
+        # hinge about a vertical axis (a knob): grasp the knob's bar on the axis and turn the wrist
+        solid = [g for g in art["geoms"] if np.isfinite(g[0]).all()]
+        if not solid or abs(art["axis"][2]) < 0.9:  # doors (no collision geoms of their own here): not yet
+            if finish:
+                ep.subgoal += 1
+            return []
+        lo, hi = max(solid, key=lambda g: float(g[1][2]))  # the tallest part is the grip bar
+        grasp = art["anchor"].copy()
+        grasp[2] = hi[2] - 0.02
+        size = hi - lo
+        yaw0 = 0.0 if size[0] <= size[1] else math.pi / 2  # fingers across the bar
+        turn = (q_goal - art["qpos"]) * float(np.sign(art["axis"][2]) or 1.0)
+        return [
+            Move(grasp + np.array([0, 0, 0.08]), OPEN, yaw0, tol=0.02, label="approach-knob"),
+            Move(grasp, OPEN, yaw0, tol=0.008, label="descend-knob"),
+            Grip(CLOSE, label="grasp-knob"),
+            Move(grasp, CLOSE, wrap_pi(yaw0 + turn), tol=0.02, max_chunks=5, label="turn"),
+            Grip(OPEN, label="release-knob"), up,
+        ] + done
+
     def _grasp_pose(self, name: str, scene: dict) -> tuple[np.ndarray, float]:
         obj = scene["objects"][name]
         lo, hi = obj["aabb_min"], obj["aabb_max"]
@@ -231,13 +307,12 @@ class ScriptedExpert:
         above = grasp + np.array([0, 0, 0.06])
         lift = grasp.copy()
         lift[2] = max(grasp[2] + 0.15, ground + 0.25) + abs(self._jitter(ep, 0.015))
-        ep.carried = name
 
         return [
             Move(high, OPEN, yaw, tol=0.03, max_chunks=6, label="approach-high"),
             Move(above, OPEN, yaw, tol=0.015, max_chunks=6, label="approach"),
             Move(grasp, OPEN, yaw, tol=0.008, label="descend"),
-            Grip(CLOSE, label="grasp"),
+            Grip(CLOSE, label="grasp", carry=name),
             Grip(CLOSE, label="squeeze"),
             Move(lift, CLOSE, None, tol=0.03, label="lift"),
             Check(lambda ep, scene, width: width > 0.002 and scene["objects"][name]["aabb_min"][2] > bottom + 0.03,
@@ -279,6 +354,37 @@ class ScriptedExpert:
                  label="retreat", freeze=True),
             Move(np.zeros(3), OPEN, tol=10.0, label="subgoal-done"),
         ]
+
+
+def _joint_of(target: str, scene: dict) -> str | None:
+    """The articulation joint behind a goal argument (a drawer's region site, or an object)."""
+    if target in scene["sites"] and scene["sites"][target]["joints"]:
+        return scene["sites"][target]["joints"][0]
+    for jname, art in scene["articulations"].items():
+        if art["object"] == target:
+            return jname
+    return None
+
+
+def _goal_q(scene: dict, obj: str, goal: str) -> float:
+    """A joint position well inside the range LIBERO's predicate accepts."""
+    ranges = scene["objects"][obj]["ranges"]
+    key = {"open": "open_ranges", "close": "close_ranges", "turnon": "turnon_ranges", "turnoff": "turnoff_ranges"}[goal]
+    lo, hi = min(ranges[key]), max(ranges[key])
+    if goal == "turnon":
+        return lo + 0.35 * (hi - lo)
+    return (lo + hi) / 2
+
+
+def _is_state(scene: dict, joint: str, goal: str) -> bool:
+    art = scene["articulations"][joint]
+    ranges = scene["objects"][art["object"]]["ranges"].get(f"{goal}_ranges")
+    return bool(ranges) and min(ranges) - 0.01 <= art["qpos"] <= max(ranges) + 0.01
+
+
+def _pulls_toward_robot(front_dir: np.ndarray, travel: np.ndarray) -> bool:
+    """Opening moves the handle outwards (along its front direction): grasp and pull."""
+    return float(np.dot(front_dir, travel)) > 0
 
 
 def _ground(scene: dict) -> float:

@@ -39,6 +39,21 @@ class SceneIndex:
         self.names = names
         self.fixtures = set(env.fixtures_dict)
         self.sites = list(env.object_sites_dict)
+        self.site_joints = {n: list(getattr(so, "joints", None) or []) for n, so in env.object_sites_dict.items()}
+        self.site_parent = {n: getattr(so, "parent_name", None) for n, so in env.object_sites_dict.items()}
+        # Articulated parts (drawers, doors, knobs): the joint, its object, and the moving body's geoms.
+        self.articulations = {}
+        for name in names:
+            for jname, adr in self.joints[name]:
+                jid = env.sim.model.joint_name2id(jname)
+                body = m.jnt_bodyid[jid]
+                geoms = [g for g in range(m.ngeom) if m.geom_bodyid[g] == body and m.geom_contype[g]]
+                self.articulations[jname] = (name, jid, adr, np.array(geoms, dtype=np.int64))
+        self.ranges = {}
+        for name in names:
+            obj = env.get_object(name)
+            art = getattr(obj, "object_properties", {}).get("articulation", {})
+            self.ranges[name] = {k.replace("default_", ""): list(v) for k, v in art.items() if v}
 
 
 def _aabb(model, data, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,12 +79,22 @@ def snapshot(env, index: SceneIndex) -> dict:
             "fixture": name in index.fixtures,
             "joints": {j: float(d.qpos[adr]) for j, adr in index.joints[name]},
         }
+        objects[name]["ranges"] = index.ranges[name]
     sites = {}
     for name in index.sites:
         sid = env.sim.model.site_name2id(name)
         sites[name] = {"pos": d.site_xpos[sid].copy(), "mat": d.site_xmat[sid].reshape(3, 3).copy(),
-                       "size": m.site_size[sid].copy()}
+                       "size": m.site_size[sid].copy(), "joints": index.site_joints[name],
+                       "parent": index.site_parent[name]}
+    articulations = {}
+    for jname, (owner, jid, adr, geoms) in index.articulations.items():
+        lo, hi = _aabb(m, d, geoms)
+        articulations[jname] = {"object": owner, "qpos": float(d.qpos[adr]), "anchor": d.xanchor[jid].copy(),
+                                "axis": d.xaxis[jid].copy(), "type": "slide" if m.jnt_type[jid] == 2 else "hinge",
+                                "aabb_min": lo, "aabb_max": hi,
+                                "geoms": [(_aabb(m, d, geoms[i:i + 1])) for i in range(len(geoms))]}
     base = d.xpos[env.sim.model.body_name2id("robot0_link0")].copy()
-    return {"objects": objects, "sites": sites, "goal": [list(g) for g in env.parsed_problem["goal_state"]],
+    return {"objects": objects, "sites": sites, "articulations": articulations,
+            "goal": [list(g) for g in env.parsed_problem["goal_state"]],
             "robot_base": base,
             "eef_pos": env._eef_xpos.copy(), "eef_mat": np.array(env._eef_xmat).reshape(3, 3).copy()}
