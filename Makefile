@@ -3,7 +3,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-slow perf
+# Large files (demos) live outside the work tree; override with make DATA=...
+DATA ?= $(HOME)/.cache/dit4dit-bench
+
+.PHONY: setup run test test-slow perf demos expert-eval
 
 $(BIN)/bench: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,3 +28,15 @@ test-slow: setup
 
 perf: setup
 	$(BIN)/bench perf eval --suite libero_spatial --tasks 0,1 --episodes 2 --out results/perf/eval.json
+
+# Training sets for DiT4DiT and the baselines: 50 successful expert demos per task at 128x128.
+# Reruns top the files up (an interrupted run keeps what it made).
+demos: setup
+	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --out $(DATA)/demos/libero_spatial_128.hdf5
+	$(BIN)/bench demos generate --suite libero_object --per-task 50 --resolution 128 --out $(DATA)/demos/libero_object_128.hdf5
+
+# The scripted expert at the official protocol (50 episodes per task), into results/scripted/.
+expert-eval: setup
+	for s in libero_spatial libero_object libero_goal libero_10; do \
+	  $(BIN)/bench run --suite $$s --policy scripted --out runs/scripted/$$s --resume --publish results/scripted || exit 1; \
+	done
