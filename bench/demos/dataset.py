@@ -26,7 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bench.demos.libero_hdf5 import DemoFileError
+from bench.demos.libero_hdf5 import DemoFileError, demo_names, open_demo_file
 
 CAMERA_KEYS = {"agentview": "agentview_rgb", "eye_in_hand": "eye_in_hand_rgb"}
 
@@ -83,17 +83,10 @@ class LiberoDemoDataset:
 
     # ---------------------------------------------------------------- index
     def _index(self, path: Path) -> list[_DemoIndex]:
-        if not path.is_file():
-            raise DemoFileError(f"{path}: no such file")
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            raise DemoFileError(f"{path}: not a readable HDF5 file ({exc})") from None
         out = []
-        with f:
+        with open_demo_file(path) as f:
             data = _require(f, "data", path)
-            names = sorted((k for k in data if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
-            for name in names:
+            for name in demo_names(data):
                 g = data[name]
                 n = len(_require(g, "actions", path))
                 obs = _require(g, "obs", path)

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from bench.demos.libero_hdf5 import DemoFileError, read_demos
+from bench.demos.libero_hdf5 import DemoFileError, demo_names, read_demos
 
 
 def describe(path: Path) -> pd.DataFrame:
@@ -26,7 +26,7 @@ def contact_sheet(path: Path, out: Path, per_row: int = 6, max_rows: int = 8) ->
     import matplotlib.pyplot as plt
 
     with h5py.File(path, "r") as f:
-        names = sorted(f["data"].keys(), key=lambda k: int(k.split("_")[1]))
+        names = demo_names(f["data"])
         seen, picked = set(), []
         for n in names:  # one demo per task first, then the rest
             task = str(f["data"][n].attrs.get("bddl_file_name", f["data"].attrs.get("bddl_file_name", "")))

@@ -51,20 +51,29 @@ def _dataset(group: h5py.Group, key: str, path: Path) -> np.ndarray:
     return np.asarray(group[key][()])
 
 
-def read_demos(path: str | Path, obs_keys: tuple[str, ...] = ("ee_states",)) -> list[Demo]:
-    """All demos of a LIBERO-layout file, with the requested low-dim obs that exist."""
-    path = Path(path)
+def open_demo_file(path: Path) -> h5py.File:
+    """Open for reading; a missing or corrupt file is a DemoFileError naming it."""
     if not path.is_file():
         raise DemoFileError(f"{path}: no such file")
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as exc:
         raise DemoFileError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with f:
+
+
+def demo_names(data: h5py.Group) -> list[str]:
+    """demo_<i> groups in numeric order (demo_10 after demo_9)."""
+    return sorted((k for k in data if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
+
+
+def read_demos(path: str | Path, obs_keys: tuple[str, ...] = ("ee_states",)) -> list[Demo]:
+    """All demos of a LIBERO-layout file, with the requested low-dim obs that exist."""
+    path = Path(path)
+    with open_demo_file(path) as f:
         if "data" not in f:
             raise DemoFileError(f"{path}: key 'data' is missing (not a LIBERO/robomimic demo file)")
         data = f["data"]
-        names = sorted((k for k in data.keys() if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
+        names = demo_names(data)
         if not names:
             raise DemoFileError(f"{path}: 'data' holds no demo_<i> groups")
         demos = []
