@@ -141,3 +141,63 @@ def test_generate_then_replay_every_demo(tmp_path, gl):
     Runner(cfg, policy).run()
     [rec] = read_records(tmp_path / "replay" / "episodes.jsonl")
     assert rec["success"], rec
+
+
+def _lerobot_dataset(root: Path, lengths=(6, 9)) -> dict:
+    """A stand-in with the layout of openpi's LeRobot LIBERO dataset (v2: meta/ + parquet with PNG images)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    (root / "meta").mkdir(parents=True)
+    feats = {"image": {"dtype": "image", "shape": [16, 16, 3]}, "wrist_image": {"dtype": "image", "shape": [16, 16, 3]},
+             "state": {"dtype": "float32", "shape": [8]}, "actions": {"dtype": "float32", "shape": [7]},
+             "timestamp": {"dtype": "float32", "shape": [1]}, "frame_index": {"dtype": "int64", "shape": [1]},
+             "episode_index": {"dtype": "int64", "shape": [1]}, "index": {"dtype": "int64", "shape": [1]},
+             "task_index": {"dtype": "int64", "shape": [1]}}
+    (root / "meta" / "info.json").write_text(json.dumps({
+        "codebase_version": "v2.0", "fps": 10, "chunks_size": 1000, "total_episodes": len(lengths), "features": feats,
+        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"}))
+    (root / "meta" / "tasks.jsonl").write_text('{"task_index": 0, "task": "put the bowl on the plate"}\n'
+                                               '{"task_index": 1, "task": "turn on the stove"}\n')
+    (root / "meta" / "episodes.jsonl").write_text("".join(
+        json.dumps({"episode_index": i, "tasks": [["put the bowl on the plate", "turn on the stove"][i]], "length": n}) + "\n"
+        for i, n in enumerate(lengths)))
+    truth = {}
+    for i, n in enumerate(lengths):
+        imgs = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+
+        def png(a):
+            buf = io.BytesIO()
+            Image.fromarray(a).save(buf, format="PNG")
+            return {"bytes": buf.getvalue(), "path": None}
+
+        cols = {"image": [png(a) for a in imgs], "wrist_image": [png(a[::-1]) for a in imgs],
+                "state": rng.normal(size=(n, 8)).astype(np.float32).tolist(),
+                "actions": rng.uniform(-1, 1, (n, 7)).astype(np.float32).tolist(),
+                "timestamp": (np.arange(n) / 10).tolist(), "frame_index": list(range(n)),
+                "episode_index": [i] * n, "index": list(range(n)), "task_index": [i] * n}
+        (root / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(cols), root / "data" / "chunk-000" / f"episode_{i:06d}.parquet")
+        truth[i] = (imgs, np.array(cols["state"], np.float32), np.array(cols["actions"], np.float32))
+    return truth
+
+
+def test_loader_reads_lerobot_format_through_the_same_path(tmp_path):
+    root = tmp_path / "libero_lerobot"
+    truth = _lerobot_dataset(root)
+    ds = LiberoDemoDataset(root, WindowSpec(n_future=2, future_stride=2, chunk=4))
+    assert len(ds) == 15 and [d.task for d in ds.demos] == ["put the bowl on the plate", "turn on the stove"]
+    s = ds[6 + 3]  # episode 1, step 3
+    imgs, states, actions = truth[1]
+    assert list(s["frame_ids"]) == [3, 5, 7]
+    assert np.array_equal(s["images"]["agentview"][0], imgs[3])  # LeRobot images are already upright
+    assert np.array_equal(s["images"]["eye_in_hand"][1], imgs[5][::-1])
+    assert np.allclose(s["state"], states[3]) and np.allclose(s["actions"], actions[3:7])
+    assert s["language"] == "turn on the stove"
+    assert (root / "bench_stats.json").exists() and ds.stats["num_steps"] == 15
+    both = LiberoDemoDataset([FIXTURE, root], WindowSpec(chunk=4), stats_path=tmp_path / "both.json")
+    assert len(both) == len(ds) + sum(d.length for d in LiberoDemoDataset(FIXTURE, stats_path=tmp_path / "f.json").demos)

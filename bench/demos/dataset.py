@@ -1,4 +1,5 @@
-"""One dataset loader for all training: LIBERO-layout HDF5 files, official or ours.
+"""One dataset loader for all training: LIBERO-layout HDF5 files (official or
+ours) and LeRobot-format LIBERO datasets (as openpi uses), through one code path.
 
 A sample is a training window at step t of one demo:
 
@@ -8,18 +9,20 @@ A sample is a training window at step t of one demo:
     actions       (chunk, 7) actions t .. t+chunk-1, the last action repeated past the end
     action_mask   (chunk,) True where the action is real (not padding)
     language      the task instruction
-    task          the LIBERO task name
+    task          the task name (LIBERO task name, or the instruction for LeRobot data)
 
 Normalization statistics (mean, std, min, max, 1st and 99th percentiles of states
 and actions) are computed once over every demo and saved as JSON, keyed by a
-fingerprint of the files, so training and inference use the same numbers.
+fingerprint of the data, so training and inference use the same numbers.
 Files are opened lazily in each process (safe with DataLoader worker processes).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +32,12 @@ import numpy as np
 from bench.demos.libero_hdf5 import DemoFileError, demo_names, open_demo_file
 
 CAMERA_KEYS = {"agentview": "agentview_rgb", "eye_in_hand": "eye_in_hand_rgb"}
+# LeRobot column names for our cameras: openpi's LIBERO dataset, then LeRobot's own convention.
+LEROBOT_CAMERAS = {"agentview": ("image", "observation.images.image", "observation.images.agentview"),
+                   "eye_in_hand": ("wrist_image", "observation.images.wrist_image",
+                                   "observation.images.eye_in_hand")}
+LEROBOT_STATE = ("state", "observation.state")
+LEROBOT_ACTIONS = ("actions", "action")
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,8 @@ class WindowSpec:
 
 @dataclass
 class _DemoIndex:
-    path: str
-    group: str
+    source: int  # index into the dataset's sources
+    key: str  # HDF5 group name, or LeRobot episode index
     length: int
     task: str
     language: str
@@ -67,30 +76,20 @@ def _state_keys(obs: h5py.Group, path: Path) -> list[str]:
     return keys + ["gripper_states"]
 
 
-class LiberoDemoDataset:
-    def __init__(self, paths: str | Path | list, spec: WindowSpec = WindowSpec(), stats_path: str | Path | None = None):
-        self.paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-        self.spec = spec
-        self.demos: list[_DemoIndex] = []
-        for path in self.paths:
-            self.demos.extend(self._index(path))
-        if not self.demos:
-            raise DemoFileError(f"{self.paths}: no demos")
-        self._starts = np.cumsum([0] + [d.length for d in self.demos])
-        self._files: dict[str, h5py.File] = {}
-        self.stats_path = Path(stats_path) if stats_path else self.paths[0].with_suffix(".stats.json")
-        self.stats = self._load_or_compute_stats()
+class Hdf5Source:
+    """A LIBERO / robomimic HDF5 file. Images are stored upside down; we flip them."""
 
-    # ---------------------------------------------------------------- index
-    def _index(self, path: Path) -> list[_DemoIndex]:
-        out = []
+    def __init__(self, path: Path, cameras: tuple[str, ...], source_id: int):
+        self.path, self.cameras = path, cameras
+        self.demos: list[_DemoIndex] = []
+        self._f: h5py.File | None = None
         with open_demo_file(path) as f:
             data = _require(f, "data", path)
             for name in demo_names(data):
                 g = data[name]
                 n = len(_require(g, "actions", path))
                 obs = _require(g, "obs", path)
-                for cam in self.spec.cameras:
+                for cam in cameras:
                     if len(_require(obs, CAMERA_KEYS[cam], path)) != n:
                         raise DemoFileError(f"{path}: {g.name}/obs/{CAMERA_KEYS[cam]} has a different length "
                                             f"than {g.name}/actions ({n})")
@@ -103,23 +102,132 @@ class LiberoDemoDataset:
                 language = json.loads(info_raw).get("language_instruction", "")
                 if isinstance(language, list):  # some LIBERO files store it as a list of words
                     language = " ".join(language)
-                out.append(_DemoIndex(str(path), name, n, Path(str(bddl)).stem, language))
-        return out
+                self.demos.append(_DemoIndex(source_id, name, n, Path(str(bddl)).stem, language))
+
+    def _group(self, demo: _DemoIndex) -> h5py.Group:
+        if self._f is None:
+            self._f = h5py.File(self.path, "r")
+        return self._f["data"][demo.key]
+
+    def frames(self, demo: _DemoIndex, cam: str, ids: list[int]) -> np.ndarray:
+        ds = self._group(demo)["obs"][CAMERA_KEYS[cam]]
+        return np.stack([ds[i] for i in ids])[:, ::-1, ::-1].copy()
+
+    def states(self, demo: _DemoIndex, t: slice | int) -> np.ndarray:
+        obs = self._group(demo)["obs"]
+        parts = [np.asarray(obs[k][t], dtype=np.float32) for k in _state_keys(obs, self.path)]
+        return np.concatenate([p.reshape(p.shape[0], -1) if p.ndim > 1 else p for p in parts], axis=-1)
+
+    def actions(self, demo: _DemoIndex, t: slice) -> np.ndarray:
+        return np.asarray(self._group(demo)["actions"][t], dtype=np.float32)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def _pick_column(columns, names: tuple[str, ...], what: str, path: Path) -> str:
+    for n in names:
+        if n in columns:
+            return n
+    raise DemoFileError(f"{path}: no {what} column (looked for {', '.join(names)}; has {', '.join(columns)})")
+
+
+class LeRobotSource:
+    """A LeRobot-format dataset folder (meta/info.json, meta/tasks.jsonl, data/*.parquet),
+    like openpi's LIBERO dataset. Images there are already upright."""
+
+    def __init__(self, root: Path, cameras: tuple[str, ...], source_id: int):
+        self.root, self.cameras = root, cameras
+        try:
+            self.info = json.loads((root / "meta" / "info.json").read_text())
+            tasks = [json.loads(line) for line in (root / "meta" / "tasks.jsonl").read_text().splitlines() if line]
+            episodes = [json.loads(line) for line in (root / "meta" / "episodes.jsonl").read_text().splitlines()
+                        if line]
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DemoFileError(f"{root}: not a readable LeRobot dataset ({exc})") from None
+        features = self.info.get("features", {})
+        self.col_state = _pick_column(features, LEROBOT_STATE, "state", root)
+        self.col_actions = _pick_column(features, LEROBOT_ACTIONS, "action", root)
+        self.col_cams = {c: _pick_column(features, LEROBOT_CAMERAS[c], f"{c} image", root) for c in cameras}
+        task_text = {t["task_index"]: t["task"] for t in tasks}
+        self.chunks_size = int(self.info.get("chunks_size", 1000))
+        self.data_path = self.info.get("data_path", "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet")
+        self.demos = []
+        for ep in episodes:
+            text = ep["tasks"][0] if ep.get("tasks") else task_text.get(ep.get("task_index", 0), "")
+            self.demos.append(_DemoIndex(source_id, str(ep["episode_index"]), int(ep["length"]), text, text))
+        self._cache: OrderedDict[str, dict] = OrderedDict()
+
+    def _episode(self, demo: _DemoIndex) -> dict:
+        if demo.key not in self._cache:
+            import pyarrow.parquet as pq
+
+            idx = int(demo.key)
+            path = self.root / self.data_path.format(episode_chunk=idx // self.chunks_size, episode_index=idx)
+            try:
+                table = pq.read_table(path).to_pydict()
+            except (OSError, ValueError) as exc:
+                raise DemoFileError(f"{path}: not a readable parquet file ({exc})") from None
+            for col in [self.col_state, self.col_actions, *self.col_cams.values()]:
+                if col not in table:
+                    raise DemoFileError(f"{path}: column {col!r} is missing")
+            self._cache[demo.key] = table
+            while len(self._cache) > 8:
+                self._cache.popitem(last=False)
+        return self._cache[demo.key]
+
+    def frames(self, demo: _DemoIndex, cam: str, ids: list[int]) -> np.ndarray:
+        from PIL import Image
+
+        col = self._episode(demo)[self.col_cams[cam]]
+        out = []
+        for i in ids:
+            cell = col[i]
+            raw = cell["bytes"] if isinstance(cell, dict) else cell
+            out.append(np.asarray(Image.open(io.BytesIO(raw)).convert("RGB")))
+        return np.stack(out)
+
+    def states(self, demo: _DemoIndex, t: slice | int) -> np.ndarray:
+        return np.asarray(self._episode(demo)[self.col_state][t], dtype=np.float32)
+
+    def actions(self, demo: _DemoIndex, t: slice) -> np.ndarray:
+        return np.asarray(self._episode(demo)[self.col_actions][t], dtype=np.float32)
+
+    def close(self) -> None:
+        self._cache.clear()
+
+
+def open_source(path: Path, cameras: tuple[str, ...], source_id: int):
+    if path.is_dir():
+        if not (path / "meta" / "info.json").is_file():
+            raise DemoFileError(f"{path}: a folder but not a LeRobot dataset (no meta/info.json)")
+        return LeRobotSource(path, cameras, source_id)
+    return Hdf5Source(path, cameras, source_id)
+
+
+class LiberoDemoDataset:
+    def __init__(self, paths: str | Path | list, spec: WindowSpec = WindowSpec(), stats_path: str | Path | None = None):
+        self.paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+        self.spec = spec
+        self.sources = [open_source(p, spec.cameras, i) for i, p in enumerate(self.paths)]
+        self.demos: list[_DemoIndex] = [d for s in self.sources for d in s.demos]
+        if not self.demos:
+            raise DemoFileError(f"{', '.join(map(str, self.paths))}: no demos")
+        self._starts = np.cumsum([0] + [d.length for d in self.demos])
+        default = self.paths[0] / "bench_stats.json" if self.paths[0].is_dir() else self.paths[0].with_suffix(".stats.json")
+        self.stats_path = Path(stats_path) if stats_path else default
+        self.stats = self._load_or_compute_stats()
 
     def __len__(self) -> int:
         return int(self._starts[-1])
 
-    def _file(self, path: str) -> h5py.File:
-        if path not in self._files:
-            self._files[path] = h5py.File(path, "r")
-        return self._files[path]
+    def __getstate__(self):  # open handles do not pickle: each worker process reopens lazily
+        for s in self.sources:
+            s.close()
+        return dict(self.__dict__)
 
-    def __getstate__(self):  # open handles do not pickle: reopen in the worker process
-        state = dict(self.__dict__)
-        state["_files"] = {}
-        return state
-
-    # ---------------------------------------------------------------- samples
     def locate(self, index: int) -> tuple[_DemoIndex, int]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} windows")
@@ -128,33 +236,25 @@ class LiberoDemoDataset:
 
     def __getitem__(self, index: int) -> dict:
         demo, t = self.locate(index)
-        s = self.spec
-        g = self._file(demo.path)["data"][demo.group]
-        obs = g["obs"]
+        s, src = self.spec, self.sources[demo.source]
         last = demo.length - 1
         past = [max(0, t - s.future_stride * j) for j in range(s.n_current - 1, -1, -1)]
         future = [min(last, t + s.future_stride * k) for k in range(1, s.n_future + 1)]
         frames = past + future
-        images = {}
-        for cam in s.cameras:
-            ds = obs[CAMERA_KEYS[cam]]
-            images[cam] = np.stack([ds[i] for i in frames])[:, ::-1, ::-1].copy()  # stored upside down
-        state = np.concatenate([np.asarray(obs[k][t], dtype=np.float32).reshape(-1)
-                                for k in _state_keys(obs, Path(demo.path))])
-        end = min(demo.length, t + s.chunk)
-        actions = np.asarray(g["actions"][t:end], dtype=np.float32)
+        images = {cam: src.frames(demo, cam, frames) for cam in s.cameras}
+        actions = src.actions(demo, slice(t, min(demo.length, t + s.chunk)))
         mask = np.zeros(s.chunk, dtype=bool)
         mask[: len(actions)] = True
         if len(actions) < s.chunk:
             actions = np.concatenate([actions, np.repeat(actions[-1:], s.chunk - len(actions), axis=0)])
-        return {"images": images, "frame_ids": np.array(frames), "state": state, "actions": actions,
+        return {"images": images, "frame_ids": np.array(frames), "state": src.states(demo, t), "actions": actions,
                 "action_mask": mask, "language": demo.language, "task": demo.task}
 
     # ------------------------------------------------------------ statistics
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         for d in self.demos:
-            h.update(f"{Path(d.path).name}/{d.group}/{d.length};".encode())
+            h.update(f"{self.paths[d.source].name}/{d.key}/{d.length};".encode())
         return h.hexdigest()[:16]
 
     def _load_or_compute_stats(self) -> dict:
@@ -170,23 +270,18 @@ class LiberoDemoDataset:
         return stats
 
     def compute_stats(self) -> dict:
-        states, actions = [], []
-        for d in self.demos:
-            g = self._file(d.path)["data"][d.group]
-            obs = g["obs"]
-            states.append(np.concatenate([np.asarray(obs[k][()], dtype=np.float64).reshape(d.length, -1)
-                                          for k in _state_keys(obs, Path(d.path))], axis=1))
-            actions.append(np.asarray(g["actions"][()], dtype=np.float64))
+        everything = slice(None)
+        states = np.concatenate([self.sources[d.source].states(d, everything) for d in self.demos]).astype(np.float64)
+        actions = np.concatenate([self.sources[d.source].actions(d, everything) for d in self.demos]).astype(np.float64)
 
         def summary(x: np.ndarray) -> dict:
             return {"mean": x.mean(0).tolist(), "std": x.std(0).tolist(), "min": x.min(0).tolist(),
                     "max": x.max(0).tolist(), "q01": np.quantile(x, 0.01, axis=0).tolist(),
                     "q99": np.quantile(x, 0.99, axis=0).tolist()}
 
-        return {"state": summary(np.concatenate(states)), "actions": summary(np.concatenate(actions)),
-                "num_demos": len(self.demos), "num_steps": len(self), "spec": asdict(self.spec)}
+        return {"state": summary(states), "actions": summary(actions), "num_demos": len(self.demos),
+                "num_steps": len(self), "spec": asdict(self.spec)}
 
     def close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files = {}
+        for s in self.sources:
+            s.close()
