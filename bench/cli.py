@@ -99,7 +99,7 @@ def run(
 ):
     """Evaluate a policy on a suite on the real LIBERO simulator."""
     from bench.provenance import provenance
-    from bench.results import summarize_dir
+    from bench.results import record_invocation, summarize_dir
     from bench.runner import RunConfig, Runner, RunDirMismatch
     from bench.sim.rendering import HeadlessGLError, configure_headless_gl
 
@@ -143,6 +143,8 @@ def run(
         fail(str(exc))
     console.print(f"[bold]{s.name}[/] x [bold]{canonical}[/]: {len(queue)} episodes to run on {len(task_ids)} "
                   f"tasks, {workers} workers, GL={gl}, protocol {protocol.name}#{protocol.hash()} -> {out}")
+    if queue:
+        record_invocation(out, provenance(protocol))
     with progress:
         bar = progress.add_task(s.name, total=len(queue), succ=0)
         runner.run(queue)

@@ -107,6 +107,7 @@ def run_eval_benchmark(suite: Suite, task_ids: list[int], episodes: int, workers
     from rich.progress import Progress
 
     protocol = suite.protocol if max_steps is None else suite.protocol.replace(max_steps=max_steps)
+    prov = provenance(protocol)  # the code that runs, captured before it runs
     n = len(task_ids) * episodes
     with Progress(console=console, transient=True) as bar:
         t_ours = bar.add_task("ours", total=n)
@@ -127,7 +128,7 @@ def run_eval_benchmark(suite: Suite, task_ids: list[int], episodes: int, workers
                   "policy": "zero (declares both cameras, 8-step chunks)", "max_steps": protocol.max_steps},
         "ours": o,
         "naive": v,
-        "provenance": provenance(protocol),
+        "provenance": prov,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=float))

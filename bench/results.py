@@ -83,5 +83,19 @@ def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.Da
     return table
 
 
+def record_invocation(out_dir: Path, provenance: dict) -> None:
+    """Note, before any episode runs, the code and command that produce this run's episodes
+    (a resumed run appends another line)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "invocations.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(provenance, sort_keys=True) + "\n")
+
+
 def summarize_dir(out_dir: Path, provenance: dict) -> pd.DataFrame:
-    return write_summary(out_dir, read_records(out_dir / "episodes.jsonl"), provenance)
+    """Summary of a run directory. Its provenance is that of the invocations that ran the
+    episodes (the first one's fields at the top level, all of them under 'invocations');
+    `provenance` (now) is kept as 'summarized'."""
+    path = out_dir / "invocations.jsonl"
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    prov = {**runs[0], "invocations": runs, "summarized": provenance} if runs else provenance
+    return write_summary(out_dir, read_records(out_dir / "episodes.jsonl"), prov)

@@ -56,3 +56,15 @@ def test_aggregate_counts_each_episode_once(tmp_path):
     payload = json.loads((tmp_path / "summary.json").read_text())
     assert payload["provenance"]["command"] == "bench run" and len(payload["rows"]) == 6
     assert payload["rows"][0]["task_id"] == 0 and isinstance(payload["rows"][0]["task_id"], int)
+
+
+def test_summary_provenance_is_that_of_the_invocations(tmp_path):
+    from bench.results import record_invocation, summarize_dir
+
+    append_record(tmp_path / "episodes.jsonl", rec(0, 0, True))
+    record_invocation(tmp_path, {"command": "bench run A", "git": {"commit": "aaa", "dirty": False}})
+    record_invocation(tmp_path, {"command": "bench run A --resume", "git": {"commit": "bbb", "dirty": False}})
+    summarize_dir(tmp_path, {"command": "bench summarize", "git": {"commit": "ccc", "dirty": True}})
+    prov = json.loads((tmp_path / "summary.json").read_text())["provenance"]
+    assert prov["git"]["commit"] == "aaa" and [r["git"]["commit"] for r in prov["invocations"]] == ["aaa", "bbb"]
+    assert prov["summarized"]["command"] == "bench summarize"

@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from bench.policies import register
 from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
@@ -41,6 +42,8 @@ class Move:
     pos: object
     grip: float
     yaw: float | None = None
+    rot: np.ndarray | None = None  # full target orientation (3x3, columns = gripper axes); overrides yaw
+    rot_tol: float = 0.1  # radians
     tol: float = 0.01
     max_chunks: int = 8
     label: str = ""
@@ -80,6 +83,20 @@ class EpisodeState:
 
 # Objects grasped at their rim (fingers straddling the wall) rather than at their centre.
 RIM_GRASP = ("bowl", "plate", "mug", "cup", "basket", "frypan", "pot")
+
+
+def down_rotation(yaw: float) -> np.ndarray:
+    """Gripper pointing down (z axis to -z), fingers closing along angle `yaw` in the xy-plane."""
+    x = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+    z = np.array([0.0, 0.0, -1.0])
+    return np.column_stack([x, np.cross(z, x), z])
+
+
+def horizontal_rotation(toward: np.ndarray) -> np.ndarray:
+    """Gripper pointing along `toward` (horizontal), fingers closing vertically."""
+    z = toward / np.linalg.norm(toward)
+    x = np.array([0.0, 0.0, 1.0])
+    return np.column_stack([x, np.cross(z, x), z])
 
 
 def finger_yaw(eef_mat: np.ndarray) -> float:
@@ -148,10 +165,15 @@ class ScriptedExpert:
                 if step.freeze:
                     step.pos = pos
                 err = pos - eef
-                yaw_err = 0.0 if step.yaw is None else wrap_pi(step.yaw - yaw)
-                reached = np.linalg.norm(err) < step.tol and abs(yaw_err) < 0.08
+                if step.rot is not None:
+                    target = step.rot
+                else:  # gripper pointing down, fingers at the requested (or current) yaw
+                    target = down_rotation(yaw + (0.0 if step.yaw is None else wrap_pi(step.yaw - yaw)))
+                rot_err = Rotation.from_matrix(target @ scene["eef_mat"].T).as_rotvec()
+                turn = float(np.linalg.norm(rot_err))
+                reached = np.linalg.norm(err) < step.tol and turn < step.rot_tol
                 blocked = (ep.chunks_in_step >= 2 and np.linalg.norm(eef - ep.last_eef) < 0.002
-                           and np.linalg.norm(err) < 0.04 and abs(yaw_err) < 0.15)
+                           and np.linalg.norm(err) < 0.04 and turn < 2 * step.rot_tol)
                 ep.last_eef = eef.copy()
                 if reached or blocked or ep.chunks_in_step >= step.max_chunks:
                     ep.plan.pop(0)
@@ -162,7 +184,7 @@ class ScriptedExpert:
                 ep.chunks_in_step += 1
                 if ep.speed is None:
                     ep.speed = 1.0 - abs(self._jitter(ep, 0.05))
-                return self._move_chunk(err, yaw_err, step.grip, speed=ep.speed * (0.85 if ep.carried else 1.0))
+                return self._move_chunk(err, rot_err, step.grip, speed=ep.speed * (0.85 if ep.carried else 1.0))
             if isinstance(step, Grip):
                 ep.plan.pop(0)
                 ep.chunks_in_step = 0
@@ -173,11 +195,11 @@ class ScriptedExpert:
                 return self._grip_chunk(step.grip)
         return self._hold(state, OPEN)
 
-    def _move_chunk(self, err: np.ndarray, yaw_err: float, grip: float, speed: float = 1.0) -> np.ndarray:
+    def _move_chunk(self, err: np.ndarray, rot_err: np.ndarray, grip: float, speed: float = 1.0) -> np.ndarray:
         a = np.zeros((8, 7))
         gain = 0.8 if np.linalg.norm(err) > 0.04 else 1.3  # small commands barely move the arm: push harder
         a[:, :3] = np.clip(gain * err / POS_PER_UNIT, -speed, speed)
-        a[:, 5] = np.clip(0.7 * yaw_err / YAW_PER_UNIT, -1, 1)
+        a[:, 3:6] = np.clip(0.7 * rot_err / YAW_PER_UNIT, -1, 1)  # world-frame axis-angle, like OSC_POSE
         a[:, 6] = grip
         return a
 
@@ -195,11 +217,11 @@ class ScriptedExpert:
     def _plan(self, ep: EpisodeState, goal: tuple, scene: dict) -> list:
         pred = goal[0].lower()
         if pred in ("on", "in"):
-            pre = []
             joint = _joint_of(goal[2], scene)
-            if joint is not None and not _is_state(scene, joint, "open"):
-                pre = self._articulate(ep, joint, "open", scene, finish=False)  # open the drawer first
-            return pre + self._pick(ep, goal[1], scene) + self._place(ep, goal[1], goal[2], pred, scene)
+            if joint is not None and not _is_state(scene, joint, "open") and ("open", goal[2]) not in ep.goals:
+                ep.goals.insert(ep.subgoal, ("open", goal[2]))  # open the drawer first, then plan the rest
+                return self._plan(ep, ep.goals[ep.subgoal], scene)
+            return self._pick(ep, goal[1], scene) + self._place(ep, goal[1], goal[2], pred, scene)
         if pred in ("open", "close", "turnon", "turnoff"):
             joint = _joint_of(goal[1], scene)
             if joint is not None:
@@ -213,7 +235,7 @@ class ScriptedExpert:
         turn a knob (hinge about z)."""
         art = scene["articulations"][joint]
         q_goal = _goal_q(scene, art["object"], goal)
-        done = [Move(np.zeros(3), OPEN, tol=10.0, label="subgoal-done")] if finish else []
+        done = [Move(np.zeros(3), OPEN, tol=10.0, rot_tol=10.0, label="subgoal-done")] if finish else []
         up = Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.1]), OPEN, tol=0.03, max_chunks=2,
                   label="retreat", freeze=True)
         if art["type"] == "slide":
@@ -233,14 +255,20 @@ class ScriptedExpert:
                 return fn
 
             if _pulls_toward_robot(front_dir, d):
-                # a full 8 cm opening does not fit between stacked drawer fronts: pre-close to ~3 cm
+                # Stacked drawer fronts leave no room to reach a handle from above: come in
+                # horizontally, fingers above and below the bar, and pull.
+                level = horizontal_rotation(-front_dir)
                 return [
-                    Move(handle + np.array([0, 0, 0.08]), OPEN, yaw, tol=0.02, label="approach-handle"),
-                    Grip(PRESHAPE, label="preshape"),
-                    Move(handle, HOLD, yaw, tol=0.008, label="descend-handle"),
+                    Move(handle + front_dir * 0.10, OPEN, rot=level, tol=0.02, rot_tol=0.3, label="level-with-handle"),
+                    Move(handle - front_dir * 0.015, OPEN, rot=level, tol=0.008, rot_tol=0.3, max_chunks=5,
+                         label="reach-in"),
                     Grip(CLOSE, label="grasp-handle"), Grip(CLOSE, label="squeeze"),
-                    Move(along(0.01), CLOSE, yaw, tol=0.01, max_chunks=6, label="pull"),
-                    Grip(OPEN, label="release-handle"), up,
+                    Move(along(0.01), CLOSE, rot=level, tol=0.01, rot_tol=0.3, max_chunks=6, label="pull"),
+                    Grip(OPEN, label="release-handle"),
+                    Move(lambda ep, scene: scene["eef_pos"] + front_dir * 0.08 + np.array([0, 0, 0.06]), OPEN,
+                         rot=level, tol=0.02, rot_tol=0.3, max_chunks=2, label="back-off", freeze=True),
+                    Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.08]), OPEN, tol=0.03, rot_tol=0.25,
+                         max_chunks=2, label="point-down", freeze=True),
                 ] + done
             start = handle + front_dir * 0.03  # push the front face from outside
             return [
@@ -285,7 +313,8 @@ class ScriptedExpert:
                 turn = abs(wrap_pi((0.0 if axis == 0 else math.pi / 2) - yaw_now))
                 reach = float(np.linalg.norm(p[:2] - scene["robot_base"][:2]))
                 # free space around the fingers, then little turning, and never at the edge of the arm's reach
-                score = min(_clearance(p, name, scene), 0.05) - 0.02 * turn - 2.0 * max(0.0, reach - 0.72)
+                fingers = np.array([0.045, 0.012]) if axis == 0 else np.array([0.012, 0.045])  # open-hand footprint
+                score = min(_clearance(p, name, scene, fingers), 0.05) - 0.02 * turn - 2.0 * max(0.0, reach - 0.72)
                 if best is None or score > best[0]:
                     best = (score, p, axis)
             _, p, axis = best
@@ -305,7 +334,8 @@ class ScriptedExpert:
         ground = _ground(scene)
         high[2] = max(grasp[2] + 0.15, ground + 0.22) + abs(self._jitter(ep, 0.015))  # arrive from above: low sweeps hit things and joint limits
         above = grasp + np.array([0, 0, 0.06])
-        lift = grasp.copy()
+        slide = self._slide_out(grasp, name, scene)
+        lift = slide[0].pos.copy() if slide else grasp.copy()  # straight up from where the object is free
         lift[2] = max(grasp[2] + 0.15, ground + 0.25) + abs(self._jitter(ep, 0.015))
 
         return [
@@ -314,10 +344,29 @@ class ScriptedExpert:
             Move(grasp, OPEN, yaw, tol=0.008, label="descend"),
             Grip(CLOSE, label="grasp", carry=name),
             Grip(CLOSE, label="squeeze"),
+            *slide,
             Move(lift, CLOSE, None, tol=0.03, label="lift"),
             Check(lambda ep, scene, width: width > 0.002 and scene["objects"][name]["aabb_min"][2] > bottom + 0.03,
                   label="holding?"),
         ]
+
+    def _slide_out(self, grasp: np.ndarray, name: str, scene: dict) -> list:
+        """If an open drawer hangs over the object, slide it out sideways before lifting."""
+        obj = scene["objects"][name]
+        for art in scene["articulations"].values():
+            lo, hi = art["aabb_min"], art["aabb_max"]
+            if art["type"] != "slide" or not np.isfinite(lo).all() or lo[2] < obj["aabb_max"][2] - 0.01:
+                continue
+            overlap = np.minimum(hi[:2], obj["aabb_max"][:2]) - np.maximum(lo[:2], obj["aabb_min"][:2])
+            if (overlap <= 0).any():
+                continue
+            axis = int(np.argmin(overlap))  # leave along the axis with the least overlap
+            sign = 1.0 if obj["pos"][axis] > (lo[axis] + hi[axis]) / 2 else -1.0
+            out = grasp.copy()
+            out[axis] += sign * (overlap[axis] + 0.03)
+            out[2] += 0.01
+            return [Move(out, CLOSE, None, tol=0.015, max_chunks=4, label="slide-out")]
+        return []
 
     def _place(self, ep: EpisodeState, name: str, target: str, pred: str, scene: dict) -> list:
         def target_xy(scene):
@@ -352,7 +401,7 @@ class ScriptedExpert:
             Grip(OPEN, label="release"),
             Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.08]), OPEN, tol=0.03, max_chunks=2,
                  label="retreat", freeze=True),
-            Move(np.zeros(3), OPEN, tol=10.0, label="subgoal-done"),
+            Move(np.zeros(3), OPEN, tol=10.0, rot_tol=10.0, label="subgoal-done"),
         ]
 
 
@@ -392,12 +441,15 @@ def _ground(scene: dict) -> float:
     return float(min(o["aabb_min"][2] for o in scene["objects"].values() if not o["fixture"]))
 
 
-def _clearance(p: np.ndarray, name: str, scene: dict) -> float:
+def _clearance(p: np.ndarray, name: str, scene: dict, half: np.ndarray = np.zeros(2)) -> float:
+    """Horizontal distance from the box p +- half to the nearest other object or moving part (an open drawer)."""
+    boxes = [(o["aabb_min"], o["aabb_max"]) for other, o in scene["objects"].items()
+             if other != name and not o["fixture"]]
+    boxes += [(a["aabb_min"], a["aabb_max"]) for a in scene["articulations"].values()
+              if a["type"] == "slide" and np.isfinite(a["aabb_min"]).all()]
     best = 1.0
-    for other, o in scene["objects"].items():
-        if other == name or o["fixture"]:
-            continue
-        d = np.maximum(0, np.maximum(o["aabb_min"][:2] - p[:2], p[:2] - o["aabb_max"][:2]))
+    for lo, hi in boxes:
+        d = np.maximum(0, np.maximum(lo[:2] - (p[:2] + half), (p[:2] - half) - hi[:2]))
         best = min(best, float(np.linalg.norm(d)))
     return best
 
