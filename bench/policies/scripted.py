@@ -148,6 +148,8 @@ class ScriptedExpert:
                     return self._hold(state, OPEN if ep.carried is None else CLOSE)
                 ep.plan = self._plan(ep, ep.goals[ep.subgoal], scene)
                 ep.chunks_in_step = 0
+                if not ep.plan:  # a subgoal this expert skips
+                    continue
             step = ep.plan[0]
             dropped = ep.carried is not None and isinstance(step, Move) and step.grip == CLOSE and width < 0.002
             if isinstance(step, Check) or dropped:
@@ -170,7 +172,9 @@ class ScriptedExpert:
                 else:  # gripper pointing down, fingers at the requested (or current) yaw
                     target = down_rotation(yaw + (0.0 if step.yaw is None else wrap_pi(step.yaw - yaw)))
                 rot_err = Rotation.from_matrix(target @ scene["eef_mat"].T).as_rotvec()
-                turn = float(np.linalg.norm(rot_err))
+                # explicit orientations must be met; for "pointing down" moves only the yaw must
+                # (the arm tilts a little at the edge of its reach, which does not matter there)
+                turn = float(np.linalg.norm(rot_err)) if step.rot is not None else abs(float(rot_err[2]))
                 reached = np.linalg.norm(err) < step.tol and turn < step.rot_tol
                 blocked = (ep.chunks_in_step >= 2 and np.linalg.norm(eef - ep.last_eef) < 0.002
                            and np.linalg.norm(err) < 0.04 and turn < 2 * step.rot_tol)
@@ -445,8 +449,9 @@ def _clearance(p: np.ndarray, name: str, scene: dict, half: np.ndarray = np.zero
     """Horizontal distance from the box p +- half to the nearest other object or moving part (an open drawer)."""
     boxes = [(o["aabb_min"], o["aabb_max"]) for other, o in scene["objects"].items()
              if other != name and not o["fixture"]]
-    boxes += [(a["aabb_min"], a["aabb_max"]) for a in scene["articulations"].values()
-              if a["type"] == "slide" and np.isfinite(a["aabb_min"]).all()]
+    bottom = scene["objects"][name]["aabb_min"][2]
+    boxes += [(a["aabb_min"], a["aabb_max"]) for a in scene["articulations"].values()  # parts above its base
+              if a["type"] == "slide" and np.isfinite(a["aabb_min"]).all() and a["aabb_max"][2] > bottom + 0.01]
     best = 1.0
     for lo, hi in boxes:
         d = np.maximum(0, np.maximum(lo[:2] - (p[:2] + half), (p[:2] - half) - hi[:2]))
