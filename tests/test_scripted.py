@@ -41,4 +41,4 @@ def test_expert_solves_pick_place_and_knob(tmp_path, gl):
         Runner(cfg, ScriptedExpert()).run()
         [rec] = read_records(tmp_path / suite_name / "episodes.jsonl")
         assert rec["success"] and rec["error"] is None, rec
-        assert rec["timing"]["render_s"] == 0.0  # the expert looks at no camera
+        assert rec["timing"]["render_s"] < 0.01  # the expert looks at no camera (one render costs > 40 ms)

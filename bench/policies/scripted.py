@@ -28,8 +28,7 @@ from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
 
 POS_PER_UNIT = 0.10  # metres per chunk per unit command
 YAW_PER_UNIT = 1.3  # radians per chunk per unit command
-OPEN, CLOSE, HOLD = -1.0, 1.0, 0.0  # HOLD keeps the fingers where they are (robosuite integrates the sign)
-PRESHAPE = 0.5  # Grip(PRESHAPE): close for 5 steps from open, then hold: a ~3 cm opening
+OPEN, CLOSE = -1.0, 1.0
 
 
 @dataclass
@@ -209,10 +208,7 @@ class ScriptedExpert:
 
     def _grip_chunk(self, grip: float) -> np.ndarray:
         a = np.zeros((8, 7))
-        if grip == PRESHAPE:
-            a[:5, 6] = CLOSE  # each step moves robosuite's gripper command by 0.25 of its [-1, 1] range
-        else:
-            a[:, 6] = grip
+        a[:, 6] = grip
         return a
 
     def _hold(self, state, grip):
@@ -243,11 +239,11 @@ class ScriptedExpert:
         up = Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.1]), OPEN, tol=0.03, max_chunks=2,
                   label="retreat", freeze=True)
         if art["type"] == "slide":
-            move = art["axis"] * (q_goal - art["qpos"])  # how the part must travel
-            d = move / (np.linalg.norm(move) + 1e-9)
-            # the handle: the moving part's geom that sticks out furthest along the travel (or against it)
-            pull = q_goal - art["qpos"] < 0 if np.dot(art["axis"], d) < 0 else True
-            front_dir = d if pull else -d
+            # a drawer opens outwards, toward its handle: the handle is the moving part's geom
+            # that sticks out furthest in the opening direction
+            opening = _goal_q(scene, art["object"], "open") - _goal_q(scene, art["object"], "close")
+            front_dir = art["axis"] * np.sign(opening)
+            d = art["axis"] * np.sign(q_goal - art["qpos"])  # the direction the part must travel
             lo, hi = max(art["geoms"], key=lambda g: float(np.dot((g[0] + g[1]) / 2, front_dir)))
             handle = (lo + hi) / 2
             yaw = math.atan2(front_dir[1], front_dir[0])  # fingers pinch the bar across its thickness
@@ -258,7 +254,7 @@ class ScriptedExpert:
                     return scene["eef_pos"] + a["axis"] * (q_goal - a["qpos"]) + d * extra
                 return fn
 
-            if _pulls_toward_robot(front_dir, d):
+            if goal == "open":
                 # Stacked drawer fronts leave no room to reach a handle from above: come in
                 # horizontally, fingers above and below the bar, and pull.
                 level = horizontal_rotation(-front_dir)
@@ -433,11 +429,6 @@ def _is_state(scene: dict, joint: str, goal: str) -> bool:
     art = scene["articulations"][joint]
     ranges = scene["objects"][art["object"]]["ranges"].get(f"{goal}_ranges")
     return bool(ranges) and min(ranges) - 0.01 <= art["qpos"] <= max(ranges) + 0.01
-
-
-def _pulls_toward_robot(front_dir: np.ndarray, travel: np.ndarray) -> bool:
-    """Opening moves the handle outwards (along its front direction): grasp and pull."""
-    return float(np.dot(front_dir, travel)) > 0
 
 
 def _ground(scene: dict) -> float:
