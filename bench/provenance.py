@@ -33,7 +33,9 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, str | bool | None]:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return {"commit": None, "dirty": None}
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+        # dirty = the code differs from the commit; produced results and reports do not count
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!reports")
+                     .stdout.strip())
         return {"commit": head.stdout.strip(), "dirty": dirty}
     except (OSError, subprocess.TimeoutExpired):
         return {"commit": None, "dirty": None}
