@@ -124,51 +124,54 @@ OBS_KEYS = ("agentview_rgb", "eye_in_hand_rgb", "ee_states", "gripper_states", "
 
 
 class DemoWriter:
-    """Appends demos (one task each) to a LIBERO-layout file, flushing after each one,
-    so an interrupted generation keeps what it made and can continue."""
+    """Appends demos (one task each) to a LIBERO-layout file. The file is opened for each demo
+    and closed again, so a run that is killed (even mid-generation) leaves a readable file
+    with every demo written so far, and a rerun tops it up."""
 
     def __init__(self, path: str | Path, file_attrs: dict):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = h5py.File(self.path, "a")
-        self.data = self.f.require_group("data")
-        for k, v in file_attrs.items():
-            self.data.attrs[k] = v if not isinstance(v, dict) else json.dumps(v)
+        with h5py.File(self.path, "a") as f:
+            data = f.require_group("data")
+            for k, v in file_attrs.items():
+                data.attrs[k] = v if not isinstance(v, dict) else json.dumps(v)
 
     def counts(self) -> dict[str, int]:
         """Demos per task name already in the file."""
         out: dict[str, int] = {}
-        for name in self.data:
-            task = Path(str(self.data[name].attrs.get("bddl_file_name", ""))).stem
-            out[task] = out.get(task, 0) + 1
+        with h5py.File(self.path, "r") as f:
+            for name in f["data"]:
+                task = Path(str(f["data"][name].attrs.get("bddl_file_name", ""))).stem
+                out[task] = out.get(task, 0) + 1
         return out
 
     def add(self, trajectory: dict[str, np.ndarray], task_attrs: dict) -> str:
-        name = f"demo_{len(self.data)}"
-        g = self.data.create_group(name)
-        n = len(trajectory["actions"])
-        g.attrs["num_samples"] = n
-        g.attrs["init_state"] = trajectory["states"][0]
-        for k, v in task_attrs.items():
-            g.attrs[k] = v if not isinstance(v, dict) else json.dumps(v)
-        g.create_dataset("actions", data=trajectory["actions"])
-        g.create_dataset("states", data=trajectory["states"])
-        g.create_dataset("robot_states", data=trajectory["robot_states"])
-        rewards = np.zeros(n, dtype=np.float64)
-        rewards[-1] = 1.0
-        g.create_dataset("rewards", data=rewards)
-        g.create_dataset("dones", data=rewards.astype(np.uint8))
-        obs = g.create_group("obs")
-        for k in OBS_KEYS:
-            v = trajectory[k]
-            if v.dtype == np.uint8:  # images: chunk per frame, compress
-                obs.create_dataset(k, data=v, chunks=(1, *v.shape[1:]), compression="gzip", compression_opts=4)
-            else:
-                obs.create_dataset(k, data=v)
-        self.data.attrs["num_demos"] = len(self.data)
-        self.data.attrs["total"] = int(self.data.attrs.get("total", 0)) + n
-        self.f.flush()
+        with h5py.File(self.path, "a") as f:
+            data = f["data"]
+            name = f"demo_{len(data)}"
+            g = data.create_group(name)
+            n = len(trajectory["actions"])
+            g.attrs["num_samples"] = n
+            g.attrs["init_state"] = trajectory["states"][0]
+            for k, v in task_attrs.items():
+                g.attrs[k] = v if not isinstance(v, dict) else json.dumps(v)
+            g.create_dataset("actions", data=trajectory["actions"])
+            g.create_dataset("states", data=trajectory["states"])
+            g.create_dataset("robot_states", data=trajectory["robot_states"])
+            rewards = np.zeros(n, dtype=np.float64)
+            rewards[-1] = 1.0
+            g.create_dataset("rewards", data=rewards)
+            g.create_dataset("dones", data=rewards.astype(np.uint8))
+            obs = g.create_group("obs")
+            for k in OBS_KEYS:
+                v = trajectory[k]
+                if v.dtype == np.uint8:  # images: chunk per frame, compress
+                    obs.create_dataset(k, data=v, chunks=(1, *v.shape[1:]), compression="gzip", compression_opts=4)
+                else:
+                    obs.create_dataset(k, data=v)
+            data.attrs["num_demos"] = len(data)
+            data.attrs["total"] = int(data.attrs.get("total", 0)) + n
         return name
 
     def close(self) -> None:
-        self.f.close()
+        """Nothing stays open between demos; kept so callers can close symmetrically."""
