@@ -1,8 +1,8 @@
 """`bench demos generate`: run the scripted expert through the runner (parallel
 sim workers), keep successful episodes, write them in LIBERO's HDF5 layout.
 
-Episodes start after the protocol's wait steps; the demo's initial state is the
-state where its first action applies, so `replay` needs no wait steps. Attempt k
+A demo holds every action from the task's LIBERO initial state, the protocol's
+wait steps included, so `replay` reproduces it exactly with no wait steps of its own. Attempt k
 of a task starts from init state k mod 50 and seeds the expert's variations with
 its own key, so repeated init states still give different demos.
 """

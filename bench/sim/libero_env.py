@@ -63,6 +63,10 @@ class LiberoSim:
         """Soft reset, then set the exact initial state of this trial."""
         self.env.seed(seed)
         self.env.reset()
+        # robosuite's gripper integrates the sign of its commands in `current_action`, which only a
+        # hard reset (a new model) clears: without this, the last episode's grip leaks into the next.
+        for robot in self.env.robots:
+            robot.gripper.current_action = np.zeros_like(robot.gripper.current_action)
         self.last_obs = self.env.set_init_state(np.asarray(init_state, dtype=np.float64))
         self.done = False
         self.steps = 0

@@ -134,8 +134,7 @@ def worker_main(conn, worker_id: int) -> None:
                 ep.frame()
                 wait = np.asarray(start.protocol.wait_action, dtype=np.float64)
                 for _ in range(start.wait_steps):  # objects settle; done is ignored, as openpi does
-                    sim.step(wait)
-                    ep.frame()
+                    ep.step(wait)  # recorded too: a demo is every action from its initial state
                 sim.steps = 0  # wait steps do not count towards the policy's step budget
                 conn.send(("obs", key, ep.observation()))
             elif kind == "chunk":
