@@ -105,10 +105,10 @@ def plan_episodes(cfg: RunConfig, policy) -> list[Planned]:
     return plan
 
 
-def _check_run_dir(cfg: RunConfig, records: list[dict]) -> None:
+def _check_run_dir(cfg: RunConfig, records: list[dict], checkpoint_hash: str | None) -> None:
     """A run directory holds one suite, one policy, one protocol, one checkpoint."""
     ours = {"suite": cfg.suite.name, "policy": cfg.policy_name, "protocol_hash": cfg.protocol.hash(),
-            "checkpoint_hash": file_hash(cfg.checkpoint)}
+            "checkpoint_hash": checkpoint_hash}
     for r in records:
         for k, v in ours.items():
             if r.get(k) != v:
@@ -141,7 +141,7 @@ class Runner:
                 f"{self.records_path} already has {len(existing)} episode records: pass --resume to "
                 f"continue that run, or choose another --out"
             )
-        _check_run_dir(self.cfg, existing)
+        _check_run_dir(self.cfg, existing, self.ckpt_hash)
         done = finished_keys(existing)
         return [p for p in plan if p.key not in done]
 

@@ -75,7 +75,6 @@ class EpisodeState:
     retries: int = 0
     carried: str | None = None
     rng: np.random.Generator | None = None
-    done: bool = False
     speed: float | None = None  # this episode's top speed (a seeded variation)
     last_eef: np.ndarray | None = None  # where the previous chunk started, to notice a blocked move
 
@@ -143,8 +142,7 @@ class ScriptedExpert:
         for _ in range(8):  # advance through finished primitives, at most a few per chunk
             if not ep.plan:
                 if ep.subgoal >= len(ep.goals):
-                    ep.done = True
-                    return self._hold(state, OPEN if ep.carried is None else CLOSE)
+                    return self._grip_chunk(OPEN if ep.carried is None else CLOSE)
                 ep.plan = self._plan(ep, ep.goals[ep.subgoal], scene)
                 ep.chunks_in_step = 0
                 if not ep.plan:  # a subgoal this expert skips
@@ -196,7 +194,7 @@ class ScriptedExpert:
                 if step.carry is not None:
                     ep.carried = step.carry
                 return self._grip_chunk(step.grip)
-        return self._hold(state, OPEN)
+        return self._grip_chunk(OPEN)
 
     def _move_chunk(self, err: np.ndarray, rot_err: np.ndarray, grip: float, speed: float = 1.0) -> np.ndarray:
         a = np.zeros((8, 7))
@@ -210,9 +208,6 @@ class ScriptedExpert:
         a = np.zeros((8, 7))
         a[:, 6] = grip
         return a
-
-    def _hold(self, state, grip):
-        return self._grip_chunk(grip)
 
     def _plan(self, ep: EpisodeState, goal: tuple, scene: dict) -> list:
         pred = goal[0].lower()
