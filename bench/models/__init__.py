@@ -1,0 +1,12 @@
+"""Trainable models: DiT4DiT and the parts the baselines share with it.
+
+    flow.py        flow-matching paths, targets, timestep samplers, Euler sampling
+    vae.py         video autoencoders (a pixel space-to-depth one for CPU configs, Wan for full)
+    text.py        text encoders (MiniLM for CPU configs, precomputed embeddings for full)
+    video_dit.py   the video DiT (diffusers' Cosmos transformer) and its early-exit features
+    action_dit.py  the GR00T-style action DiT (shared with the baselines)
+    dit4dit.py     configs, the joint model, its two losses and action sampling
+
+The harness (bench.runner, bench.suites) never imports this package; the
+`dit4dit` policy (bench/policies/dit4dit.py) is the only bridge.
+"""

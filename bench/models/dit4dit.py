@@ -1,0 +1,269 @@
+"""DiT4DiT: a video DiT whose intermediate denoising features condition an action DiT.
+
+Training (`DiT4DiT.loss`) runs two flow-matching losses with decoupled timesteps:
+  video   tau_v ~ `video_timesteps` on the future latent frames (frame 0, the
+          current observation, stays at `cond_timestep`), velocity target z - x0;
+  action  tau_a ~ `action_timesteps` (Beta(1.5, 1)/0.999) on the normalised
+          action chunk, conditioned on the video DiT's block-`feature_layer`
+          hidden states at the fixed `feature_timestep` tau_f.
+total = action + video_loss_weight * video.
+
+`gradient` chooses how the two DiTs interact:
+  detached      features are detached: the action loss does not train the video DiT (the released code)
+  joint         the action loss back-propagates into the video DiT (the paper's description)
+  frozen_video  the video DiT is frozen and its loss is not computed
+
+At inference the future frames are unknown: the feature pass feeds the current
+frame's latent in their place, noised to tau_f. With tau_f near 1 (0.995 by
+default, as released) the frames are almost pure noise either way.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.models.action_dit import ActionDiT, ActionDiTConfig
+from bench.models.flow import TimestepSampler, euler_sample, interpolate, velocity_target
+from bench.models.vae import VAES
+from bench.models.video_dit import VideoDiT, VideoDiTConfig
+
+GRADIENT_MODES = ("detached", "joint", "frozen_video")
+
+
+@dataclass
+class DiT4DiTConfig:
+    name: str = "tiny"
+    cameras: tuple[str, ...] = ("agentview", "eye_in_hand")  # side by side in one frame, as the official LIBERO setup
+    image_size: int = 128
+    n_future: int = 1  # future pixel frames after the current one
+    future_stride: int = 8  # env steps between frames
+    vae: str = "pixel"
+    vae_factor: int = 8
+    text: str = "minilm"
+    text_max_tokens: int = 24
+    video: VideoDiTConfig = field(default_factory=VideoDiTConfig)
+    action: ActionDiTConfig = field(default_factory=ActionDiTConfig)
+    video_timesteps: TimestepSampler = field(default_factory=lambda: TimestepSampler("uniform"))
+    action_timesteps: TimestepSampler = field(default_factory=lambda: TimestepSampler("beta"))
+    cond_timestep: float = 1e-4
+    feature_timestep: float = 0.995
+    video_loss_weight: float = 1.0
+    gradient: str = "detached"
+    euler_steps: int = 4
+    execute: int = 8  # actions executed from each predicted chunk
+    pretrained: str | None = None  # local diffusers Cosmos-Predict2.5 folder (full config)
+
+    def validate(self) -> "DiT4DiTConfig":
+        if self.gradient not in GRADIENT_MODES:
+            raise ValueError(f"unknown gradient mode {self.gradient!r}; choose one of {', '.join(GRADIENT_MODES)}")
+        if self.vae not in VAES:
+            raise ValueError(f"unknown vae {self.vae!r}; choose one of {', '.join(VAES)}")
+        if not 1 <= self.execute <= self.action.chunk:
+            raise ValueError(f"execute={self.execute} must be within 1..chunk ({self.action.chunk})")
+        if not 0.0 <= self.feature_timestep <= 1.0:
+            raise ValueError(f"feature_timestep {self.feature_timestep} is outside [0, 1]")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DiT4DiTConfig":
+        return _from_dict(cls, d).validate()
+
+
+def _from_dict(cls, d: dict):
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in d:
+            continue
+        v = d[f.name]
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        if is_dataclass(default):
+            v = _from_dict(type(default), v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def tiny_config() -> DiT4DiTConfig:
+    """Under 5M parameters: trains on two CPU cores; fits a 20 MB checkpoint in fp32."""
+    return DiT4DiTConfig().validate()
+
+
+def full_config(pretrained: str | None = None) -> DiT4DiTConfig:
+    """Cosmos-Predict2.5-2B's transformer (28 x 2048) and GR00T's DiT-B action head (16 x 768)."""
+    video = VideoDiTConfig(latent_channels=16, num_heads=16, head_dim=128, num_layers=28, text_dim=1024,
+                           adaln_lora_dim=256, max_size=(128, 240, 240), rope_scale=(1.0, 3.0, 3.0),
+                           concat_padding_mask=True, learnable_pos_embed=False, crossattn_proj_in=100352,
+                           feature_layer=17, timestep_scale=1.0)
+    action = ActionDiTConfig(num_layers=16, num_heads=12, head_dim=64, cross_dim=2048, chunk=8, action_dim=7,
+                             state_dim=16, dropout=0.2)
+    return DiT4DiTConfig(name="full", image_size=224, n_future=4, future_stride=2, vae="wan", text="precomputed",
+                         text_max_tokens=512, video=video, action=action,
+                         video_timesteps=TimestepSampler("logit_normal", high_frac=0.05, high_min=0.98),
+                         pretrained=pretrained).validate()
+
+
+CONFIGS = {"tiny": tiny_config, "full": full_config}
+
+
+def make_config(name: str, **overrides: Any) -> DiT4DiTConfig:
+    if name not in CONFIGS:
+        raise ValueError(f"unknown DiT4DiT config {name!r}; choose one of {', '.join(CONFIGS)}")
+    cfg = CONFIGS[name]()
+    d = cfg.to_dict()
+    for key, value in overrides.items():  # dotted keys reach nested configs: "video.feature_layer"
+        target = d
+        *path, last = key.split(".")
+        for p in path:
+            target = target[p]
+        if last not in target:
+            raise ValueError(f"unknown config key {key!r}")
+        target[last] = value
+    return DiT4DiTConfig.from_dict(d)
+
+
+class Normalizer(nn.Module):
+    """Maps states and actions to [-1, 1] by their 1st/99th percentiles (buffers: saved with the weights)."""
+
+    def __init__(self, state_dim: int = 8, action_dim: int = 7):
+        super().__init__()
+        for name, dim in (("state", state_dim), ("actions", action_dim)):
+            self.register_buffer(f"{name}_lo", -torch.ones(dim))
+            self.register_buffer(f"{name}_hi", torch.ones(dim))
+
+    def set_stats(self, stats: dict) -> None:
+        for name in ("state", "actions"):
+            lo = torch.tensor(stats[name]["q01"], dtype=torch.float32)
+            hi = torch.tensor(stats[name]["q99"], dtype=torch.float32)
+            same = (hi - lo) < 1e-6  # constant dims pass through unscaled around their value
+            getattr(self, f"{name}_lo").copy_(torch.where(same, lo - 1, lo))
+            getattr(self, f"{name}_hi").copy_(torch.where(same, hi + 1, hi))
+
+    def normalize(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = getattr(self, f"{name}_lo"), getattr(self, f"{name}_hi")
+        return (2 * (x - lo) / (hi - lo) - 1).clamp(-1.5, 1.5)
+
+    def unnormalize(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = getattr(self, f"{name}_lo"), getattr(self, f"{name}_hi")
+        return (x + 1) / 2 * (hi - lo) + lo
+
+
+def frames_to_video(images: dict[str, torch.Tensor], cameras: tuple[str, ...], size: int) -> torch.Tensor:
+    """{cam: (B, T, H, W, 3) uint8} -> (B, 3, T, size, size * n_cams) in [-1, 1], cameras side by side."""
+    views = []
+    for cam in cameras:
+        x = images[cam]
+        b, t, h, w, _ = x.shape
+        x = x.reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float()
+        if (h, w) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        views.append(x.reshape(b, t, 3, size, size))
+    video = torch.cat(views, dim=-1) / 127.5 - 1.0
+    return video.permute(0, 2, 1, 3, 4).contiguous()
+
+
+class DiT4DiT(nn.Module):
+    def __init__(self, cfg: DiT4DiTConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        if cfg.action.cross_dim != cfg.video.hidden:
+            raise ValueError(f"action.cross_dim {cfg.action.cross_dim} must equal the video DiT width {cfg.video.hidden}")
+        self.video_dit = VideoDiT(cfg.video, pretrained=cfg.pretrained)
+        self.action_dit = ActionDiT(cfg.action)
+        self.normalizer = Normalizer(action_dim=cfg.action.action_dim)
+        self.vae = VAES[cfg.vae](cfg.vae_factor) if cfg.vae == "pixel" else None  # the Wan VAE is attached by the caller
+        if cfg.gradient == "frozen_video":
+            self.video_dit.requires_grad_(False)
+
+    # ------------------------------------------------------------------ pieces
+    def latents(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.vae is None:
+            raise RuntimeError("no VAE attached: set model.vae (e.g. bench.models.vae.WanVAE(folder)) first")
+        return self.vae.encode(frames_to_video(images, self.cfg.cameras, self.cfg.image_size))
+
+    def features(self, x0: torch.Tensor, text: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Block-L features with the future frames of x0 noised to tau_f (frame 0 stays the condition)."""
+        cfg = self.cfg
+        noise = torch.randn_like(x0) if noise is None else noise
+        tf = torch.full((x0.shape[0],), cfg.feature_timestep, device=x0.device, dtype=x0.dtype)
+        x = self._noised(x0, noise, tf)
+        return self.video_dit.features(x, tf, text, cond_t=cfg.cond_timestep)
+
+    def _noised(self, x0: torch.Tensor, noise: torch.Tensor, t_future: torch.Tensor) -> torch.Tensor:
+        cond = interpolate(x0[:, :, :1], noise[:, :, :1], torch.full_like(t_future, self.cfg.cond_timestep))
+        future = interpolate(x0[:, :, 1:], noise[:, :, 1:], t_future)
+        return torch.cat([cond, future], dim=2)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, batch: dict, text: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.loss(batch, text)
+
+    def loss(self, batch: dict, text: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        x0 = self.latents(batch["images"])
+        b = x0.shape[0]
+        out = {}
+        if cfg.gradient == "frozen_video":
+            video_loss = x0.new_zeros(())
+        else:
+            tv = cfg.video_timesteps(b, device=x0.device)
+            noise = torch.randn_like(x0)
+            pred, _ = self.video_dit(self._noised(x0, noise, tv), tv, text, cond_t=cfg.cond_timestep)
+            video_loss = F.mse_loss(pred[:, :, 1:], velocity_target(x0, noise)[:, :, 1:])
+        if cfg.gradient == "joint":
+            feats = self.features(x0, text)
+        else:
+            with torch.no_grad():
+                feats = self.features(x0, text)
+        actions = self.normalizer.normalize("actions", batch["actions"].float())
+        state = self.normalizer.normalize("state", batch["state"].float())
+        ta = cfg.action_timesteps(b, device=x0.device)
+        noise_a = torch.randn_like(actions)
+        pred_a = self.action_dit(interpolate(actions, noise_a, ta), ta, state, feats)
+        err = (pred_a - velocity_target(actions, noise_a)).pow(2).mean(-1)
+        mask = batch["action_mask"].float()
+        action_loss = (err * mask).sum() / mask.sum().clamp(min=1)
+        out["action"] = action_loss
+        out["video"] = video_loss
+        out["loss"] = action_loss + cfg.video_loss_weight * video_loss
+        return out
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict(self, images: dict[str, torch.Tensor], state: torch.Tensor, text: torch.Tensor,
+                generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
+        """Action chunks (B, chunk, action_dim) in env units from current frames {cam: (B, H, W, 3) uint8}."""
+        cfg = self.cfg
+        now = {c: v[:, None] for c, v in images.items()}
+        x_now = self.latents(now)  # (B, C, 1, h, w)
+        frames = self.vae.latent_frames(1 + cfg.n_future)
+        x0 = x_now.expand(-1, -1, frames, -1, -1)  # the present stands in for the unknown future
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        feats = self.features(x0, text, noise=noise)
+        s = self.normalizer.normalize("state", state.float())
+        start = torch.randn((x0.shape[0], cfg.action.chunk, cfg.action.action_dim), generator=generator,
+                            device=x0.device, dtype=x0.dtype)
+        actions = euler_sample(lambda a, t: self.action_dit(a, t, s, feats), start, steps or cfg.euler_steps)
+        return self.normalizer.unnormalize("actions", actions)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def build_on_meta(cfg: DiT4DiTConfig) -> DiT4DiT:
+    """Build without allocating weights (parameter counts of the full config on any machine)."""
+    cfg = copy.deepcopy(cfg)
+    cfg.pretrained = None
+    with torch.device("meta"):
+        return DiT4DiT(cfg)

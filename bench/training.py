@@ -1,0 +1,225 @@
+"""Training loop for the trainable policies (DiT4DiT now; the baselines reuse it).
+
+One loop, every step named: AdamW with separate learning rates for the video and
+action DiTs, linear warmup then cosine decay to `min_lr`, gradient clipping,
+losses logged to `losses.csv` (and plotted to `losses.png`), checkpoints as
+safetensors + JSON config + normalisation statistics, and a resumable train state.
+It runs through accelerate, so `accelerate launch -m bench.cli train ...` uses
+several GPUs with no change; here it runs on the CPU.
+
+Batches are drawn with a generator seeded by (seed, step): a resumed run sees
+exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Sampler, default_collate
+
+from bench.demos.dataset import LiberoDemoDataset, WindowSpec
+from bench.models.dit4dit import DiT4DiT, DiT4DiTConfig, count_parameters
+from bench.models.text import MiniLMText, TextCache
+
+CHECKPOINT_FILES = ("model.safetensors", "config.json", "stats.json", "text_cache.safetensors")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16
+    lr_video: float = 3e-4
+    lr_action: float = 3e-4
+    min_lr: float = 5e-7
+    warmup: int = 100
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    checkpoint_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+    num_workers: int = 0
+
+
+class StepBatches(Sampler):
+    """Batch indices for steps start..steps-1, each drawn from a generator seeded by (seed, step)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, steps: int):
+        self.n, self.batch_size, self.seed, self.start, self.steps = n, batch_size, seed, start, steps
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.steps):
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+            yield torch.randint(self.n, (self.batch_size,), generator=g).tolist()
+
+
+def lr_factor(step: int, cfg: TrainConfig, base: float) -> float:
+    """Multiplier of `base`: linear warmup, then cosine from base down to min_lr."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    floor = min(cfg.min_lr / base, 1.0)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def save_checkpoint(model: DiT4DiT, folder: Path, stats: dict, text_cache: TextCache, extra: dict | None = None) -> None:
+    """Write atomically: a crash mid-save leaves the previous checkpoint intact."""
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / "model.safetensors"))
+    (tmp / "config.json").write_text(json.dumps({"policy": "dit4dit", **model.cfg.to_dict(), **(extra or {})}, indent=2))
+    (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
+    save_file({t: e.contiguous() for t, e in text_cache.table.items()} or {"": torch.zeros(1)},
+              str(tmp / "text_cache.safetensors"))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def load_checkpoint(folder: str | Path, text_encoder: bool = True) -> tuple[DiT4DiT, TextCache, dict]:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    missing = [f for f in CHECKPOINT_FILES if not (folder / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: not a DiT4DiT checkpoint (missing {', '.join(missing)})")
+    raw = json.loads((folder / "config.json").read_text())
+    cfg = DiT4DiTConfig.from_dict(raw)
+    model = DiT4DiT(cfg)
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    table = {k: v for k, v in load_file(str(folder / "text_cache.safetensors")).items() if k}
+    stats = json.loads((folder / "stats.json").read_text())
+    return model, TextCache(MiniLMText(cfg.text_max_tokens) if text_encoder else None, table), stats
+
+
+def window_spec(cfg: DiT4DiTConfig) -> WindowSpec:
+    return WindowSpec(cameras=cfg.cameras, n_current=1, n_future=cfg.n_future, future_stride=cfg.future_stride,
+                      chunk=cfg.action.chunk)
+
+
+def _param_groups(model: DiT4DiT, cfg: TrainConfig) -> list[dict]:
+    video = [p for p in model.video_dit.parameters() if p.requires_grad]
+    action = [p for p in model.action_dit.parameters() if p.requires_grad]
+    groups = [{"params": action, "lr": cfg.lr_action, "base_lr": cfg.lr_action, "name": "action"}]
+    if video:
+        groups.append({"params": video, "lr": cfg.lr_video, "base_lr": cfg.lr_video, "name": "video"})
+    return groups
+
+
+def plot_losses(csv_path: Path, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.read_csv(csv_path)
+    if df.empty:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for col in ("loss", "action", "video"):
+        ax.plot(df["step"], df[col].rolling(5, min_periods=1).mean(), label=col)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("flow-matching loss (5-point mean)")
+    ax.set_title(png_path.parent.name)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
+def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: TrainConfig, resume: bool = False,
+          on_log: Callable[[int, dict], None] | None = None) -> Path:
+    """Train into `out`; returns the final checkpoint folder (`out/checkpoint`)."""
+    from accelerate import Accelerator
+
+    out = Path(out)
+    state_path = out / "train_state.pt"
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+
+    dataset = LiberoDemoDataset(data, window_spec(model_cfg), stats_path=out / "stats.json")
+    text_cache = TextCache(MiniLMText(model_cfg.text_max_tokens))
+    languages = sorted({d.language for d in dataset.demos})
+    text_cache(languages)  # every instruction once, before the loop
+
+    model = DiT4DiT(model_cfg)
+    model.normalizer.set_stats(dataset.stats)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), betas=cfg.betas, weight_decay=cfg.weight_decay)
+    start = 0
+    if resume and state_path.exists():
+        saved = torch.load(state_path, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        start = saved["step"]
+    model.train()
+
+    loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), cfg.batch_size, cfg.seed, start, cfg.steps),
+                        num_workers=cfg.num_workers, collate_fn=default_collate)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    core = accelerator.unwrap_model(model)
+    (out / "train_config.json").write_text(json.dumps({"train": asdict(cfg), "model": model_cfg.to_dict(),
+                                                      "data": [str(p) for p in data],
+                                                      "parameters": count_parameters(core)}, indent=2))
+    csv_path = out / "losses.csv"
+    new_csv = not csv_path.exists() or start == 0
+    log = csv_path.open("w" if new_csv else "a", newline="")
+    writer = csv.writer(log)
+    if new_csv:
+        writer.writerow(["step", "loss", "action", "video", "lr_action", "lr_video", "grad_norm", "samples_per_s"])
+
+    def checkpoint(step: int) -> None:
+        if not accelerator.is_main_process:
+            return
+        save_checkpoint(core, out / "checkpoint", dataset.stats, text_cache, extra={"trained_steps": step})
+        torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "rng": torch.get_rng_state()}, state_path)
+        log.flush()
+        plot_losses(csv_path, out / "losses.png")
+
+    step = start
+    window = time.perf_counter()
+    for batch in loader:
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * lr_factor(step, cfg, group["base_lr"])
+        text = text_cache(batch["language"]).to(accelerator.device)
+        losses = model(batch, text)
+        accelerator.backward(losses["loss"])
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            now = time.perf_counter()
+            rate = cfg.log_every * cfg.batch_size / max(now - window, 1e-9)
+            window = now
+            lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
+            row = {k: float(v.detach()) for k, v in losses.items()}
+            writer.writerow([step, row["loss"], row["action"], row["video"], lrs.get("action", 0.0),
+                             lrs.get("video", 0.0), float(grad_norm), rate])
+            if on_log:
+                on_log(step, {**row, "samples_per_s": rate})
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            checkpoint(step)
+    log.close()
+    dataset.close()
+    return out / "checkpoint"
