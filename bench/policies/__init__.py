@@ -17,7 +17,7 @@ from typing import Any, Callable
 from bench.registry import Registry
 
 # Modules that register policies when imported; later model packages add themselves here.
-POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay", "bench.policies.scripted"]
+POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay", "bench.policies.scripted", "bench.policies.dit4dit"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,70 @@
+"""`dit4dit`: a trained DiT4DiT checkpoint behind the policy contract.
+
+Each `act` call runs one early-exit video-DiT pass per observation (up to the
+feature block) and `euler_steps` action-DiT passes (4 by default), then returns
+the whole predicted chunk; the suite's protocol decides how much of it runs
+before the next call (8 of 8 on LIBERO, as in the official config).
+
+Without --checkpoint the bundled tiny checkpoint (trained here on our
+libero_spatial demos) is used when the package has one.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from bench.policies import register
+from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
+from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
+
+BUNDLED = Path(__file__).resolve().parent.parent / "checkpoints" / "dit4dit_tiny_libero_spatial"
+
+
+class DiT4DiTPolicy:
+    def __init__(self, checkpoint: str | None = None, seed: int = 0, steps: int | None = None):
+        import torch  # noqa: F401  (imported here: listing policies stays fast)
+
+        from bench.training import load_checkpoint
+
+        path = Path(checkpoint) if checkpoint else BUNDLED
+        if checkpoint is None and not (path / "model.safetensors").exists():
+            raise FileNotFoundError(
+                f"no --checkpoint given and no bundled checkpoint at {path}; train one with "
+                "`bench train --policy dit4dit --config tiny --data <demos.hdf5> --out <dir>` and pass "
+                "--checkpoint <dir>/checkpoint")
+        self.path = path
+        self.model, self.text, self.stats = load_checkpoint(path)
+        self.model.eval()
+        self.cfg = self.model.cfg
+        self.seed = seed
+        self.steps = steps
+        self.spec = PolicySpec(cameras=tuple(self.cfg.cameras), state_layout=LIBERO_STATE_LAYOUT,
+                               action_dim=self.cfg.action.action_dim, action_convention=LIBERO_ACTION_CONVENTION,
+                               chunk_length=self.cfg.action.chunk)
+        self._episode_seed: dict[str, int] = {}
+
+    def reset(self, episode: EpisodeInfo) -> None:
+        mix = zlib.crc32(f"{episode.task.suite}/{episode.task.task_id}/{episode.init_id}".encode())
+        self._episode_seed[episode.key] = (self.seed * 1_000_003 + episode.seed * 7919 + mix) & 0x7FFFFFFF
+
+    def act(self, batch: ObservationBatch) -> np.ndarray:
+        import torch
+
+        # Noise depends only on (episode, step): results do not depend on how the runner batched rows.
+        chunks = []
+        images = {c: torch.from_numpy(np.ascontiguousarray(batch.images[c])) for c in self.cfg.cameras}
+        state = torch.from_numpy(batch.state)
+        text = self.text(batch.prompts)
+        for i, key in enumerate(batch.episode_keys):
+            g = torch.Generator().manual_seed(self._episode_seed.get(key, self.seed) + int(batch.steps[i]))
+            chunks.append(self.model.predict({c: v[i:i + 1] for c, v in images.items()}, state[i:i + 1],
+                                             text[i:i + 1], generator=g, steps=self.steps)[0])
+        return torch.stack(chunks).numpy().astype(np.float32)
+
+
+register("dit4dit", lambda checkpoint=None, seed=0: DiT4DiTPolicy(checkpoint, seed),
+         help="DiT4DiT (video DiT features -> action DiT); --checkpoint DIR (default: the bundled tiny one)",
+         options=("checkpoint", "seed"))
