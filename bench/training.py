@@ -7,8 +7,8 @@ safetensors + JSON config + normalisation statistics, and a resumable train stat
 It runs through accelerate, so `accelerate launch -m bench.cli train ...` uses
 several GPUs with no change; here it runs on the CPU.
 
-Batches are drawn with a generator seeded by (seed, step): a resumed run sees
-exactly the batches the uninterrupted run would have seen.
+Batches, noise, timesteps and dropout are seeded by (seed, step): a resumed run
+repeats exactly what the uninterrupted run would have done.
 """
 
 from __future__ import annotations
@@ -169,7 +169,6 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
         saved = torch.load(state_path, weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
         start = saved["step"]
     model.train()
 
@@ -191,14 +190,16 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
         if not accelerator.is_main_process:
             return
         save_checkpoint(core, out / "checkpoint", dataset.stats, text_cache, extra={"trained_steps": step})
-        torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "rng": torch.get_rng_state()}, state_path)
+        torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, state_path)
         log.flush()
         plot_losses(csv_path, out / "losses.png")
 
     step = start
     window = time.perf_counter()
     for batch in loader:
+        # Noise, timesteps and dropout are seeded by (seed, step, process): a resumed run repeats the
+        # uninterrupted one exactly, whatever drew from the global RNG before.
+        torch.manual_seed(cfg.seed * 1_000_003 + step * 64 + accelerator.process_index)
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * lr_factor(step, cfg, group["base_lr"])
         text = text_cache(batch["language"]).to(accelerator.device)

@@ -70,6 +70,10 @@ class VideoDiT(nn.Module):
                 max_size=tuple(cfg.max_size), patch_size=tuple(cfg.patch_size), rope_scale=tuple(cfg.rope_scale),
                 concat_padding_mask=cfg.concat_padding_mask,
                 extra_pos_embed_type="learnable" if cfg.learnable_pos_embed else None, **extra)
+            pos = self.transformer.learnable_pos_embed
+            if pos is not None:  # diffusers starts these at zero, then normalises their sum: infinite gradients
+                for p in (pos.pos_emb_t, pos.pos_emb_h, pos.pos_emb_w):
+                    nn.init.normal_(p, std=0.02)
 
     def _inputs(self, latents: torch.Tensor, t_future: torch.Tensor, cond_t: float):
         b, _, frames, h, w = latents.shape
