@@ -319,6 +319,41 @@ def perf_eval(
     console.print(f"written to {out}")
 
 
+@perf_app.command("policy")
+def perf_policy(
+    configs: str = typer.Option("tiny,full", help="DiT4DiT configs to measure (random weights)."),
+    batches: str = typer.Option("1,8", help="Batch sizes for the latency of one action chunk."),
+    repeats: int = typer.Option(3, min=1, help="Timed repeats per measurement (median reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
+    out: Path = typer.Option(Path("results/perf/policy.json"), help="Where to write the measurements."),
+):
+    """Latency per action chunk, early exit vs a full video pass, and training samples/s."""
+    import json as _json
+
+    import torch
+
+    from bench.models.dit4dit import CONFIGS
+    from bench.models.perf import run_policy_benchmark
+
+    names = [c.strip() for c in configs.split(",") if c.strip()]
+    bad = [c for c in names if c not in CONFIGS]
+    if bad:
+        fail(f"unknown config(s) {', '.join(bad)}; valid: {', '.join(CONFIGS)}")
+    try:
+        sizes = [int(b) for b in batches.split(",")]
+    except ValueError:
+        fail(f"--batches takes comma-separated integers, got {batches!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        fail(f"--device {device}: no CUDA device here; valid: cpu")
+    if threads:
+        torch.set_num_threads(threads)
+    result = run_policy_benchmark(names, sizes, repeats=repeats, device=device, log=console.print)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_json.dumps(result, indent=2))
+    console.print(f"written to {out}")
+
+
 @demos_app.command("generate")
 def demos_generate(
     suite: str = typer.Option(..., "--suite", "-s"),

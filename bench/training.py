@@ -185,6 +185,7 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
     writer = csv.writer(log)
     if new_csv:
         writer.writerow(["step", "loss", "action", "video", "lr_action", "lr_video", "grad_norm", "samples_per_s"])
+        log.flush()
 
     def checkpoint(step: int) -> None:
         if not accelerator.is_main_process:
@@ -217,6 +218,7 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
             row = {k: float(v.detach()) for k, v in losses.items()}
             writer.writerow([step, row["loss"], row["action"], row["video"], lrs.get("action", 0.0),
                              lrs.get("video", 0.0), float(grad_norm), rate])
+            log.flush()  # a crash or a kill loses no logged step
             if on_log:
                 on_log(step, {**row, "samples_per_s": rate})
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:

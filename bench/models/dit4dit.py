@@ -243,10 +243,14 @@ class DiT4DiT(nn.Module):
     def predict(self, images: dict[str, torch.Tensor], state: torch.Tensor, text: torch.Tensor,
                 generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
         """Action chunks (B, chunk, action_dim) in env units from current frames {cam: (B, H, W, 3) uint8}."""
+        x_now = self.latents({c: v[:, None] for c, v in images.items()})  # (B, C, 1, h, w)
+        return self.predict_from_latents(x_now, state, text, generator, steps)
+
+    @torch.no_grad()
+    def predict_from_latents(self, x_now: torch.Tensor, state: torch.Tensor, text: torch.Tensor,
+                             generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
         cfg = self.cfg
-        now = {c: v[:, None] for c, v in images.items()}
-        x_now = self.latents(now)  # (B, C, 1, h, w)
-        frames = self.vae.latent_frames(1 + cfg.n_future)
+        frames = 1 + cfg.n_future if cfg.vae == "pixel" else 1 + cfg.n_future // 4  # Wan: 4x temporal
         x0 = x_now.expand(-1, -1, frames, -1, -1)  # the present stands in for the unknown future
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         feats = self.features(x0, text, noise=noise)
