@@ -17,6 +17,18 @@ runner = CliRunner()
     (["run", "--suite", "libero_long", "--tasks", "x"], ["bad task id 'x'"]),
     (["run", "--suite", "libero_long", "--policy", "replay"], ["needs --demos"]),
     (["list", "tasks", "--suite", "nope"], ["unknown suite 'nope'"]),
+    (["run", "--suite", "libero_spatial", "--policy", "dit4dit", "--checkpoint", "/nonexistent"],
+     ["not a DiT4DiT checkpoint", "model.safetensors"]),
+    (["train", "--data", "tests/fixtures/libero_object_t0_2demos_32.hdf5", "--out", "/tmp/x", "--config", "huge"],
+     ["unknown config 'huge'", "tiny, full"]),
+    (["train", "--data", "tests/fixtures/libero_object_t0_2demos_32.hdf5", "--out", "/tmp/x", "--policy", "gr00t"],
+     ["unknown trainable policy 'gr00t'", "dit4dit"]),
+    (["train", "--data", "missing.hdf5", "--out", "/tmp/x"], ["--data missing.hdf5: no such file"]),
+    (["train", "--data", "tests/fixtures/libero_object_t0_2demos_32.hdf5", "--out", "/tmp/x", "--set",
+      "gradient=sideways"], ["unknown gradient mode 'sideways'", "detached, joint, frozen_video"]),
+    (["train", "--data", "tests/fixtures/libero_object_t0_2demos_32.hdf5", "--out", "/tmp/x", "--set", "video"],
+     ["--set takes KEY=VALUE"]),
+    (["perf", "policy", "--configs", "tiny,big"], ["unknown config(s) big", "tiny, full"]),
 ])
 def test_bad_input_exits_2_with_choices(args, expect):
     result = runner.invoke(app, args)

@@ -246,3 +246,13 @@ def test_policy_adapter_acts_and_does_not_depend_on_batching(tmp_path):
     one = policy.act(ObservationBatch(episode_keys=keys[1:2], images={c: v[1:2] for c, v in imgs.items()},
                                       state=batch.state[1:2], prompts=[prompt], steps=batch.steps[1:2]))
     np.testing.assert_allclose(one[0], out[1], atol=1e-6)
+
+
+def test_perf_policy_measures_the_tiny_config():
+    from bench.models.perf import measure_config
+
+    r = measure_config("tiny", batches=(1,), repeats=1, train_batch=2, log=lambda *_: None)
+    assert r["parameters"] == r["video_parameters"] + r["action_parameters"]
+    assert r["latency_s"][1] > 0 and r["features_early_exit_s"][1] > 0 and r["video_full_pass_s"][1] > 0
+    assert r["early_exit_speedup"][1] == pytest.approx(r["video_full_pass_s"][1] / r["features_early_exit_s"][1])
+    assert r["train_samples_per_s"] > 0
