@@ -256,3 +256,32 @@ def test_perf_policy_measures_the_tiny_config():
     assert r["latency_s"][1] > 0 and r["features_early_exit_s"][1] > 0 and r["video_full_pass_s"][1] > 0
     assert r["early_exit_speedup"][1] == pytest.approx(r["video_full_pass_s"][1] / r["features_early_exit_s"][1])
     assert r["train_samples_per_s"] > 0
+
+
+def test_pretrained_folder_loads_through_diffusers(tmp_path):
+    """The full config's path (a local diffusers folder with transformer/ and vae/) on a small stand-in."""
+    from diffusers import AutoencoderKLWan, CosmosTransformer3DModel
+
+    from bench.models.vae import WanVAE
+
+    v = small_config().video
+    CosmosTransformer3DModel(in_channels=5, out_channels=4, num_attention_heads=v.num_heads,
+                             attention_head_dim=v.head_dim, num_layers=v.num_layers, text_embed_dim=v.text_dim,
+                             adaln_lora_dim=v.adaln_lora_dim, max_size=v.max_size, concat_padding_mask=False,
+                             ).save_pretrained(tmp_path / "transformer")
+    AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                     latents_mean=[0.0] * 4, latents_std=[1.0] * 4).save_pretrained(tmp_path / "vae")
+    model = DiT4DiT(small_config(vae="wan", n_future=4, future_stride=2, pretrained=str(tmp_path),
+                                 **{"video.latent_channels": 4}))
+    assert isinstance(model.vae, WanVAE)
+    ref = CosmosTransformer3DModel.from_pretrained(tmp_path / "transformer")
+    assert all(torch.equal(a, b) for a, b in zip(model.video_dit.transformer.state_dict().values(),
+                                                 ref.state_dict().values()))
+    batch = fake_batch(model.cfg, b=2)
+    x0 = model.latents(batch["images"])
+    assert x0.shape == (2, 4, 2, 4, 8)  # 5 frames -> 2 latent frames (Wan's 4x temporal), 8x spatial
+    losses = model.loss(batch, torch.randn(2, model.cfg.text_max_tokens, 384))
+    assert torch.isfinite(losses["loss"])
+    with pytest.raises(ValueError, match="num_layers is 3 there, 4 in the config"):
+        DiT4DiT(small_config(vae="wan", pretrained=str(tmp_path), **{"video.num_layers": 4,
+                                                                     "video.latent_channels": 4}))

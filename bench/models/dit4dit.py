@@ -181,7 +181,9 @@ class DiT4DiT(nn.Module):
         self.video_dit = VideoDiT(cfg.video, pretrained=cfg.pretrained)
         self.action_dit = ActionDiT(cfg.action)
         self.normalizer = Normalizer(action_dim=cfg.action.action_dim)
-        self.vae = VAES[cfg.vae](cfg.vae_factor) if cfg.vae == "pixel" else None  # the Wan VAE is attached by the caller
+        # The pixel VAE has no weights; the Wan VAE is frozen, loaded from the local folder, and not saved with us.
+        self.vae = VAES["pixel"](cfg.vae_factor) if cfg.vae == "pixel" else (
+            VAES["wan"](cfg.pretrained) if cfg.pretrained else None)
         if cfg.gradient == "frozen_video":
             self.video_dit.requires_grad_(False)
 

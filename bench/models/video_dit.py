@@ -58,6 +58,13 @@ class VideoDiT(nn.Module):
         if pretrained:
             self.transformer = CosmosTransformer3DModel.from_pretrained(pretrained, subfolder="transformer",
                                                                         local_files_only=True)
+            got = self.transformer.config
+            want = {"num_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
+                    "attention_head_dim": cfg.head_dim, "out_channels": cfg.latent_channels}
+            wrong = {k: (got[k], v) for k, v in want.items() if got[k] != v}
+            if wrong:
+                raise ValueError(f"{pretrained}/transformer does not match the config: "
+                                 + ", ".join(f"{k} is {g} there, {w} in the config" for k, (g, w) in wrong.items()))
         else:
             extra = {}
             if cfg.crossattn_proj_in:
