@@ -176,9 +176,14 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
                         num_workers=cfg.num_workers, collate_fn=default_collate)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     core = accelerator.unwrap_model(model)
-    (out / "train_config.json").write_text(json.dumps({"train": asdict(cfg), "model": model_cfg.to_dict(),
-                                                      "data": [str(p) for p in data],
-                                                      "parameters": count_parameters(core)}, indent=2))
+    from bench.provenance import provenance
+
+    run_info = {"train": asdict(cfg), "model": model_cfg.to_dict(), "data": [str(p) for p in data],
+                "data_fingerprint": dataset.stats["fingerprint"], "num_demos": len(dataset.demos),
+                "num_windows": len(dataset), "parameters": count_parameters(core), "resumed_at": start,
+                "provenance": provenance()}
+    (out / ("train_config.json" if start == 0 else f"train_config.resume{start}.json")).write_text(
+        json.dumps(run_info, indent=2))
     csv_path = out / "losses.csv"
     new_csv = not csv_path.exists() or start == 0
     log = csv_path.open("w" if new_csv else "a", newline="")
@@ -190,7 +195,9 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
     def checkpoint(step: int) -> None:
         if not accelerator.is_main_process:
             return
-        save_checkpoint(core, out / "checkpoint", dataset.stats, text_cache, extra={"trained_steps": step})
+        save_checkpoint(core, out / "checkpoint", dataset.stats, text_cache,
+                        extra={"trained_steps": step, "batch_size": cfg.batch_size,
+                               "data_fingerprint": dataset.stats["fingerprint"], "num_demos": len(dataset.demos)})
         torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, state_path)
         log.flush()
         plot_losses(csv_path, out / "losses.png")
