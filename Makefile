@@ -6,7 +6,11 @@ BIN := $(VENV)/bin
 # Large files (demos) live outside the work tree; override with make DATA=...
 DATA ?= $(HOME)/.cache/dit4dit-bench
 
-.PHONY: setup run test test-slow perf demos expert-eval
+.PHONY: setup run test test-slow perf perf-policy demos expert-eval train bundle dit4dit-eval
+
+STEPS ?= 20000
+TRAIN_DIR ?= runs/train/tiny_spatial
+BUNDLED := bench/checkpoints/dit4dit_tiny_libero_spatial
 
 $(BIN)/bench: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +32,23 @@ test-slow: setup
 
 perf: setup
 	$(BIN)/bench perf eval --suite libero_spatial --tasks 0,1 --episodes 2 --out results/perf/eval.json
+
+perf-policy: setup
+	$(BIN)/bench perf policy --configs tiny,full --batches 1,8 --out results/perf/policy.json
+
+# The bundled checkpoint: tiny DiT4DiT on the libero_spatial demos (resumable: rerun to continue).
+train: setup
+	$(BIN)/bench train --policy dit4dit --config tiny --data $(DATA)/demos/libero_spatial_128.hdf5 \
+	  --steps $(STEPS) --out $(TRAIN_DIR) --resume
+
+bundle:
+	rm -rf $(BUNDLED) && mkdir -p $(BUNDLED) results/dit4dit
+	cp $(TRAIN_DIR)/checkpoint/* $(BUNDLED)/
+	cp $(TRAIN_DIR)/losses.csv $(TRAIN_DIR)/losses.png $(TRAIN_DIR)/train_config.json results/dit4dit/
+
+# The bundled checkpoint at the official protocol (50 episodes per task), into results/dit4dit/.
+dit4dit-eval: setup
+	$(BIN)/bench run --suite libero_spatial --policy dit4dit --out runs/dit4dit/libero_spatial --resume --publish results/dit4dit
 
 # Training sets for DiT4DiT and the baselines: 50 successful expert demos per task at 128x128.
 # Reruns top the files up (an interrupted run keeps what it made).
