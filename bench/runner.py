@@ -63,6 +63,7 @@ class Planned:
     init_state: np.ndarray
     wait_steps: int
     video: bool
+    max_steps: int  # the policy's step budget after the wait steps
 
 
 @dataclass
@@ -87,9 +88,13 @@ def plan_episodes(cfg: RunConfig, policy) -> list[Planned]:
     for tid in cfg.task_ids:
         task = cfg.suite.task(tid)
         if custom is not None:
-            states, wait = list(custom(task)), 0  # demo states are where their actions begin
+            # Demo states are where their actions begin, and those actions include the protocol's wait
+            # steps: the budget grows by as many, or a demo that used its whole budget is cut short.
+            states, wait = list(custom(task)), 0
+            budget = cfg.protocol.max_steps + cfg.protocol.wait_steps
         else:
             states, wait = list(cfg.suite.init_states(tid)), cfg.protocol.wait_steps
+            budget = cfg.protocol.max_steps
             if cfg.episodes > len(states):
                 raise ValueError(
                     f"--episodes {cfg.episodes} exceeds the {len(states)} initial states of "
@@ -97,7 +102,7 @@ def plan_episodes(cfg: RunConfig, policy) -> list[Planned]:
                 )
         for i, state in enumerate(states[: cfg.episodes]):
             plan.append(Planned(f"{cfg.suite.name}/{tid}/{i}", task, i, np.asarray(state), wait,
-                                i < cfg.videos_per_task))
+                                i < cfg.videos_per_task, budget))
     if not plan and custom is not None:
         cover = policy.describe_coverage() if hasattr(policy, "describe_coverage") else ""
         raise ValueError(f"policy {cfg.policy_name!r} has no episodes for the selected tasks of "
@@ -198,7 +203,7 @@ class Runner:
             self._spawn(w)
         video = str(self.cfg.out / "videos" / f"{pick.key.replace('/', '_')}.mp4") if pick.video else None
         start = EpisodeStart(pick.key, pick.task, self.cfg.protocol, pick.init_state, self.cfg.protocol.seed,
-                             pick.wait_steps, self.cfg.protocol.max_steps, self.policy.spec.cameras, video,
+                             pick.wait_steps, pick.max_steps, self.policy.spec.cameras, video,
                              privileged=self.policy.spec.privileged, record=self.cfg.record_resolution)
         w.episode, w.started, w.task_file = pick, time.perf_counter(), pick.task.bddl_file
         w.steps = 0

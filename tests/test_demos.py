@@ -222,3 +222,21 @@ def test_loader_reads_lerobot_format_through_the_same_path(tmp_path):
     assert (root / "bench_stats.json").exists() and ds.stats["num_steps"] == 15
     both = LiberoDemoDataset([FIXTURE, root], WindowSpec(chunk=4), stats_path=tmp_path / "both.json")
     assert len(both) == len(ds) + sum(d.length for d in LiberoDemoDataset(FIXTURE, stats_path=tmp_path / "f.json").demos)
+
+
+def test_replayed_demos_get_the_wait_steps_back_in_their_budget(tmp_path):
+    """Demo actions start with the protocol's wait steps; a demo that used its whole budget must fit."""
+    from bench.policies.replay import ReplayPolicy
+    from bench.runner import RunConfig, plan_episodes
+    from bench.suites import get_suite
+
+    suite = get_suite("libero_object")
+    policy = ReplayPolicy(FIXTURE)
+    cfg = RunConfig(suite=suite, policy_name="replay", task_ids=[0], out=tmp_path)
+    planned = plan_episodes(cfg, policy)
+    assert len(planned) == 2
+    assert all(p.wait_steps == 0 and p.max_steps == suite.protocol.max_steps + suite.protocol.wait_steps
+               for p in planned)
+    normal = plan_episodes(RunConfig(suite=suite, policy_name="zero", task_ids=[0], out=tmp_path, episodes=1),
+                           object())
+    assert normal[0].max_steps == suite.protocol.max_steps and normal[0].wait_steps == suite.protocol.wait_steps

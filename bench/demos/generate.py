@@ -52,7 +52,8 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                     k = attempts[tid]
                     attempts[tid] += 1
                     queue.append(Planned(f"{suite.name}/{tid}/attempt{k}", task, k % len(inits),
-                                         np.asarray(inits[k % len(inits)]), protocol.wait_steps, False))
+                                         np.asarray(inits[k % len(inits)]), protocol.wait_steps, False,
+                                         protocol.max_steps))
             if not queue:
                 break
             kept: dict[int, int] = {}
