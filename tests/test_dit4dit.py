@@ -267,12 +267,13 @@ def test_pretrained_folder_loads_through_diffusers(tmp_path):
     v = small_config().video
     CosmosTransformer3DModel(in_channels=5, out_channels=4, num_attention_heads=v.num_heads,
                              attention_head_dim=v.head_dim, num_layers=v.num_layers, text_embed_dim=v.text_dim,
-                             adaln_lora_dim=v.adaln_lora_dim, max_size=v.max_size, concat_padding_mask=False,
+                             adaln_lora_dim=v.adaln_lora_dim, max_size=v.max_size, concat_padding_mask=True,
                              ).save_pretrained(tmp_path / "transformer")
     AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                      latents_mean=[0.0] * 4, latents_std=[1.0] * 4).save_pretrained(tmp_path / "vae")
+    # saved with concat_padding_mask=True, as Cosmos-Predict2.5 is: we feed that channel ourselves
     model = DiT4DiT(small_config(vae="wan", n_future=4, future_stride=2, pretrained=str(tmp_path),
-                                 **{"video.latent_channels": 4}))
+                                 **{"video.latent_channels": 4, "video.concat_padding_mask": True}))
     assert isinstance(model.vae, WanVAE)
     ref = CosmosTransformer3DModel.from_pretrained(tmp_path / "transformer")
     assert all(torch.equal(a, b) for a, b in zip(model.video_dit.transformer.state_dict().values(),
@@ -284,4 +285,5 @@ def test_pretrained_folder_loads_through_diffusers(tmp_path):
     assert torch.isfinite(losses["loss"])
     with pytest.raises(ValueError, match="num_layers is 3 there, 4 in the config"):
         DiT4DiT(small_config(vae="wan", pretrained=str(tmp_path), **{"video.num_layers": 4,
-                                                                     "video.latent_channels": 4}))
+                                                                     "video.latent_channels": 4,
+                                                                     "video.concat_padding_mask": True}))

@@ -32,7 +32,7 @@ class VideoDiTConfig:
     max_size: tuple[int, int, int] = (8, 64, 64)
     patch_size: tuple[int, int, int] = (1, 2, 2)
     rope_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    concat_padding_mask: bool = False  # True needs torchvision (no CPU build here)
+    concat_padding_mask: bool = False  # Cosmos-Predict2.5's extra all-zero padding-mask channel (see VideoDiT)
     learnable_pos_embed: bool = True
     crossattn_proj_in: int | None = None  # Cosmos-Predict2.5 projects 100352-d Reason1 embeddings to text_dim
     feature_layer: int = 3
@@ -55,9 +55,14 @@ class VideoDiT(nn.Module):
         self.cfg = cfg
         if not 0 <= cfg.feature_layer < cfg.num_layers:
             raise ValueError(f"feature_layer {cfg.feature_layer} is outside the video DiT's blocks 0..{cfg.num_layers - 1}")
+        # diffusers resizes the padding mask with torchvision, which has no CPU build here. Our frames are never
+        # padded, so the mask is all zeros: we append that channel ourselves (after the condition mask, where
+        # diffusers puts it) and build the model without the flag. Same weights, same numbers.
+        self.extra_channels = 1 + int(cfg.concat_padding_mask)
         if pretrained:
-            self.transformer = CosmosTransformer3DModel.from_pretrained(pretrained, subfolder="transformer",
-                                                                        local_files_only=True)
+            self.transformer = CosmosTransformer3DModel.from_pretrained(
+                pretrained, subfolder="transformer", local_files_only=True, concat_padding_mask=False,
+                in_channels=cfg.latent_channels + self.extra_channels)
             got = self.transformer.config
             want = {"num_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
                     "attention_head_dim": cfg.head_dim, "out_channels": cfg.latent_channels}
@@ -71,11 +76,11 @@ class VideoDiT(nn.Module):
                 extra = dict(use_crossattn_projection=True, crossattn_proj_in_channels=cfg.crossattn_proj_in,
                              encoder_hidden_states_channels=cfg.text_dim)
             self.transformer = CosmosTransformer3DModel(
-                in_channels=cfg.latent_channels + 1, out_channels=cfg.latent_channels,
+                in_channels=cfg.latent_channels + self.extra_channels, out_channels=cfg.latent_channels,
                 num_attention_heads=cfg.num_heads, attention_head_dim=cfg.head_dim, num_layers=cfg.num_layers,
                 mlp_ratio=cfg.mlp_ratio, text_embed_dim=cfg.text_dim, adaln_lora_dim=cfg.adaln_lora_dim,
                 max_size=tuple(cfg.max_size), patch_size=tuple(cfg.patch_size), rope_scale=tuple(cfg.rope_scale),
-                concat_padding_mask=cfg.concat_padding_mask,
+                concat_padding_mask=False,
                 extra_pos_embed_type="learnable" if cfg.learnable_pos_embed else None, **extra)
             pos = self.transformer.learnable_pos_embed
             if pos is not None:  # diffusers starts these at zero, then normalises their sum: infinite gradients
@@ -84,15 +89,12 @@ class VideoDiT(nn.Module):
 
     def _inputs(self, latents: torch.Tensor, t_future: torch.Tensor, cond_t: float):
         b, _, frames, h, w = latents.shape
-        mask = torch.zeros(b, 1, frames, h, w, dtype=latents.dtype, device=latents.device)
-        mask[:, :, 0] = 1.0
+        mask = torch.zeros(b, self.extra_channels, frames, h, w, dtype=latents.dtype, device=latents.device)
+        mask[:, 0, 0] = 1.0  # channel 0: the condition mask; channel 1 (if any): the all-zero padding mask
         t = t_future.reshape(b, 1, 1, 1, 1).expand(b, 1, frames, 1, 1).clone()
         t[:, :, 0] = cond_t
-        kwargs = dict(hidden_states=latents, timestep=(t * self.cfg.timestep_scale).to(latents.dtype),
-                      condition_mask=mask, return_dict=False)
-        if self.cfg.concat_padding_mask:
-            kwargs["padding_mask"] = torch.zeros(1, 1, h, w, dtype=latents.dtype, device=latents.device)
-        return kwargs
+        return dict(hidden_states=latents, timestep=(t * self.cfg.timestep_scale).to(latents.dtype),
+                    condition_mask=mask, return_dict=False)
 
     def forward(self, latents: torch.Tensor, t_future: torch.Tensor, text: torch.Tensor,
                 cond_t: float = 1e-4, capture_layer: int | None = None):
