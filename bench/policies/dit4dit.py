@@ -25,7 +25,11 @@ BUNDLED = Path(__file__).resolve().parent.parent / "checkpoints" / "dit4dit_tiny
 
 class DiT4DiTPolicy:
     def __init__(self, checkpoint: str | None = None, seed: int = 0, steps: int | None = None):
-        import torch  # noqa: F401  (imported here: listing policies stays fast)
+        import torch  # imported here: listing policies stays fast
+
+        # The policy runs in the runner's process beside the sim workers; torch's default of one
+        # spinning thread per core fights them for the CPU (measured here: ~6x slower episodes).
+        torch.set_num_threads(1)
 
         from bench.training import load_checkpoint
 
