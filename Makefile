@@ -33,8 +33,11 @@ test-slow: setup
 perf: setup
 	$(BIN)/bench perf eval --suite libero_spatial --tasks 0,1 --episodes 2 --out results/perf/eval.json
 
+# DiT4DiT chunk latency, early exit vs full pass, training samples/s. On a CPU the full config (2.2 B) runs
+# at batch 1 only (~40 s a chunk); on a GPU: bench perf policy --configs full --batches 1,8 --device cuda.
 perf-policy: setup
-	$(BIN)/bench perf policy --configs tiny,full --batches 1,8 --out results/perf/policy.json
+	$(BIN)/bench perf policy --configs tiny --batches 1,8 --repeats 5 --threads 1 --out results/perf/policy_tiny.json
+	$(BIN)/bench perf policy --configs full --batches 1 --repeats 1 --threads 1 --out results/perf/policy_full.json
 
 # The bundled checkpoint: tiny DiT4DiT on the libero_spatial demos (resumable: rerun to continue).
 train: setup
