@@ -113,12 +113,15 @@ def test_replay_reproduces_a_recorded_demo(tmp_path, gl):
     Runner(cfg(tmp_path / "run", max_steps=24, episodes=5, workers=1, policy_name="replay", videos_per_task=1),
            policy).run()
     [rec] = read_records(tmp_path / "run" / "episodes.jsonl")  # one demo -> one episode
-    assert rec["steps"] == 24 and rec["error"] is None
+    # the budget of a replay is max_steps + the protocol's wait steps (demos start with them); this random
+    # demo does not succeed, so the episode runs to the end of that budget, holding still after the demo
+    budget = 24 + SUITE.protocol.wait_steps
+    assert rec["steps"] == budget and rec["error"] is None
     assert policy.divergence[rec["key"]] < 1e-6, policy.divergence
     import imageio.v3 as iio
 
     frames = iio.imread(tmp_path / "run" / rec["video"])
-    assert frames.shape[0] == 25 and frames.shape[-1] == 3  # the start frame + one per step
+    assert frames.shape[0] == budget + 1 and frames.shape[-1] == 3  # the start frame + one per step
 
 
 def test_rendered_frames_are_fresh_and_upright(gl):
