@@ -244,7 +244,7 @@ def train(
         bar = progress.add_task("train", total=steps, loss="-", action="-", video="-", rate="-")
         try:
             ckpt = run_training(model_cfg, data, out, cfg, resume=resume, on_log=on_log)
-        except (FileExistsError, FileNotFoundError) as exc:
+        except (FileExistsError, FileNotFoundError, ValueError) as exc:
             fail(str(exc))
     console.print(f"checkpoint: {ckpt}  (losses: {out / 'losses.csv'}, {out / 'losses.png'})")
 

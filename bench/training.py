@@ -167,6 +167,10 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
     start = 0
     if resume and state_path.exists():
         saved = torch.load(state_path, weights_only=False)
+        fingerprint = dataset.stats["fingerprint"]
+        if saved.get("data_fingerprint", fingerprint) != fingerprint:
+            raise ValueError(f"{out} was trained on other data (fingerprint {saved['data_fingerprint']}, now "
+                             f"{fingerprint}): its normalisation would no longer match; train into a new --out")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         start = saved["step"]
@@ -186,6 +190,9 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
         json.dumps(run_info, indent=2))
     csv_path = out / "losses.csv"
     new_csv = not csv_path.exists() or start == 0
+    if not new_csv:  # drop rows logged after the checkpoint we resume from (they will be redone)
+        lines = csv_path.read_text().splitlines(keepends=True)
+        csv_path.write_text("".join([lines[0]] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= start]))
     log = csv_path.open("w" if new_csv else "a", newline="")
     writer = csv.writer(log)
     if new_csv:
@@ -198,7 +205,8 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
         save_checkpoint(core, out / "checkpoint", dataset.stats, text_cache,
                         extra={"trained_steps": step, "batch_size": cfg.batch_size,
                                "data_fingerprint": dataset.stats["fingerprint"], "num_demos": len(dataset.demos)})
-        torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, state_path)
+        torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "data_fingerprint": dataset.stats["fingerprint"]}, state_path)
         log.flush()
         plot_losses(csv_path, out / "losses.png")
 

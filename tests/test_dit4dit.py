@@ -216,6 +216,7 @@ def test_training_writes_checkpoint_curve_and_resumes_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), "a resumed run must end with the uninterrupted run's weights"
     rows = (tmp_path / "b" / "losses.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 6 and rows[0].startswith("step,loss,action,video")
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "a" / "losses.png").stat().st_size > 0
 
 
@@ -287,3 +288,20 @@ def test_pretrained_folder_loads_through_diffusers(tmp_path):
         DiT4DiT(small_config(vae="wan", pretrained=str(tmp_path), **{"video.num_layers": 4,
                                                                      "video.latent_channels": 4,
                                                                      "video.concat_padding_mask": True}))
+
+
+def test_resume_refuses_other_data(tmp_path):
+    import shutil
+
+    import h5py
+
+    from bench.training import TrainConfig, train
+
+    other = tmp_path / "one_demo.hdf5"
+    shutil.copy(FIXTURE, other)
+    with h5py.File(other, "a") as f:
+        del f["data"][sorted(f["data"])[-1]]
+    tc = TrainConfig(steps=2, batch_size=2, warmup=1, checkpoint_every=1)
+    train(small_config(), [FIXTURE], tmp_path / "run", tc)
+    with pytest.raises(ValueError, match="trained on other data"):
+        train(small_config(), [str(other)], tmp_path / "run", TrainConfig(steps=4, batch_size=2), resume=True)
