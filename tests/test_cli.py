@@ -29,6 +29,7 @@ runner = CliRunner()
     (["train", "--data", "tests/fixtures/libero_object_t0_2demos_32.hdf5", "--out", "/tmp/x", "--set", "video"],
      ["--set takes KEY=VALUE"]),
     (["perf", "policy", "--configs", "tiny,big"], ["unknown config(s) big", "tiny, full"]),
+    (["perf", "policy", "--batches", "1,x"], ["--batches takes comma-separated integers"]),
 ])
 def test_bad_input_exits_2_with_choices(args, expect):
     result = runner.invoke(app, args)
