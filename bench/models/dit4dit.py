@@ -95,8 +95,13 @@ def _from_dict(cls, d: dict):
 
 
 def tiny_config() -> DiT4DiTConfig:
-    """Under 5M parameters: trains on two CPU cores; fits a 20 MB checkpoint in fp32."""
-    return DiT4DiTConfig().validate()
+    """Under 5M parameters: trains on two CPU cores; fits a 20 MB checkpoint in fp32.
+
+    Joint gradients: trained from scratch, the video DiT's features are only useful for actions if the
+    action loss shapes them. Measured here (300 steps x 16 on 84 libero_spatial demos, steps 250-300):
+    action loss 0.40 joint vs 0.66 detached, same video loss, ~20% more time per step.
+    """
+    return DiT4DiTConfig(gradient="joint").validate()
 
 
 def full_config(pretrained: str | None = None) -> DiT4DiTConfig:
