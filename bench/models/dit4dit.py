@@ -31,7 +31,7 @@ from torch import nn
 
 from bench.models.action_dit import ActionDiT, ActionDiTConfig
 from bench.models.flow import TimestepSampler, euler_sample, interpolate, velocity_target
-from bench.models.vae import VAES
+from bench.models.vae import VAES, latent_frames
 from bench.models.video_dit import VideoDiT, VideoDiTConfig
 
 GRADIENT_MODES = ("detached", "joint", "frozen_video")
@@ -193,6 +193,11 @@ class DiT4DiT(nn.Module):
             self.video_dit.requires_grad_(False)
 
     # ------------------------------------------------------------------ pieces
+    @property
+    def latent_frames(self) -> int:
+        """Latent frames of one window: the current frame then the future ones."""
+        return latent_frames(self.cfg.vae, 1 + self.cfg.n_future)
+
     def latents(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.vae is None:
             raise RuntimeError("no VAE attached: set model.vae (e.g. bench.models.vae.WanVAE(folder)) first")
@@ -248,23 +253,34 @@ class DiT4DiT(nn.Module):
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def predict(self, images: dict[str, torch.Tensor], state: torch.Tensor, text: torch.Tensor,
-                generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
-        """Action chunks (B, chunk, action_dim) in env units from current frames {cam: (B, H, W, 3) uint8}."""
+                generator: torch.Generator | list[torch.Generator] | None = None,
+                steps: int | None = None) -> torch.Tensor:
+        """Action chunks (B, chunk, action_dim) in env units from current frames {cam: (B, H, W, 3) uint8}.
+
+        `generator` may be a list with one generator per row: each row's noise then depends only on its
+        own generator, so a row's result does not depend on which other rows share its batch.
+        """
         x_now = self.latents({c: v[:, None] for c, v in images.items()})  # (B, C, 1, h, w)
         return self.predict_from_latents(x_now, state, text, generator, steps)
 
     @torch.no_grad()
     def predict_from_latents(self, x_now: torch.Tensor, state: torch.Tensor, text: torch.Tensor,
-                             generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
+                             generator: torch.Generator | list[torch.Generator] | None = None,
+                             steps: int | None = None) -> torch.Tensor:
         cfg = self.cfg
-        frames = 1 + cfg.n_future if cfg.vae == "pixel" else 1 + cfg.n_future // 4  # Wan: 4x temporal
-        x0 = x_now.expand(-1, -1, frames, -1, -1)  # the present stands in for the unknown future
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        feats = self.features(x0, text, noise=noise)
+        x0 = x_now.expand(-1, -1, self.latent_frames, -1, -1)  # the present stands in for the unknown future
+        b = x0.shape[0]
+        per_row = isinstance(generator, list)
+        noise, start = [], []
+        for g in (generator if per_row else [generator]):  # per draw: the video noise, then the action noise
+            n = 1 if per_row else b
+            noise.append(torch.randn((n, *x0.shape[1:]), generator=g, device=x0.device, dtype=x0.dtype))
+            start.append(torch.randn((n, cfg.action.chunk, cfg.action.action_dim), generator=g, device=x0.device,
+                                     dtype=x0.dtype))
+        feats = self.features(x0, text, noise=torch.cat(noise))
         s = self.normalizer.normalize("state", state.float())
-        start = torch.randn((x0.shape[0], cfg.action.chunk, cfg.action.action_dim), generator=generator,
-                            device=x0.device, dtype=x0.dtype)
-        actions = euler_sample(lambda a, t: self.action_dit(a, t, s, feats), start, steps or cfg.euler_steps)
+        actions = euler_sample(lambda a, t: self.action_dit(a, t, s, feats), torch.cat(start),
+                               steps or cfg.euler_steps)
         return self.normalizer.unnormalize("actions", actions)
 
 

@@ -19,6 +19,7 @@ import time
 import torch
 
 from bench.models.dit4dit import DiT4DiT, count_parameters, make_config
+from bench.models.vae import VAES
 
 
 def _time(fn, repeats: int) -> float:
@@ -35,9 +36,9 @@ def _inputs(model: DiT4DiT, b: int, device):
     cfg = model.cfg
     s = cfg.image_size
     n_cams = len(cfg.cameras)
-    f = 8  # both VAEs compress 8x in space
+    f = cfg.vae_factor if cfg.vae == "pixel" else VAES[cfg.vae].spatial_factor
     channels = cfg.video.latent_channels
-    frames = 1 + cfg.n_future if cfg.vae == "pixel" else 1 + cfg.n_future // 4
+    frames = model.latent_frames
     text_dim = cfg.video.crossattn_proj_in or cfg.video.text_dim
     text = torch.randn(b, cfg.text_max_tokens, text_dim, device=device)
     x_now = torch.randn(b, channels, 1, s // f, n_cams * s // f, device=device)

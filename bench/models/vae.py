@@ -23,23 +23,21 @@ import torch.nn.functional as F
 class VideoVAE(Protocol):
     latent_channels: int
     spatial_factor: int
+    temporal_factor: int  # the first frame is encoded alone, then every `temporal_factor` frames make one
 
     def encode(self, video: torch.Tensor) -> torch.Tensor: ...
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
 
-    def latent_frames(self, frames: int) -> int: ...
-
 
 class PixelVAE:
     """Space-to-depth 'VAE': lossless, parameter-free."""
 
+    temporal_factor = 1
+
     def __init__(self, factor: int = 8):
         self.spatial_factor = factor
         self.latent_channels = 3 * factor * factor
-
-    def latent_frames(self, frames: int) -> int:
-        return frames
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = video.shape
@@ -57,6 +55,7 @@ class WanVAE:
     """diffusers AutoencoderKLWan from a local folder, latents normalised as the Wan pipelines do."""
 
     spatial_factor = 8
+    temporal_factor = 4
     latent_channels = 16
 
     def __init__(self, folder: str, device="cpu", dtype=torch.float32):
@@ -67,9 +66,6 @@ class WanVAE:
         cfg = self.model.config
         self.mean = torch.tensor(cfg.latents_mean, device=device, dtype=dtype).view(1, -1, 1, 1, 1)
         self.inv_std = 1.0 / torch.tensor(cfg.latents_std, device=device, dtype=dtype).view(1, -1, 1, 1, 1)
-
-    def latent_frames(self, frames: int) -> int:
-        return 1 + (frames - 1) // 4
 
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
@@ -82,3 +78,8 @@ class WanVAE:
 
 
 VAES = {"pixel": PixelVAE, "wan": WanVAE}
+
+
+def latent_frames(kind: str, frames: int) -> int:
+    """Latent frames for `frames` pixel frames (known without loading the VAE's weights)."""
+    return 1 + (frames - 1) // VAES[kind].temporal_factor

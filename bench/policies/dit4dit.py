@@ -58,16 +58,12 @@ class DiT4DiTPolicy:
         import torch
 
         # Noise depends only on (episode, step): results do not depend on how the runner batched rows.
-        chunks = []
         images = {c: torch.from_numpy(np.ascontiguousarray(batch.images[c])) for c in self.cfg.cameras}
-        state = torch.from_numpy(batch.state)
-        text = self.text(batch.prompts)
-        for i, key in enumerate(batch.episode_keys):
-            g = torch.Generator().manual_seed(self._episode_seed.get(key, self.seed) + int(batch.steps[i]))
-            chunks.append(self.model.predict({c: v[i:i + 1] for c, v in images.items()}, state[i:i + 1],
-                                             text[i:i + 1], generator=g, steps=self.steps)[0])
-        return torch.stack(chunks).numpy().astype(np.float32)
-
+        generators = [torch.Generator().manual_seed(self._episode_seed.get(key, self.seed) + int(step))
+                      for key, step in zip(batch.episode_keys, batch.steps)]
+        chunks = self.model.predict(images, torch.from_numpy(batch.state), self.text(batch.prompts),
+                                    generator=generators, steps=self.steps)
+        return chunks.numpy().astype(np.float32)
 
 register("dit4dit", lambda checkpoint=None, seed=0: DiT4DiTPolicy(checkpoint, seed),
          help="DiT4DiT (video DiT features -> action DiT); --checkpoint DIR (default: the bundled tiny one)",
