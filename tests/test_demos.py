@@ -144,6 +144,11 @@ def test_generate_then_replay_every_demo(tmp_path, gl):
     Runner(cfg, policy).run()
     [rec] = read_records(tmp_path / "replay" / "episodes.jsonl")
     assert rec["success"], rec
+    # a rerun tops up with a new attempt (a new seed), never a copy of a demo already there
+    generate(suite, [1], per_task=2, out=out, resolution=32, workers=1)
+    with h5py.File(out) as f:
+        keys = [f["data"][name].attrs["episode_key"] for name in f["data"]]
+    assert len(keys) == 2 and len(set(keys)) == 2, keys
 
 
 def test_soft_reset_clears_the_grippers_integrated_command(gl):

@@ -4,7 +4,8 @@ sim workers), keep successful episodes, write them in LIBERO's HDF5 layout.
 A demo holds every action from the task's LIBERO initial state, the protocol's
 wait steps included, so `replay` reproduces it exactly with no wait steps of its own. Attempt k
 of a task starts from init state k mod 50 and seeds the expert's variations with
-its own key, so repeated init states still give different demos.
+its own key, so repeated init states still give different demos; a rerun numbers its
+attempts after the last one in the file, so it never repeats a demo.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from bench.runner import Planned, RunConfig, Runner
 from bench.suites import Suite
 
 
+def _next_attempt(done_keys: set[str], suite_name: str, task_id: int) -> int:
+    """First attempt number after those already in the file, so a rerun tops up with new seeds."""
+    prefix = f"{suite_name}/{task_id}/attempt"
+    done = [int(k[len(prefix):]) for k in done_keys if k.startswith(prefix)]
+    return max(done) + 1 if done else 0
+
+
 def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolution: int = 128,
              workers: int = 2, policy_name: str = "scripted", max_rounds: int = 4, on_episode=None) -> dict:
     from bench.demos.libero_hdf5 import DemoWriter
@@ -36,7 +44,8 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                                            "camera_widths": resolution, "control": protocol.control},
                               "macros_image_convention": "opengl"})
     tasks = {tid: suite.task(tid) for tid in task_ids}
-    attempts = {tid: 0 for tid in task_ids}
+    done_keys = writer.episode_keys()
+    attempts = {tid: _next_attempt(done_keys, suite.name, tid) for tid in task_ids}
     stats = {"attempts": 0, "kept": 0}
     t0 = time.perf_counter()
     try:
@@ -59,7 +68,7 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
             kept: dict[int, int] = {}
 
             def keep(p: Planned, traj: dict) -> None:
-                if kept.get(p.task.task_id, 0) + have.get(p.task.name, 0) >= per_task:
+                if kept.get(p.task.task_id, 0) + have.get(p.task.name, 0) >= per_task or p.key in done_keys:
                     return
                 writer.add(traj, {
                     "bddl_file_name": p.task.bddl_file,

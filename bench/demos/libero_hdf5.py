@@ -145,6 +145,11 @@ class DemoWriter:
                 out[task] = out.get(task, 0) + 1
         return out
 
+    def episode_keys(self) -> set[str]:
+        """Episode keys already in the file: a rerun must not repeat an attempt (same seed, same demo)."""
+        with h5py.File(self.path, "r") as f:
+            return {str(g.attrs["episode_key"]) for g in f["data"].values() if "episode_key" in g.attrs}
+
     def add(self, trajectory: dict[str, np.ndarray], task_attrs: dict) -> str:
         with h5py.File(self.path, "a") as f:
             data = f["data"]
