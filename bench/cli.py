@@ -156,7 +156,8 @@ def run(
 
         publish.mkdir(parents=True, exist_ok=True)
         for src, dst in (("summary.json", "summary.json"), ("summary.md", "summary.md"),
-                         ("summary.csv", "summary.csv"), ("episodes.jsonl", "episodes.jsonl")):
+                         ("summary.csv", "summary.csv"), ("summary.png", "summary.png"),
+                         ("episodes.jsonl", "episodes.jsonl")):
             shutil.copyfile(out / src, publish / f"{s.name}_{dst}")
         console.print(f"published to {publish}/{s.name}_summary.*")
 
@@ -283,15 +284,15 @@ def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies")
 
 @app.command()
 def summarize(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A run directory.")):
-    """Recompute summary.{md,csv,json} of a run directory from its episodes.jsonl."""
+    """Recompute summary.{md,csv,json,png} of a run directory from its episodes.jsonl (the provenance
+    stays that of the commands that ran the episodes)."""
     from bench.provenance import provenance
     from bench.records import read_records
-    from bench.results import write_summary
+    from bench.results import summarize_dir
 
-    records = read_records(run_dir / "episodes.jsonl")
-    if not records:
+    if not read_records(run_dir / "episodes.jsonl"):
         fail(f"{run_dir / 'episodes.jsonl'} holds no episode records")
-    print_table(write_summary(run_dir, records, provenance()))
+    print_table(summarize_dir(run_dir, provenance()))
 
 
 @perf_app.command("eval")

@@ -69,11 +69,42 @@ def to_markdown(table: pd.DataFrame) -> str:
     return show[cols].to_markdown(index=False)
 
 
+def plot_summary(table: pd.DataFrame, path: Path, title: str = "") -> None:
+    """Per-task success with Wilson 95% intervals as horizontal bars (suite rows in a darker colour):
+    fifty task names read faster as a picture than as a table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if table.empty:
+        return
+    rows = table.iloc[::-1]  # first task at the top
+    labels = [f"{r.suite} (all)" if r.task == "ALL" else f"{int(r.task_id)}: {str(r.task).replace('_', ' ')[:72]}"
+              for r in rows.itertuples()]
+    rate = 100 * rows["success_rate"].to_numpy(dtype=float)
+    err = [rate - 100 * rows["ci_low"].to_numpy(dtype=float), 100 * rows["ci_high"].to_numpy(dtype=float) - rate]
+    colors = ["#1f4e79" if t == "ALL" else "#7fa7d0" for t in rows["task"]]
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.2))
+    ax.barh(range(len(rows)), rate, xerr=err, color=colors, error_kw={"elinewidth": 1, "capsize": 2})
+    for i, r in enumerate(rows.itertuples()):
+        ax.text(101, i, f"{r.successes}/{r.episodes}", va="center", fontsize=7)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.set_xlim(0, 110)
+    ax.set_xlabel("success % (bars: Wilson 95% interval)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.DataFrame:
-    """Write summary.{md,csv,json} next to episodes.jsonl and return the table."""
+    """Write summary.{md,csv,json,png} next to episodes.jsonl and return the table."""
     table = aggregate(records)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "summary.csv", index=False)
+    policies = sorted({str(r.get("policy")) for r in records if r.get("policy")})
+    plot_summary(table, out_dir / "summary.png", title=f"{', '.join(policies)} ({provenance.get('command', '')})")
     prov = json.dumps(provenance, indent=2, sort_keys=True)
     (out_dir / "summary.md").write_text(
         f"# Results\n\n{to_markdown(table)}\n\n## Provenance\n\n```json\n{prov}\n```\n", encoding="utf-8"

@@ -52,6 +52,7 @@ def test_aggregate_counts_each_episode_once(tmp_path):
     write_summary(tmp_path, records, {"command": "bench run"})
     for ext in ("md", "csv", "json"):
         assert (tmp_path / f"summary.{ext}").stat().st_size > 0
+    assert (tmp_path / "summary.png").read_bytes()[:4] == b"\x89PNG"
     assert "95% CI" in (tmp_path / "summary.md").read_text()
     payload = json.loads((tmp_path / "summary.json").read_text())
     assert payload["provenance"]["command"] == "bench run" and len(payload["rows"]) == 6
@@ -68,3 +69,20 @@ def test_summary_provenance_is_that_of_the_invocations(tmp_path):
     prov = json.loads((tmp_path / "summary.json").read_text())["provenance"]
     assert prov["git"]["commit"] == "aaa" and [r["git"]["commit"] for r in prov["invocations"]] == ["aaa", "bbb"]
     assert prov["summarized"]["command"] == "bench summarize"
+
+
+def test_bench_summarize_keeps_the_provenance_of_the_run(tmp_path):
+    """`bench summarize` recomputes the tables and plot; the provenance stays that of the command that ran."""
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from bench.results import record_invocation
+
+    record_invocation(tmp_path, {"command": "bench run --policy p", "git": {"commit": "aaa", "dirty": False}})
+    for r in (rec(0, 0, True), rec(0, 1, False)):
+        append_record(tmp_path / "episodes.jsonl", r)
+    result = CliRunner().invoke(app, ["summarize", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    prov = json.loads((tmp_path / "summary.json").read_text())["provenance"]
+    assert prov["command"] == "bench run --policy p" and prov["summarized"]["command"].startswith("bench")
+    assert (tmp_path / "summary.png").stat().st_size > 5000
