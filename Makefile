@@ -8,7 +8,7 @@ DATA ?= $(HOME)/.cache/dit4dit-bench
 
 .PHONY: setup run test test-slow perf perf-policy demos expert-eval train bundle dit4dit-eval
 
-STEPS ?= 20000
+STEPS ?= 10000
 TRAIN_DIR ?= runs/train/tiny_spatial
 BUNDLED := bench/checkpoints/dit4dit_tiny_libero_spatial
 
@@ -42,7 +42,7 @@ perf-policy: setup
 # The bundled checkpoint: tiny DiT4DiT on the libero_spatial demos (resumable: rerun to continue).
 train: setup
 	$(BIN)/bench train --policy dit4dit --config tiny --data $(DATA)/demos/libero_spatial_128.hdf5 \
-	  --steps $(STEPS) --out $(TRAIN_DIR) --resume
+	  --steps $(STEPS) --out $(TRAIN_DIR) --precision bf16 --resume
 
 bundle:
 	rm -rf $(BUNDLED) && mkdir -p $(BUNDLED) results/dit4dit

@@ -28,6 +28,8 @@ runner = CliRunner()
       "gradient=sideways"], ["unknown gradient mode 'sideways'", "detached, joint, frozen_video"]),
     (["train", "--data", "tests/fixtures/libero_object_t0_2demos_32.hdf5", "--out", "/tmp/x", "--set", "video"],
      ["--set takes KEY=VALUE"]),
+    (["train", "--data", "tests/fixtures/libero_object_t0_2demos_32.hdf5", "--out", "/tmp/x", "--precision", "fp16"],
+     ["unknown precision 'fp16'", "fp32, bf16"]),
     (["perf", "policy", "--configs", "tiny,big"], ["unknown config(s) big", "tiny, full"]),
     (["perf", "policy", "--batches", "1,x"], ["--batches takes comma-separated integers"]),
 ])

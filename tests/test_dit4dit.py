@@ -196,12 +196,25 @@ def test_config_errors_name_the_choices():
         TimestepSampler("gamma")
 
 
-def _train(out, steps, resume=False):
+def _train(out, steps, resume=False, precision="fp32"):
     from bench.training import TrainConfig, train
 
     cfg = small_config()
-    tc = TrainConfig(steps=steps, batch_size=4, warmup=2, checkpoint_every=3, log_every=1)
+    tc = TrainConfig(steps=steps, batch_size=4, warmup=2, checkpoint_every=3, log_every=1, precision=precision)
     return train(cfg, [FIXTURE], out, tc, resume=resume)
+
+
+def test_bf16_training_is_autocast_with_fp32_weights(tmp_path):
+    """bf16 changes the arithmetic (weights differ from fp32's after a step) but not the weights' dtype,
+    and its losses stay close to fp32's on the same batches and noise."""
+    from safetensors.torch import load_file
+
+    fp32, bf16 = _train(tmp_path / "fp32", 3), _train(tmp_path / "bf16", 3, precision="bf16")
+    a, b = load_file(str(fp32 / "model.safetensors")), load_file(str(bf16 / "model.safetensors"))
+    assert all(v.dtype == a[k].dtype for k, v in b.items())
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    first = [float((tmp_path / run / "losses.csv").read_text().splitlines()[1].split(",")[1]) for run in ("fp32", "bf16")]
+    assert np.isfinite(first).all() and abs(first[0] - first[1]) < 0.05 * first[0], first
 
 
 def test_training_writes_checkpoint_curve_and_resumes_exactly(tmp_path):
