@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Large files (demos) live outside the work tree; override with make DATA=...
 DATA ?= $(HOME)/.cache/dit4dit-bench
 
-.PHONY: setup run test test-slow perf perf-policy demos expert-eval train bundle dit4dit-eval
+.PHONY: setup run test test-slow perf perf-policy demos replay-demos expert-eval train bundle dit4dit-eval
 
 STEPS ?= 10000
 TRAIN_DIR ?= runs/train/tiny_spatial
@@ -58,6 +58,13 @@ dit4dit-eval: setup
 demos: setup
 	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --out $(DATA)/demos/libero_spatial_128.hdf5
 	$(BIN)/bench demos generate --suite libero_object --per-task 50 --resolution 128 --out $(DATA)/demos/libero_object_128.hdf5
+
+# Every demo of both training sets replayed from its recorded initial state (all must succeed), into results/demos/.
+replay-demos: setup
+	for s in libero_spatial libero_object; do \
+	  $(BIN)/bench run --suite $$s --policy replay --demos $(DATA)/demos/$${s}_128.hdf5 --out runs/replay/$$s \
+	    --resume --publish results/demos || exit 1; \
+	done
 
 # The scripted expert at the official protocol (50 episodes per task), into results/scripted/.
 expert-eval: setup
