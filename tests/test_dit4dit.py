@@ -269,7 +269,7 @@ def test_perf_policy_measures_the_tiny_config():
     assert r["parameters"] == r["video_parameters"] + r["action_parameters"]
     assert r["latency_s"][1] > 0 and r["features_early_exit_s"][1] > 0 and r["video_full_pass_s"][1] > 0
     assert r["early_exit_speedup"][1] == pytest.approx(r["video_full_pass_s"][1] / r["features_early_exit_s"][1])
-    assert r["train_samples_per_s"] > 0
+    assert r["train_samples_per_s"] > 0 and r["train_samples_per_s_bf16"] > 0 and r["train_bf16_speedup"] > 0
 
 
 def test_pretrained_folder_loads_through_diffusers(tmp_path):

@@ -89,15 +89,19 @@ def measure_config(name: str, batches=(1, 8), repeats: int = 3, train_batch: int
                  "state": torch.zeros(train_batch, 8, device=device),
                  "action_mask": torch.ones(train_batch, cfg.action.chunk, dtype=torch.bool, device=device)}
 
-        def step():
-            loss = model.loss(batch, text)["loss"]
+        def step(bf16: bool = False):
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+                loss = model.loss(batch, text)["loss"]
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
         out["train_samples_per_s"] = train_batch / _time(step, repeats)
+        out["train_samples_per_s_bf16"] = train_batch / _time(lambda: step(bf16=True), repeats)  # --precision bf16
+        out["train_bf16_speedup"] = out["train_samples_per_s_bf16"] / out["train_samples_per_s"]
         out["train_batch"] = train_batch
-        log(f"{name} training: {out['train_samples_per_s']:.1f} samples/s at batch {train_batch}")
+        log(f"{name} training: {out['train_samples_per_s']:.1f} samples/s at batch {train_batch}; bf16 autocast "
+            f"{out['train_samples_per_s_bf16']:.1f} ({out['train_bf16_speedup']:.2f}x)")
     else:
         out["train_samples_per_s"] = None
         out["train_skipped"] = f"AdamW training needs ~{need / 2**30:.0f} GiB; not measured on {device}"
