@@ -68,7 +68,7 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
             kept: dict[int, int] = {}
 
             def keep(p: Planned, traj: dict) -> None:
-                if kept.get(p.task.task_id, 0) + have.get(p.task.name, 0) >= per_task or p.key in done_keys:
+                if kept.get(p.task.task_id, 0) + have.get(p.task.name, 0) >= per_task:
                     return
                 writer.add(traj, {
                     "bddl_file_name": p.task.bddl_file,
