@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Large files (demos) live outside the work tree; override with make DATA=...
 DATA ?= $(HOME)/.cache/dit4dit-bench
 
-.PHONY: setup run test test-slow perf perf-policy demos replay-demos expert-eval train bundle dit4dit-eval
+.PHONY: setup run test test-slow perf perf-policy demos replay-demos expert-eval train bundle dit4dit-eval random-eval
 
 STEPS ?= 10000
 TRAIN_DIR ?= runs/train/tiny_spatial
@@ -52,6 +52,10 @@ bundle:
 # The bundled checkpoint at the official protocol (50 episodes per task), into results/dit4dit/.
 dit4dit-eval: setup
 	$(BIN)/bench run --suite libero_spatial --policy dit4dit --out runs/dit4dit/libero_spatial --resume --publish results/dit4dit
+
+# The floor DiT4DiT is compared against: uniform random actions, same protocol (50 per task).
+random-eval: setup
+	$(BIN)/bench run --suite libero_spatial --policy random --out runs/random/libero_spatial --resume --publish results/random $(RUN_ARGS)
 
 # Training sets for DiT4DiT and the baselines: 50 successful expert demos per task at 128x128.
 # Reruns top the files up (an interrupted run keeps what it made).
