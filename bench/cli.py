@@ -298,6 +298,31 @@ def summarize(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, 
     print_table(summarize_dir(run_dir, provenance()))
 
 
+@app.command()
+def compare(
+    summaries: list[Path] = typer.Argument(..., exists=True, dir_okay=False,
+                                           help="Two or more summary.json files (same protocol)."),
+    out: Path = typer.Option(..., help="Output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png."),
+    labels: Optional[str] = typer.Option(None, help="Comma-separated names, one per summary "
+                                                    "(default: each file's folder name)."),
+):
+    """Per-task success of several runs side by side with 95% intervals; for two, a one-sided
+    Fisher exact p that the first beats the second."""
+    from bench.compare import load_summary, to_markdown, write_comparison
+    from bench.provenance import command_line
+
+    names = [x.strip() for x in labels.split(",")] if labels else [None] * len(summaries)
+    if len(names) != len(summaries):
+        fail(f"--labels has {len(names)} names for {len(summaries)} summaries")
+    try:
+        loaded = [load_summary(p, n) for p, n in zip(summaries, names)]
+        table = write_comparison(loaded, out, command_line())
+    except ValueError as e:
+        fail(str(e))
+    typer.echo(to_markdown(table, [s.label for s in loaded]))
+    console.print(f"wrote {out.with_suffix('.md')}, .csv, .png")
+
+
 @perf_app.command("eval")
 def perf_eval(
     suite: str = typer.Option("libero_spatial", "--suite", "-s"),

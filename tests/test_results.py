@@ -86,3 +86,57 @@ def test_bench_summarize_keeps_the_provenance_of_the_run(tmp_path):
     prov = json.loads((tmp_path / "summary.json").read_text())["provenance"]
     assert prov["command"] == "bench run --policy p" and prov["summarized"]["command"].startswith("bench")
     assert (tmp_path / "summary.png").stat().st_size > 5000
+
+
+def _published(tmp_path, name, outcomes, protocol_hash="h"):
+    """A summary.json like `bench run --publish results/<name>` writes; outcomes[task] = successes of 50."""
+    from bench.results import record_invocation, summarize_dir
+
+    run = tmp_path / name
+    record_invocation(run, {"command": f"bench run --policy {name}", "protocol_hash": protocol_hash})
+    for task_id, k in enumerate(outcomes):
+        for i in range(50):
+            append_record(run / "episodes.jsonl", rec(task_id, i, i < k))
+    summarize_dir(run, {"command": "bench summarize"})
+    return run / "summary.json"
+
+
+def test_compare_sets_runs_side_by_side_with_a_one_sided_test(tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    a, b = _published(tmp_path, "dit4dit", [4, 10]), _published(tmp_path, "random", [0, 0])
+    out = tmp_path / "cmp" / "spatial"
+    result = CliRunner().invoke(app, ["compare", str(a), str(b), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    table = pd.read_csv(out.with_suffix(".csv"))
+    assert list(table["task"]) == ["task0", "task1", "ALL"]
+    # one-sided Fisher exact: 4/50 vs 0/50 is not significant at 5%, 10/50 vs 0/50 and 14/100 vs 0/100 are
+    p = dict(zip(table["task"], table["p_greater"]))
+    assert p["task0"] == pytest.approx(0.0587, abs=1e-3) and p["task1"] < 1e-3 and p["ALL"] < 1e-4
+    assert table["dit4dit:successes"].tolist() == [4, 10, 14] and table["random:ci_high"].iloc[0] > 0.05
+    md = out.with_suffix(".md").read_text()
+    assert "p(dit4dit > random)" in md and "bench run --policy random" in md
+    assert out.with_suffix(".png").stat().st_size > 5000
+    # reversed, the same data support nothing
+    result = CliRunner().invoke(app, ["compare", str(b), str(a), "--out", str(out)])
+    assert pd.read_csv(out.with_suffix(".csv"))["p_greater"].min() == pytest.approx(1.0)
+
+
+def test_compare_refuses_other_protocols_and_bad_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    a, b = _published(tmp_path, "x", [1], protocol_hash="h1"), _published(tmp_path, "y", [1], protocol_hash="h2")
+    result = CliRunner().invoke(app, ["compare", str(a), str(b), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "different protocols" in " ".join(result.output.split()) and "h1" in result.output
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    result = CliRunner().invoke(app, ["compare", str(a), str(bad), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "bad.json: not a run summary.json" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["compare", str(a), str(a), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "labels must differ" in result.output
