@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Large files (demos) live outside the work tree; override with make DATA=...
 DATA ?= $(HOME)/.cache/dit4dit-bench
 
-.PHONY: setup run test test-slow perf perf-policy demos replay-demos expert-eval train bundle dit4dit-eval random-eval
+.PHONY: setup run test test-slow perf perf-policy demos replay-demos expert-eval train bundle dit4dit-eval random-eval dit4dit-vs-random
 
 STEPS ?= 10000
 TRAIN_DIR ?= runs/train/tiny_spatial
@@ -47,7 +47,7 @@ train: setup
 bundle:
 	rm -rf $(BUNDLED) && mkdir -p $(BUNDLED) results/dit4dit
 	cp $(TRAIN_DIR)/checkpoint/* $(BUNDLED)/
-	cp $(TRAIN_DIR)/losses.csv $(TRAIN_DIR)/losses.png $(TRAIN_DIR)/train_config.json results/dit4dit/
+	cp $(TRAIN_DIR)/losses.csv $(TRAIN_DIR)/losses.png $(TRAIN_DIR)/train_config*.json results/dit4dit/
 
 # The bundled checkpoint at the official protocol (50 episodes per task), into results/dit4dit/.
 dit4dit-eval: setup
@@ -56,6 +56,11 @@ dit4dit-eval: setup
 # The floor DiT4DiT is compared against: uniform random actions, same protocol (50 per task).
 random-eval: setup
 	$(BIN)/bench run --suite libero_spatial --policy random --out runs/random/libero_spatial --resume --publish results/random $(RUN_ARGS)
+
+# Per task, with 95% intervals and a one-sided Fisher exact p (needs both evaluations above).
+dit4dit-vs-random: setup
+	$(BIN)/bench compare results/dit4dit/libero_spatial_summary.json results/random/libero_spatial_summary.json \
+	  --out results/dit4dit/libero_spatial_vs_random
 
 # Training sets for DiT4DiT and the baselines: 50 successful expert demos per task at 128x128.
 # Reruns top the files up (an interrupted run keeps what it made).
