@@ -318,3 +318,32 @@ def test_resume_refuses_other_data(tmp_path):
     train(small_config(), [FIXTURE], tmp_path / "run", tc)
     with pytest.raises(ValueError, match="trained on other data"):
         train(small_config(), [str(other)], tmp_path / "run", TrainConfig(steps=4, batch_size=2), resume=True)
+
+
+def test_bundled_checkpoint_serves_libero_spatial_with_no_argument():
+    """`bench run --suite libero_spatial --policy dit4dit` (the README's main job) needs no
+    --checkpoint, no text encoder and no hub: the package ships everything it reads."""
+    from bench.policies import make_policy
+    from bench.policies.dit4dit import BUNDLED
+    from bench.policy import EpisodeInfo, ObservationBatch, check_spec
+    from bench.suites import get_suite
+
+    assert sum(f.stat().st_size for f in BUNDLED.iterdir()) <= 20 * 2**20
+    suite = get_suite("libero_spatial")
+    policy = make_policy("dit4dit")
+    assert policy.path == BUNDLED
+    assert count_parameters(policy.model) < 20e6
+    check_spec(policy.spec, suite.protocol, "dit4dit", suite.name)
+    policy.text.encoder = None  # every libero_spatial instruction must come from the checkpoint's cache
+    tasks = suite.tasks()
+    for i, task in enumerate(tasks):
+        policy.reset(EpisodeInfo(key=f"e{i}", task=task, init_id=0, seed=7))
+    rng = np.random.default_rng(0)
+    r = suite.protocol.resolution
+    batch = ObservationBatch(episode_keys=[f"e{i}" for i in range(len(tasks))],
+                             images={c: rng.integers(0, 256, (len(tasks), r, r, 3), dtype=np.uint8)
+                                     for c in suite.protocol.cameras},
+                             state=rng.random((len(tasks), 8), dtype=np.float32),
+                             prompts=[t.language for t in tasks], steps=np.zeros(len(tasks), dtype=np.int64))
+    out = policy.act(batch)
+    assert out.shape == (len(tasks), policy.spec.chunk_length, 7) and np.isfinite(out).all()
