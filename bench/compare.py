@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import fisher_exact
 
+from bench.results import task_label
+
 KEY = ["suite", "task_id", "task"]
 
 
@@ -110,8 +112,7 @@ def plot(table: pd.DataFrame, labels: list[str], path: Path, title: str = "") ->
         y = [i + (n - 1 - j) * width - 0.4 + width / 2 for i in range(len(rows))]
         ax.barh(y, rate.fillna(0), height=width, xerr=[e.fillna(0).clip(lower=0) for e in err], color=colors[j % 10],
                 label=lab, error_kw={"elinewidth": 0.8, "capsize": 1.5})
-    names = [f"{r.suite} (all)" if r.task == "ALL" else f"{int(r.task_id)}: {str(r.task).replace('_', ' ')[:64]}"
-             for r in rows.itertuples()]
+    names = [task_label(r, width=64) for r in rows.itertuples()]
     ax.set_yticks(range(len(rows)), names, fontsize=7)
     ax.set_xlim(0, 100)
     ax.set_xlabel("success % (whiskers: Wilson 95% interval)")

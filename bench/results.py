@@ -69,6 +69,13 @@ def to_markdown(table: pd.DataFrame) -> str:
     return show[cols].to_markdown(index=False)
 
 
+def task_label(row, width: int = 72) -> str:
+    """How a table row is named on a plot axis: '<suite> (all)' or '<id>: <task words>'."""
+    if row.task == "ALL":
+        return f"{row.suite} (all)"
+    return f"{int(row.task_id)}: {str(row.task).replace('_', ' ')[:width]}"
+
+
 def plot_summary(table: pd.DataFrame, path: Path, title: str = "") -> None:
     """Per-task success with Wilson 95% intervals as horizontal bars (suite rows in a darker colour):
     fifty task names read faster as a picture than as a table."""
@@ -80,8 +87,7 @@ def plot_summary(table: pd.DataFrame, path: Path, title: str = "") -> None:
     if table.empty:
         return
     rows = table.iloc[::-1]  # first task at the top
-    labels = [f"{r.suite} (all)" if r.task == "ALL" else f"{int(r.task_id)}: {str(r.task).replace('_', ' ')[:72]}"
-              for r in rows.itertuples()]
+    labels = [task_label(r) for r in rows.itertuples()]
     rate = 100 * rows["success_rate"].to_numpy(dtype=float)
     err = [rate - 100 * rows["ci_low"].to_numpy(dtype=float), 100 * rows["ci_high"].to_numpy(dtype=float) - rate]
     colors = ["#1f4e79" if t == "ALL" else "#7fa7d0" for t in rows["task"]]
