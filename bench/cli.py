@@ -107,6 +107,8 @@ def run(
     task_ids = _task_ids(s, tasks)
     pol = _policy(policy, checkpoint=checkpoint, demos=demos, seed=seed)
     canonical = _canonical_policy(policy)
+    loaded = getattr(pol, "checkpoint_path", None)
+    checkpoint = checkpoint or (str(loaded) if loaded is not None else None)
     base = RUNS_DIR / s.name / canonical
     if out is None:
         out = (_latest_run(base) if resume else None) or base / datetime.now().strftime("%Y%m%d-%H%M%S")

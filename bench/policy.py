@@ -80,6 +80,9 @@ class Policy(TypingProtocol):
 
     def act(self, batch: ObservationBatch) -> np.ndarray: ...
 
+    # Optional: `checkpoint_path`, the weights the policy loaded (also when it chose a default, as
+    # dit4dit does with its bundled checkpoint), so every episode record carries their hash.
+
 
 class SpecMismatch(ValueError):
     """The policy's declared I/O does not fit the suite's protocol."""

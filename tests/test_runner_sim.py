@@ -189,3 +189,17 @@ def test_episode_timeout_kills_the_worker_and_the_run_goes_on(tmp_path, gl):
     recs = {r["init_id"]: r for r in read_records(tmp_path / "episodes.jsonl")}
     assert recs[0]["error_kind"] == "timeout" and "15 s timeout" in recs[0]["error"]
     assert recs[1]["error"] is None and recs[1]["steps"] == 16
+
+
+def test_records_carry_the_hash_of_a_default_checkpoint(tmp_path, bench_cmd, gl):
+    """`--policy dit4dit` with no --checkpoint loads the bundled one; its hash must still be recorded."""
+    from bench.policies.dit4dit import BUNDLED
+    from bench.provenance import file_hash
+
+    out = tmp_path / "run"
+    done = subprocess.run([*bench_cmd, "run", "--suite", "libero_spatial", "--policy", "dit4dit", "--tasks", "0",
+                           "--episodes", "1", "--workers", "1", "--max-steps", "8", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (rec,) = read_records(out / "episodes.jsonl")
+    assert rec["checkpoint_hash"] == file_hash(BUNDLED) and rec["checkpoint"] == str(BUNDLED)
