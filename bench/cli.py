@@ -311,14 +311,14 @@ def compare(
     """Per-task success of several runs side by side with 95% intervals; for two, a one-sided
     Fisher exact p that the first beats the second."""
     from bench.compare import load_summary, to_markdown, write_comparison
-    from bench.provenance import command_line
+    from bench.provenance import provenance
 
     names = [x.strip() for x in labels.split(",")] if labels else [None] * len(summaries)
     if len(names) != len(summaries):
         fail(f"--labels has {len(names)} names for {len(summaries)} summaries")
     try:
         loaded = [load_summary(p, n) for p, n in zip(summaries, names)]
-        table = write_comparison(loaded, out, command_line())
+        table = write_comparison(loaded, out, provenance())
     except ValueError as e:
         fail(str(e))
     typer.echo(to_markdown(table, [s.label for s in loaded]))

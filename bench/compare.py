@@ -26,7 +26,8 @@ class Summary:
     path: Path
     table: pd.DataFrame  # the rows of a summary.json (tasks, then 'ALL' per suite)
     protocol_hash: str | None
-    command: str | None
+    command: str | None  # the bench command that ran its episodes
+    commit: str | None  # the git commit it ran at
 
 
 def load_summary(path: Path, label: str | None = None) -> Summary:
@@ -43,7 +44,8 @@ def load_summary(path: Path, label: str | None = None) -> Summary:
         raise ValueError(f"{path}: summary rows lack {', '.join(missing)}")
     table["task_id"] = table["task_id"].astype("Int64")
     return Summary(label=label or Path(path).resolve().parent.name, path=Path(path), table=table,
-                   protocol_hash=prov.get("protocol_hash"), command=prov.get("command"))
+                   protocol_hash=prov.get("protocol_hash"), command=prov.get("command"),
+                   commit=(prov.get("git") or {}).get("commit"))
 
 
 def compare(summaries: list[Summary]) -> pd.DataFrame:
@@ -123,16 +125,20 @@ def plot(table: pd.DataFrame, labels: list[str], path: Path, title: str = "") ->
     plt.close(fig)
 
 
-def write_comparison(summaries: list[Summary], out: Path, command: str) -> pd.DataFrame:
-    """Write OUT.md (table + where each summary came from), OUT.csv and OUT.png."""
+def write_comparison(summaries: list[Summary], out: Path, provenance: dict) -> pd.DataFrame:
+    """Write OUT.md (table, where each summary came from, this command's provenance), OUT.csv, OUT.png."""
     table = compare(summaries)
     labels = [s.label for s in summaries]
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False)
     plot(table, labels, out.with_suffix(".png"), title=" vs ".join(labels))
-    sources = "\n".join(f"- `{s.label}`: `{s.path}` (produced by `{s.command}`)" for s in summaries)
+    sources = "\n".join(f"- `{s.label}`: `{s.path}` (produced by `{s.command}` at commit {(s.commit or '?')[:7]})"
+                        for s in summaries)
+    test = (f"p({labels[0]} > {labels[1]}): one-sided Fisher exact test that {labels[0]} succeeds more often "
+            f"than {labels[1]} on that row's episodes.\n\n" if len(labels) == 2 else "")
     out.with_suffix(".md").write_text(
-        f"# {' vs '.join(labels)}\n\n{to_markdown(table, labels)}\n\n"
-        f"Protocol hash: `{summaries[0].protocol_hash}`. Written by `{command}`.\n\n## Sources\n\n{sources}\n",
+        f"# {' vs '.join(labels)}\n\n{to_markdown(table, labels)}\n\n{test}"
+        f"Protocol hash: `{summaries[0].protocol_hash}`.\n\n## Sources\n\n{sources}\n\n"
+        f"## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n",
         encoding="utf-8")
     return table

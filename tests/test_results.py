@@ -120,6 +120,7 @@ def test_compare_sets_runs_side_by_side_with_a_one_sided_test(tmp_path):
     assert table["dit4dit:successes"].tolist() == [4, 10, 14] and table["random:ci_high"].iloc[0] > 0.05
     md = out.with_suffix(".md").read_text()
     assert "p(dit4dit > random)" in md and "bench run --policy random" in md
+    assert '"commit"' in md and '"versions"' in md  # the comparison's own provenance
     assert out.with_suffix(".png").stat().st_size > 5000
     # reversed, the same data support nothing
     result = CliRunner().invoke(app, ["compare", str(b), str(a), "--out", str(out)])
