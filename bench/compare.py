@@ -132,7 +132,7 @@ def write_comparison(summaries: list[Summary], out: Path, provenance: dict) -> p
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False)
     plot(table, labels, out.with_suffix(".png"), title=" vs ".join(labels))
-    sources = "\n".join(f"- `{s.label}`: `{s.path}` (produced by `{s.command}` at commit {(s.commit or '?')[:7]})"
+    sources = "\n".join(f"- `{s.label}`: `{s.path}` (produced by `{s.command}`, first invocation at commit {(s.commit or '?')[:7]})"
                         for s in summaries)
     test = (f"p({labels[0]} > {labels[1]}): one-sided Fisher exact test that {labels[0]} succeeds more often "
             f"than {labels[1]} on that row's episodes.\n\n" if len(labels) == 2 else "")
