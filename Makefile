@@ -46,10 +46,13 @@ train: setup
 	$(BIN)/bench train --policy dit4dit --config tiny --data $(DATA)/demos/libero_spatial_128.hdf5 \
 	  --steps $(STEPS) --out $(TRAIN_DIR) --precision bf16 --resume
 
+# Copy the trained checkpoint into the package; the old evaluation's episodes belong to the old
+# checkpoint (a run dir refuses another one), so they are moved aside.
 bundle:
 	rm -rf $(BUNDLED) && mkdir -p $(BUNDLED) results/dit4dit
 	cp $(TRAIN_DIR)/checkpoint/* $(BUNDLED)/
 	cp $(TRAIN_DIR)/losses.csv $(TRAIN_DIR)/losses.png $(TRAIN_DIR)/train_config*.json results/dit4dit/
+	if [ -d runs/dit4dit/libero_spatial ]; then mv runs/dit4dit/libero_spatial runs/dit4dit/libero_spatial.before-$$(date +%Y%m%d-%H%M%S); fi
 
 # The bundled checkpoint at the official protocol (50 episodes per task), into results/dit4dit/.
 dit4dit-eval: setup

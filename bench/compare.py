@@ -27,7 +27,7 @@ class Summary:
     table: pd.DataFrame  # the rows of a summary.json (tasks, then 'ALL' per suite)
     protocol_hash: str | None
     command: str | None  # the bench command that ran its episodes
-    commit: str | None  # the git commit it ran at
+    commits: list[str]  # the git commits its episodes ran at, one per resumed invocation ("+dirty" if so)
 
 
 def load_summary(path: Path, label: str | None = None) -> Summary:
@@ -45,7 +45,17 @@ def load_summary(path: Path, label: str | None = None) -> Summary:
     table["task_id"] = table["task_id"].astype("Int64")
     return Summary(label=label or Path(path).resolve().parent.name, path=Path(path), table=table,
                    protocol_hash=prov.get("protocol_hash"), command=prov.get("command"),
-                   commit=(prov.get("git") or {}).get("commit"))
+                   commits=_commits(prov))
+
+
+def _commits(prov: dict) -> list[str]:
+    out = []
+    for run in prov.get("invocations") or [prov]:
+        git = run.get("git") or {}
+        name = (git.get("commit") or "?")[:7] + ("+dirty" if git.get("dirty") else "")
+        if name not in out:
+            out.append(name)
+    return out
 
 
 def compare(summaries: list[Summary]) -> pd.DataFrame:
@@ -132,7 +142,7 @@ def write_comparison(summaries: list[Summary], out: Path, provenance: dict) -> p
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False)
     plot(table, labels, out.with_suffix(".png"), title=" vs ".join(labels))
-    sources = "\n".join(f"- `{s.label}`: `{s.path}` (produced by `{s.command}`, first invocation at commit {(s.commit or '?')[:7]})"
+    sources = "\n".join(f"- `{s.label}`: `{s.path}` (produced by `{s.command}` at commit(s) {', '.join(s.commits)})"
                         for s in summaries)
     test = (f"p({labels[0]} > {labels[1]}): one-sided Fisher exact test that {labels[0]} succeeds more often "
             f"than {labels[1]} on that row's episodes.\n\n" if len(labels) == 2 else "")

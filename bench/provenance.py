@@ -56,6 +56,18 @@ def file_hash(path: str | Path | None) -> str | None:
     return h.hexdigest()[:16]
 
 
+def shown_path(path: str | Path | None) -> str | None:
+    """A path as records show it: relative to the project root when inside it (the bundled
+    checkpoint reads the same on every machine), else as given."""
+    if path is None:
+        return None
+    root = Path(__file__).resolve().parent.parent
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def command_line(argv: list[str] | None = None) -> str:
     argv = sys.argv if argv is None else argv
     return " ".join(shlex.quote(a) for a in ["bench", *argv[1:]]) if argv else "bench"

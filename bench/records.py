@@ -27,7 +27,7 @@ class EpisodeRecord:
     init_id: int  # index of the initial state (trial i uses init state i)
     seed: int
     policy: str
-    checkpoint: str | None  # weights the policy loaded: --checkpoint, or its default (e.g. the bundled one)
+    checkpoint: str | None  # weights the policy loaded: --checkpoint or its default (project-relative when inside it)
     checkpoint_hash: str | None  # sha256 prefix of the checkpoint's bytes
     protocol_hash: str  # Protocol.hash(): equal hashes mean comparable episodes
     success: bool  # the env's done (BDDL goal reached) before max steps

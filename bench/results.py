@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from bench.records import latest_by_key, read_records
+from bench.videos import contact_sheet
 
 COLUMNS = ["suite", "task_id", "task", "episodes", "successes", "success_rate", "ci_low", "ci_high", "errors",
            "mean_steps"]
@@ -105,7 +106,8 @@ def plot_summary(table: pd.DataFrame, path: Path, title: str = "") -> None:
 
 
 def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.DataFrame:
-    """Write summary.{md,csv,json,png} next to episodes.jsonl and return the table."""
+    """Write summary.{md,csv,json,png} (and videos.png if episodes were recorded) next to episodes.jsonl
+    and return the table."""
     table = aggregate(records)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "summary.csv", index=False)
@@ -117,6 +119,7 @@ def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.Da
     )
     payload = {"provenance": provenance, "rows": json.loads(table.to_json(orient="records"))}
     (out_dir / "summary.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    contact_sheet(out_dir, records)  # videos.png, when episodes were recorded
     return table
 
 

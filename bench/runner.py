@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from bench.policy import EpisodeInfo, ObservationBatch, check_spec, validate_chunks
-from bench.provenance import file_hash
+from bench.provenance import file_hash, shown_path
 from bench.records import EpisodeRecord, append_record, finished_keys, read_records
 from bench.sim.worker import EpisodeStart, worker_main
 from bench.suites import Protocol, Suite, TaskInfo
@@ -117,9 +117,11 @@ def _check_run_dir(cfg: RunConfig, records: list[dict], checkpoint_hash: str | N
     for r in records:
         for k, v in ours.items():
             if r.get(k) != v:
+                why = (" (records from before checkpoint hashes were kept say None)"
+                       if k == "checkpoint_hash" and r.get(k) is None else "")
                 raise RunDirMismatch(
-                    f"{cfg.out} already holds episodes with {k}={r.get(k)!r}, this run has {k}={v!r}. "
-                    f"Use another --out, or rerun the same command with --resume."
+                    f"{cfg.out} already holds episodes with {k}={r.get(k)!r}, this run has {k}={v!r}{why}: "
+                    f"episodes of the two cannot share a summary. Use another --out (or move {cfg.out} away)."
                 )
 
 
@@ -173,7 +175,7 @@ class Runner:
         rec = EpisodeRecord(
             key=p.key, suite=self.cfg.suite.name, task_id=p.task.task_id, task=p.task.name,
             language=p.task.language, init_id=p.init_id, seed=self.cfg.protocol.seed,
-            policy=self.cfg.policy_name, checkpoint=self.cfg.checkpoint, checkpoint_hash=self.ckpt_hash,
+            policy=self.cfg.policy_name, checkpoint=shown_path(self.cfg.checkpoint), checkpoint_hash=self.ckpt_hash,
             protocol_hash=self.cfg.protocol.hash(), success=bool(success), steps=int(steps),
             wall_time_s=round(time.perf_counter() - w.started, 3), error=error, error_kind=error_kind,
             video=str(Path(video).relative_to(self.cfg.out)) if video else None, worker=w.wid,

@@ -120,7 +120,7 @@ def test_compare_sets_runs_side_by_side_with_a_one_sided_test(tmp_path):
     assert table["dit4dit:successes"].tolist() == [4, 10, 14] and table["random:ci_high"].iloc[0] > 0.05
     md = out.with_suffix(".md").read_text()
     assert "p(dit4dit > random)" in md and "bench run --policy random" in md
-    assert '"commit"' in md and '"versions"' in md  # the comparison's own provenance
+    assert "at commit(s)" in md and "\"versions\"" in md  # where the sources ran; the comparison's own provenance
     assert out.with_suffix(".png").stat().st_size > 5000
     # reversed, the same data support nothing
     result = CliRunner().invoke(app, ["compare", str(b), str(a), "--out", str(out)])
@@ -141,3 +141,20 @@ def test_compare_refuses_other_protocols_and_bad_files(tmp_path):
     assert result.exit_code == 2 and "bad.json: not a run summary.json" in " ".join(result.output.split())
     result = CliRunner().invoke(app, ["compare", str(a), str(a), "--out", str(tmp_path / "c")])
     assert result.exit_code == 2 and "labels must differ" in result.output
+
+
+def test_a_run_dir_refuses_episodes_of_another_checkpoint(tmp_path):
+    """Resuming into a directory of another checkpoint's episodes (or of records from before hashes
+    were kept) must fail and say what differs, not mix two models in one summary."""
+    from bench.runner import RunConfig, RunDirMismatch, _check_run_dir
+    from bench.suites import get_suite
+
+    suite = get_suite("libero_spatial")
+    cfg = RunConfig(suite=suite, policy_name="dit4dit", task_ids=[0], out=tmp_path, protocol=suite.protocol)
+    old = {"suite": "libero_spatial", "policy": "dit4dit", "protocol_hash": suite.protocol.hash(),
+           "checkpoint_hash": None}
+    _check_run_dir(cfg, [old], None)  # same everything: fine
+    with pytest.raises(RunDirMismatch, match="checkpoint_hash=None.*before checkpoint hashes.*another --out"):
+        _check_run_dir(cfg, [old], "287d24f14b128a0f")
+    with pytest.raises(RunDirMismatch, match="checkpoint_hash='aaaa'.*another --out"):
+        _check_run_dir(cfg, [{**old, "checkpoint_hash": "aaaa"}], "287d24f14b128a0f")

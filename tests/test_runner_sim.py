@@ -202,4 +202,20 @@ def test_records_carry_the_hash_of_a_default_checkpoint(tmp_path, bench_cmd, gl)
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     (rec,) = read_records(out / "episodes.jsonl")
-    assert rec["checkpoint_hash"] == file_hash(BUNDLED) and rec["checkpoint"] == str(BUNDLED)
+    assert rec["checkpoint_hash"] == file_hash(BUNDLED)
+    assert rec["checkpoint"] == "bench/checkpoints/dit4dit_tiny_libero_spatial"  # the same on every machine
+
+
+def test_video_episodes_are_recorded_and_shown_on_a_contact_sheet(tmp_path, gl):
+    from PIL import Image
+
+    from bench.results import write_summary
+
+    Runner(cfg(tmp_path, episodes=2, workers=1, videos_per_task=1), ZeroPolicy()).run()
+    recs = read_records(tmp_path / "episodes.jsonl")
+    recorded = [r for r in recs if r["video"]]
+    assert [r["init_id"] for r in recorded] == [0]  # only the first episode of the task
+    assert (tmp_path / recorded[0]["video"]).stat().st_size > 1000
+    write_summary(tmp_path, recs, {"command": "test"})
+    sheet = Image.open(tmp_path / "videos.png")
+    assert sheet.width > 400 and sheet.height > 100
