@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Large files (demos) live outside the work tree; override with make DATA=...
 DATA ?= $(HOME)/.cache/dit4dit-bench
 
-.PHONY: setup run test test-slow perf perf-policy demos replay-demos expert-eval train bundle dit4dit-eval random-eval dit4dit-vs-random
+.PHONY: setup run test test-slow perf perf-policy demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random
 
 STEPS ?= 10000
 TRAIN_DIR ?= runs/train/tiny_spatial
@@ -57,6 +57,12 @@ bundle:
 # The bundled checkpoint at the official protocol (50 episodes per task), into results/dit4dit/.
 dit4dit-eval: setup
 	$(BIN)/bench run --suite libero_spatial --policy dit4dit --out runs/dit4dit/libero_spatial --resume --publish results/dit4dit
+
+# What the bundled checkpoint does: the first 2 episodes of each task recorded, on one contact sheet
+# (results/dit4dit/videos/libero_spatial_videos.png, failures first).
+dit4dit-videos: setup
+	$(BIN)/bench run --suite libero_spatial --policy dit4dit --episodes 2 --video 2 --out runs/dit4dit/videos \
+	  --resume --publish results/dit4dit/videos
 
 # The floor DiT4DiT is compared against: uniform random actions, same protocol (50 per task).
 random-eval: setup

@@ -157,10 +157,9 @@ def run(
         import shutil
 
         publish.mkdir(parents=True, exist_ok=True)
-        for src, dst in (("summary.json", "summary.json"), ("summary.md", "summary.md"),
-                         ("summary.csv", "summary.csv"), ("summary.png", "summary.png"),
-                         ("episodes.jsonl", "episodes.jsonl")):
-            shutil.copyfile(out / src, publish / f"{s.name}_{dst}")
+        for name in ("summary.json", "summary.md", "summary.csv", "summary.png", "episodes.jsonl", "videos.png"):
+            if (out / name).exists():  # videos.png only with --video
+                shutil.copyfile(out / name, publish / f"{s.name}_{name}")
         console.print(f"published to {publish}/{s.name}_summary.*")
 
 

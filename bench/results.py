@@ -119,7 +119,9 @@ def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.Da
     )
     payload = {"provenance": provenance, "rows": json.loads(table.to_json(orient="records"))}
     (out_dir / "summary.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    contact_sheet(out_dir, records)  # videos.png, when episodes were recorded
+    git = provenance.get("git") or {}
+    caption = f"{provenance.get('command', '')}  (commit {(git.get('commit') or '?')[:7]}{' dirty' if git.get('dirty') else ''})"
+    contact_sheet(out_dir, records, caption=caption)  # videos.png, when episodes were recorded
     return table
 
 

@@ -23,7 +23,8 @@ def read_frames(path: Path, count: int) -> list[np.ndarray]:
     return [frames[i] for i in idx]
 
 
-def contact_sheet(out_dir: Path, records: list[dict], frames: int = 8, max_rows: int = 30) -> Path | None:
+def contact_sheet(out_dir: Path, records: list[dict], frames: int = 8, max_rows: int = 30,
+                  caption: str = "") -> Path | None:
     """Write OUT_DIR/videos.png (failures first, then successes) and return its path; None when the
     run recorded no videos. A record whose mp4 is missing is named in its row instead of dropped."""
     import matplotlib
@@ -49,6 +50,8 @@ def contact_sheet(out_dir: Path, records: list[dict], frames: int = 8, max_rows:
         for ax, frame in zip(row, read_frames(path, frames)):
             ax.imshow(frame)
         row[0].set_title(title, fontsize=7, loc="left", color="#1f6f1f" if rec.get("success") else "#a01010")
+    if caption:  # where the episodes came from: the sheet may travel without its summary
+        fig.suptitle(caption, fontsize=7)
     fig.tight_layout()
     out = out_dir / "videos.png"
     fig.savefig(out, dpi=90)
