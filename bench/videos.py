@@ -50,9 +50,11 @@ def contact_sheet(out_dir: Path, records: list[dict], frames: int = 8, max_rows:
         for ax, frame in zip(row, read_frames(path, frames)):
             ax.imshow(frame)
         row[0].set_title(title, fontsize=7, loc="left", color="#1f6f1f" if rec.get("success") else "#a01010")
+    top = 1.0
     if caption:  # where the episodes came from: the sheet may travel without its summary
         fig.suptitle(caption, fontsize=7)
-    fig.tight_layout()
+        top = 1 - 0.35 / fig.get_figheight()  # room for it above the first row's title
+    fig.tight_layout(rect=(0, 0, 1, top))
     out = out_dir / "videos.png"
     fig.savefig(out, dpi=90)
     plt.close(fig)
