@@ -39,6 +39,8 @@ class EpisodeRecord:
     worker: int | None = None
     timing: dict = field(default_factory=dict)  # env_create_s, reset_s, step_s, render_s, episode_s
     finished_at: str = ""  # ISO time
+    final_state: str | None = None  # sha256 prefix of the simulator state at the end (None if it errored):
+    #                                 equal digests for a key mean a rerun reproduced the episode exactly
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

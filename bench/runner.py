@@ -171,7 +171,8 @@ class Runner:
 
     # ---------------------------------------------------------------- records
     def _record(self, w: _Worker, p: Planned, success: bool, steps: int, error: str | None = None,
-                error_kind: str | None = None, timing: dict | None = None, video: str | None = None) -> None:
+                error_kind: str | None = None, timing: dict | None = None, video: str | None = None,
+                final_state: str | None = None) -> None:
         rec = EpisodeRecord(
             key=p.key, suite=self.cfg.suite.name, task_id=p.task.task_id, task=p.task.name,
             language=p.task.language, init_id=p.init_id, seed=self.cfg.protocol.seed,
@@ -180,7 +181,7 @@ class Runner:
             wall_time_s=round(time.perf_counter() - w.started, 3), error=error, error_kind=error_kind,
             video=str(Path(video).relative_to(self.cfg.out)) if video else None, worker=w.wid,
             timing={k: round(v, 4) for k, v in (timing or {}).items()},
-            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), final_state=final_state,
         )
         append_record(self.records_path, rec)
         w.episode = None
@@ -265,7 +266,7 @@ class Runner:
                         if res["success"] and "trajectory" in res and self.on_trajectory is not None:
                             self.on_trajectory(w.episode, res["trajectory"])
                         self._record(w, w.episode, res["success"], res["steps"], timing=res["timing"],
-                                     video=res["video"])
+                                     video=res["video"], final_state=res.get("final_state"))
                     elif kind == "error":
                         self._record(w, w.episode, False, w.steps, error=msg[2], error_kind="sim")
                         w.task_file = None  # the worker dropped its env

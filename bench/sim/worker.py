@@ -16,6 +16,7 @@ for the next episodes of the same task.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import traceback
@@ -84,7 +85,9 @@ class _Episode:
             video = _write_video(self.start.video_path, self.frames)
         timing = dict(self.timing, step_s=self.sim.step_s, render_s=self.sim.render_s,
                       episode_s=time.perf_counter() - self.t0)
-        out = {"success": success, "steps": self.sim.steps, "timing": timing, "video": video}
+        # the whole simulator state at the end: equal digests mean a rerun reproduced the episode bit for bit
+        final = hashlib.sha256(self.sim.sim_state().tobytes()).hexdigest()[:16]
+        out = {"success": success, "steps": self.sim.steps, "timing": timing, "video": video, "final_state": final}
         if self.trajectory:
             out["trajectory"] = {k: np.stack(v) for k, v in self.trajectory.items()}
         return out
