@@ -291,12 +291,13 @@ def summarize(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, 
     """Recompute summary.{md,csv,json,png} of a run directory from its episodes.jsonl (the provenance
     stays that of the commands that ran the episodes)."""
     from bench.provenance import provenance
-    from bench.records import read_records
     from bench.results import summarize_dir
 
-    if not read_records(run_dir / "episodes.jsonl"):
-        fail(f"{run_dir / 'episodes.jsonl'} holds no episode records")
-    print_table(summarize_dir(run_dir, provenance()))
+    try:
+        table = summarize_dir(run_dir, provenance())
+    except ValueError as e:
+        fail(str(e))
+    print_table(table)
 
 
 @app.command()

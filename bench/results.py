@@ -136,8 +136,11 @@ def record_invocation(out_dir: Path, provenance: dict) -> None:
 def summarize_dir(out_dir: Path, provenance: dict) -> pd.DataFrame:
     """Summary of a run directory. Its provenance is that of the invocations that ran the
     episodes (the first one's fields at the top level, all of them under 'invocations');
-    `provenance` (now) is kept as 'summarized'."""
+    `provenance` (now) is kept as 'summarized'. Raises ValueError when it holds no episode records."""
+    records = read_records(out_dir / "episodes.jsonl")
+    if not records:
+        raise ValueError(f"{out_dir / 'episodes.jsonl'} holds no episode records")
     path = out_dir / "invocations.jsonl"
     runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
     prov = {**runs[0], "invocations": runs, "summarized": provenance} if runs else provenance
-    return write_summary(out_dir, read_records(out_dir / "episodes.jsonl"), prov)
+    return write_summary(out_dir, records, prov)

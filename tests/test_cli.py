@@ -53,3 +53,11 @@ def test_list_commands():
 def test_console_script_is_installed(bench_cmd):
     proc = subprocess.run([*bench_cmd, "run", "--suite", "libero_lon"], capture_output=True, text=True)
     assert proc.returncode == 2 and "libero_long" in proc.stderr
+
+
+def test_summarize_an_empty_run_dir_exits_2_naming_the_file(tmp_path):
+    (tmp_path / "episodes.jsonl").write_text("")
+    result = runner.invoke(app, ["summarize", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "holds no episode records" in " ".join(result.output.split())
+    assert not (tmp_path / "summary.md").exists()
