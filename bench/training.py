@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
 
 from bench.demos.dataset import LiberoDemoDataset, WindowSpec
-from bench.models.dit4dit import DiT4DiT, DiT4DiTConfig, count_parameters
+from bench.models.dit4dit import DiT4DiT, DiT4DiTConfig, count_parameters, precision_context
 from bench.models.text import MiniLMText, TextCache
 
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "stats.json", "text_cache.safetensors")
@@ -227,7 +227,7 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * lr_factor(step, cfg, group["base_lr"])
         text = text_cache(batch["language"]).to(accelerator.device)
-        with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        with precision_context(accelerator.device, cfg.precision):
             losses = model(batch, text)
         accelerator.backward(losses["loss"])
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)

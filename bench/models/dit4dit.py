@@ -284,6 +284,12 @@ class DiT4DiT(nn.Module):
         return self.normalizer.unnormalize("actions", actions)
 
 
+def precision_context(device: torch.device | str, precision: str):
+    """The forward-pass context of a precision: "bf16" is autocast to bfloat16 with fp32 weights and
+    optimizer state (what `bench train --precision bf16` and `bench perf policy` measure), "fp32" is plain."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

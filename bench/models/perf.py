@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from bench.models.dit4dit import DiT4DiT, count_parameters, make_config
+from bench.models.dit4dit import DiT4DiT, count_parameters, make_config, precision_context
 from bench.models.vae import VAES
 
 
@@ -90,7 +90,7 @@ def measure_config(name: str, batches=(1, 8), repeats: int = 3, train_batch: int
                  "action_mask": torch.ones(train_batch, cfg.action.chunk, dtype=torch.bool, device=device)}
 
         def step(bf16: bool = False):
-            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            with precision_context(device, "bf16" if bf16 else "fp32"):
                 loss = model.loss(batch, text)["loss"]
             loss.backward()
             opt.step()
