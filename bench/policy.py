@@ -81,7 +81,8 @@ class Policy(TypingProtocol):
     def act(self, batch: ObservationBatch) -> np.ndarray: ...
 
     # Optional: `checkpoint_path`, the weights the policy loaded (also when it chose a default, as
-    # dit4dit does with its bundled checkpoint), so every episode record carries their hash.
+    # dit4dit does with its bundled checkpoint; for replay, its demo file), so every episode record
+    # carries their hash.
 
 
 class SpecMismatch(ValueError):

@@ -27,8 +27,9 @@ class EpisodeRecord:
     init_id: int  # index of the initial state (trial i uses init state i)
     seed: int
     policy: str
-    checkpoint: str | None  # weights the policy loaded: --checkpoint or its default (project-relative when inside it)
-    checkpoint_hash: str | None  # sha256 prefix of the checkpoint's bytes
+    checkpoint: str | None  # weights the policy loaded: --checkpoint or its default (project-relative when inside
+    #   it); for replay, the --demos file
+    checkpoint_hash: str | None  # sha256 prefix of the checkpoint's (or demo file's) bytes
     protocol_hash: str  # Protocol.hash(): equal hashes mean comparable episodes
     success: bool  # the env's done (BDDL goal reached) before max steps
     steps: int  # policy steps executed (wait steps excluded)

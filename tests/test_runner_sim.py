@@ -191,19 +191,27 @@ def test_episode_timeout_kills_the_worker_and_the_run_goes_on(tmp_path, gl):
     assert recs[1]["error"] is None and recs[1]["steps"] == 16
 
 
-def test_records_carry_the_hash_of_a_default_checkpoint(tmp_path, bench_cmd, gl):
-    """`--policy dit4dit` with no --checkpoint loads the bundled one; its hash must still be recorded."""
+@pytest.mark.parametrize("policy", ["dit4dit", "replay"])
+def test_records_carry_the_hash_of_what_decides_the_actions(tmp_path, bench_cmd, gl, policy):
+    """`--policy dit4dit` with no --checkpoint loads the bundled one, `--policy replay` a demo file: the
+    records carry its path and hash, so a result names the exact weights or demos behind it."""
     from bench.policies.dit4dit import BUNDLED
     from bench.provenance import file_hash
 
     out = tmp_path / "run"
-    done = subprocess.run([*bench_cmd, "run", "--suite", "libero_spatial", "--policy", "dit4dit", "--tasks", "0",
-                           "--episodes", "1", "--workers", "1", "--max-steps", "8", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    fixture = Path(__file__).parent / "fixtures" / "libero_object_t0_2demos_32.hdf5"
+    args = (["--suite", "libero_spatial", "--policy", "dit4dit"] if policy == "dit4dit" else
+            ["--suite", "libero_object", "--policy", "replay", "--demos", str(fixture)])
+    done = subprocess.run([*bench_cmd, "run", *args, "--tasks", "0", "--episodes", "1", "--workers", "1",
+                           "--max-steps", "8", "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     (rec,) = read_records(out / "episodes.jsonl")
-    assert rec["checkpoint_hash"] == file_hash(BUNDLED)
-    assert rec["checkpoint"] == "bench/checkpoints/dit4dit_tiny_libero_spatial"  # the same on every machine
+    if policy == "dit4dit":
+        assert rec["checkpoint_hash"] == file_hash(BUNDLED)
+        assert rec["checkpoint"] == "bench/checkpoints/dit4dit_tiny_libero_spatial"  # the same on every machine
+    else:
+        assert rec["checkpoint_hash"] == file_hash(fixture)
+        assert rec["checkpoint"] == "tests/fixtures/libero_object_t0_2demos_32.hdf5"
 
 
 def test_video_episodes_are_recorded_and_shown_on_a_contact_sheet(tmp_path, gl):

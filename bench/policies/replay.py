@@ -21,6 +21,7 @@ class ReplayPolicy:
 
     def __init__(self, demos: str):
         self.path = demos
+        self.checkpoint_path = demos  # what decides its actions: every record carries the demo file's hash
         self.demos = read_demos(demos)
         self._active: dict[str, Demo] = {}
         self.divergence: dict[str, float] = {}  # max |observed eef pos - recorded eef pos|
