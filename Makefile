@@ -80,6 +80,8 @@ demos: setup
 	$(BIN)/bench demos generate --suite libero_object --per-task 50 --resolution 128 --out $(DATA)/demos/libero_object_128.hdf5
 
 # Every demo of both training sets replayed from its recorded initial state (all must succeed), into results/demos/.
+# A run dir holds one demo file's replays (records carry its hash): after `make demos` changed a file,
+# remove runs/replay/<suite> first.
 replay-demos: setup
 	for s in libero_spatial libero_object; do \
 	  $(BIN)/bench run --suite $$s --policy replay --demos $(DATA)/demos/$${s}_128.hdf5 --out runs/replay/$$s \
