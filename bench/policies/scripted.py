@@ -23,6 +23,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from bench.policies import register
+from bench.policies.scripted_scene import (clearance, down_rotation, finger_yaw, goal_q, ground_height,
+                                           horizontal_rotation, is_state, joint_of, wrap_pi)
 from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
 from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
 
@@ -81,31 +83,6 @@ class EpisodeState:
 
 # Objects grasped at their rim (fingers straddling the wall) rather than at their centre.
 RIM_GRASP = ("bowl", "plate", "mug", "cup", "basket", "frypan", "pot")
-
-
-def down_rotation(yaw: float) -> np.ndarray:
-    """Gripper pointing down (z axis to -z), fingers closing along angle `yaw` in the xy-plane."""
-    x = np.array([math.cos(yaw), math.sin(yaw), 0.0])
-    z = np.array([0.0, 0.0, -1.0])
-    return np.column_stack([x, np.cross(z, x), z])
-
-
-def horizontal_rotation(toward: np.ndarray) -> np.ndarray:
-    """Gripper pointing along `toward` (horizontal), fingers closing vertically."""
-    z = toward / np.linalg.norm(toward)
-    x = np.array([0.0, 0.0, 1.0])
-    return np.column_stack([x, np.cross(z, x), z])
-
-
-def finger_yaw(eef_mat: np.ndarray) -> float:
-    """Angle of the finger closing axis in the xy-plane (defined mod pi)."""
-    axis = eef_mat[:, 0]
-    return math.atan2(axis[1], axis[0])
-
-
-def wrap_pi(a: float) -> float:
-    """Smallest equivalent rotation for a symmetric two-finger gripper (mod pi, in [-pi/2, pi/2))."""
-    return (a + math.pi / 2) % math.pi - math.pi / 2
 
 
 class ScriptedExpert:
@@ -212,13 +189,13 @@ class ScriptedExpert:
     def _plan(self, ep: EpisodeState, goal: tuple, scene: dict) -> list:
         pred = goal[0].lower()
         if pred in ("on", "in"):
-            joint = _joint_of(goal[2], scene)
-            if joint is not None and not _is_state(scene, joint, "open") and ("open", goal[2]) not in ep.goals:
+            joint = joint_of(goal[2], scene)
+            if joint is not None and not is_state(scene, joint, "open") and ("open", goal[2]) not in ep.goals:
                 ep.goals.insert(ep.subgoal, ("open", goal[2]))  # open the drawer first, then plan the rest
                 return self._plan(ep, ep.goals[ep.subgoal], scene)
             return self._pick(ep, goal[1], scene) + self._place(ep, goal[1], goal[2], pred, scene)
         if pred in ("open", "close", "turnon", "turnoff"):
-            joint = _joint_of(goal[1], scene)
+            joint = joint_of(goal[1], scene)
             if joint is not None:
                 return self._articulate(ep, joint, pred, scene)
         ep.subgoal += 1  # a predicate this expert cannot do: skip it
@@ -229,14 +206,14 @@ class ScriptedExpert:
         """Drive an articulated part to its goal range: pull or push a drawer (slide joint),
         turn a knob (hinge about z)."""
         art = scene["articulations"][joint]
-        q_goal = _goal_q(scene, art["object"], goal)
+        q_goal = goal_q(scene, art["object"], goal)
         done = [Move(np.zeros(3), OPEN, tol=10.0, rot_tol=10.0, label="subgoal-done")] if finish else []
         up = Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.1]), OPEN, tol=0.03, max_chunks=2,
                   label="retreat", freeze=True)
         if art["type"] == "slide":
             # a drawer opens outwards, toward its handle: the handle is the moving part's geom
             # that sticks out furthest in the opening direction
-            opening = _goal_q(scene, art["object"], "open") - _goal_q(scene, art["object"], "close")
+            opening = goal_q(scene, art["object"], "open") - goal_q(scene, art["object"], "close")
             front_dir = art["axis"] * np.sign(opening)
             d = art["axis"] * np.sign(q_goal - art["qpos"])  # the direction the part must travel
             lo, hi = max(art["geoms"], key=lambda g: float(np.dot((g[0] + g[1]) / 2, front_dir)))
@@ -309,7 +286,7 @@ class ScriptedExpert:
                 reach = float(np.linalg.norm(p[:2] - scene["robot_base"][:2]))
                 # free space around the fingers, then little turning, and never at the edge of the arm's reach
                 fingers = np.array([0.045, 0.012]) if axis == 0 else np.array([0.012, 0.045])  # open-hand footprint
-                score = min(_clearance(p, name, scene, fingers), 0.05) - 0.02 * turn - 2.0 * max(0.0, reach - 0.72)
+                score = min(clearance(p, name, scene, fingers), 0.05) - 0.02 * turn - 2.0 * max(0.0, reach - 0.72)
                 if best is None or score > best[0]:
                     best = (score, p, axis)
             _, p, axis = best
@@ -326,7 +303,7 @@ class ScriptedExpert:
         grasp = grasp + np.array([self._jitter(ep, 0.003), self._jitter(ep, 0.003), self._jitter(ep, 0.004)])
         bottom = float(scene["objects"][name]["aabb_min"][2])
         high = grasp.copy()
-        ground = _ground(scene)
+        ground = ground_height(scene)
         high[2] = max(grasp[2] + 0.15, ground + 0.22) + abs(self._jitter(ep, 0.015))  # arrive from above: low sweeps hit things and joint limits
         above = grasp + np.array([0, 0, 0.06])
         slide = self._slide_out(grasp, name, scene)
@@ -385,7 +362,7 @@ class ScriptedExpert:
 
         def carry_z(scene):  # never descend while travelling: only the final lowering goes down
             held = scene["objects"][name]["aabb_min"][2]
-            return max(surface_z(scene) + 0.08, _ground(scene) + 0.15, held)
+            return max(surface_z(scene) + 0.08, ground_height(scene) + 0.15, held)
         lift_extra = abs(self._jitter(ep, 0.015))
         carry = carry_z
         carry_z = lambda scene: carry(scene) + lift_extra
@@ -398,51 +375,6 @@ class ScriptedExpert:
                  label="retreat", freeze=True),
             Move(np.zeros(3), OPEN, tol=10.0, rot_tol=10.0, label="subgoal-done"),
         ]
-
-
-def _joint_of(target: str, scene: dict) -> str | None:
-    """The articulation joint behind a goal argument (a drawer's region site, or an object)."""
-    if target in scene["sites"] and scene["sites"][target]["joints"]:
-        return scene["sites"][target]["joints"][0]
-    for jname, art in scene["articulations"].items():
-        if art["object"] == target:
-            return jname
-    return None
-
-
-def _goal_q(scene: dict, obj: str, goal: str) -> float:
-    """A joint position well inside the range LIBERO's predicate accepts."""
-    ranges = scene["objects"][obj]["ranges"]
-    key = {"open": "open_ranges", "close": "close_ranges", "turnon": "turnon_ranges", "turnoff": "turnoff_ranges"}[goal]
-    lo, hi = min(ranges[key]), max(ranges[key])
-    if goal == "turnon":
-        return lo + 0.35 * (hi - lo)
-    return (lo + hi) / 2
-
-
-def _is_state(scene: dict, joint: str, goal: str) -> bool:
-    art = scene["articulations"][joint]
-    ranges = scene["objects"][art["object"]]["ranges"].get(f"{goal}_ranges")
-    return bool(ranges) and min(ranges) - 0.01 <= art["qpos"] <= max(ranges) + 0.01
-
-
-def _ground(scene: dict) -> float:
-    """Height of the surface the loose objects stand on (table top, or floor)."""
-    return float(min(o["aabb_min"][2] for o in scene["objects"].values() if not o["fixture"]))
-
-
-def _clearance(p: np.ndarray, name: str, scene: dict, half: np.ndarray = np.zeros(2)) -> float:
-    """Horizontal distance from the box p +- half to the nearest other object or moving part (an open drawer)."""
-    boxes = [(o["aabb_min"], o["aabb_max"]) for other, o in scene["objects"].items()
-             if other != name and not o["fixture"]]
-    bottom = scene["objects"][name]["aabb_min"][2]
-    boxes += [(a["aabb_min"], a["aabb_max"]) for a in scene["articulations"].values()  # parts above its base
-              if a["type"] == "slide" and np.isfinite(a["aabb_min"]).all() and a["aabb_max"][2] > bottom + 0.01]
-    best = 1.0
-    for lo, hi in boxes:
-        d = np.maximum(0, np.maximum(lo[:2] - (p[:2] + half), (p[:2] - half) - hi[:2]))
-        best = min(best, float(np.linalg.norm(d)))
-    return best
 
 
 register("scripted", lambda seed=0: ScriptedExpert(seed), help="privileged-state scripted expert (LIBERO)")
