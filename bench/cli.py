@@ -217,7 +217,7 @@ def train(
     """Train a policy on demonstrations (runs on several GPUs under `accelerate launch`)."""
     import torch
 
-    from bench.models.dit4dit import CONFIGS, count_parameters, make_config
+    from bench.models.dit4dit import CONFIGS, make_config
     from bench.training import TrainConfig, train as run_training
 
     if policy not in TRAINABLE:

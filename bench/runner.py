@@ -17,7 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing.connection import wait as wait_for
 from pathlib import Path

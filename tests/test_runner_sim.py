@@ -101,7 +101,6 @@ def test_replay_reproduces_a_recorded_demo(tmp_path, gl):
         ee.append(np.concatenate([sim.state()[:3], [0, 0, 0]]))
         sim.step(a)
         actions.append(a)
-    final_eef = sim.state()[:3]
     sim.close()
     path = tmp_path / "demo.hdf5"
     write_demos(path, [Demo("demo_0", task.name, task.language, np.array(actions), np.array(states), init,

@@ -21,7 +21,6 @@ default, as released) the frames are almost pure noise either way.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 

@@ -14,7 +14,7 @@ forward pass there: the blocks after it never run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
