@@ -291,11 +291,11 @@ def summarize(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, 
     """Recompute summary.{md,csv,json,png} of a run directory from its episodes.jsonl (the provenance
     stays that of the commands that ran the episodes)."""
     from bench.provenance import provenance
-    from bench.results import summarize_dir
+    from bench.results import EmptyRunDir, summarize_dir
 
     try:
         table = summarize_dir(run_dir, provenance())
-    except ValueError as e:
+    except EmptyRunDir as e:
         fail(str(e))
     print_table(table)
 

@@ -58,14 +58,17 @@ def file_hash(path: str | Path | None) -> str | None:
 
 def shown_path(path: str | Path | None) -> str | None:
     """A path as records show it: relative to the project root when inside it (the bundled
-    checkpoint reads the same on every machine), else as given."""
+    checkpoint reads the same on every machine), else under `~` when in the home folder (the
+    default demo files, ~/.cache/dit4dit-bench/demos/...), else absolute."""
     if path is None:
         return None
-    root = Path(__file__).resolve().parent.parent
-    try:
-        return Path(path).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    resolved = Path(path).resolve()
+    for base, shown in ((Path(__file__).resolve().parent.parent, ""), (Path.home().resolve(), "~/")):
+        try:
+            return shown + resolved.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return resolved.as_posix()
 
 
 def command_line(argv: list[str] | None = None) -> str:

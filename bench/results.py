@@ -133,13 +133,17 @@ def record_invocation(out_dir: Path, provenance: dict) -> None:
         f.write(json.dumps(provenance, sort_keys=True) + "\n")
 
 
+class EmptyRunDir(ValueError):
+    """A run directory with no episode records to summarize."""
+
+
 def summarize_dir(out_dir: Path, provenance: dict) -> pd.DataFrame:
     """Summary of a run directory. Its provenance is that of the invocations that ran the
     episodes (the first one's fields at the top level, all of them under 'invocations');
-    `provenance` (now) is kept as 'summarized'. Raises ValueError when it holds no episode records."""
+    `provenance` (now) is kept as 'summarized'. Raises EmptyRunDir when it holds no episode records."""
     records = read_records(out_dir / "episodes.jsonl")
     if not records:
-        raise ValueError(f"{out_dir / 'episodes.jsonl'} holds no episode records")
+        raise EmptyRunDir(f"{out_dir / 'episodes.jsonl'} holds no episode records")
     path = out_dir / "invocations.jsonl"
     runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
     prov = {**runs[0], "invocations": runs, "summarized": provenance} if runs else provenance

@@ -158,3 +158,17 @@ def test_a_run_dir_refuses_episodes_of_another_checkpoint(tmp_path):
         _check_run_dir(cfg, [old], "287d24f14b128a0f")
     with pytest.raises(RunDirMismatch, match="checkpoint_hash='aaaa'.*another --out"):
         _check_run_dir(cfg, [{**old, "checkpoint_hash": "aaaa"}], "287d24f14b128a0f")
+
+
+def test_records_show_paths_the_same_on_every_machine(tmp_path, monkeypatch):
+    """Project files project-relative, home files under ~ (the default demo folder), others absolute."""
+    from pathlib import Path
+
+    from bench.provenance import shown_path
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    demos = tmp_path / "home" / ".cache" / "dit4dit-bench" / "demos" / "libero_object_128.hdf5"
+    assert shown_path(demos) == "~/.cache/dit4dit-bench/demos/libero_object_128.hdf5"
+    assert shown_path(Path(__file__)) == "tests/test_results.py"
+    assert shown_path(tmp_path / "elsewhere.hdf5") == (tmp_path / "elsewhere.hdf5").resolve().as_posix()
+    assert shown_path(None) is None
