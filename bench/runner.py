@@ -133,6 +133,7 @@ class Runner:
         self.on_trajectory = on_trajectory  # gets (episode, trajectory) of successful recorded episodes
         self.records_path = cfg.out / "episodes.jsonl"
         self.ckpt_hash = file_hash(cfg.checkpoint)
+        self.ckpt_shown = shown_path(cfg.checkpoint)  # as every record shows it
         self._ctx = mp.get_context("spawn")  # GL contexts do not survive fork
         self.policy_s = 0.0
         self.policy_calls = 0
@@ -176,7 +177,7 @@ class Runner:
         rec = EpisodeRecord(
             key=p.key, suite=self.cfg.suite.name, task_id=p.task.task_id, task=p.task.name,
             language=p.task.language, init_id=p.init_id, seed=self.cfg.protocol.seed,
-            policy=self.cfg.policy_name, checkpoint=shown_path(self.cfg.checkpoint), checkpoint_hash=self.ckpt_hash,
+            policy=self.cfg.policy_name, checkpoint=self.ckpt_shown, checkpoint_hash=self.ckpt_hash,
             protocol_hash=self.cfg.protocol.hash(), success=bool(success), steps=int(steps),
             wall_time_s=round(time.perf_counter() - w.started, 3), error=error, error_kind=error_kind,
             video=str(Path(video).relative_to(self.cfg.out)) if video else None, worker=w.wid,

@@ -20,7 +20,6 @@ class ReplayPolicy:
                       action_convention=LIBERO_ACTION_CONVENTION, chunk_length=8)
 
     def __init__(self, demos: str):
-        self.path = demos
         self.checkpoint_path = demos  # what decides its actions: every record carries the demo file's hash
         self.demos = read_demos(demos)
         self._active: dict[str, Demo] = {}
@@ -35,7 +34,7 @@ class ReplayPolicy:
 
     def describe_coverage(self) -> str:
         names = sorted({d.task_name for d in self.demos})
-        return f"{self.path} holds demos of: {', '.join(names)}"
+        return f"{self.checkpoint_path} holds demos of: {', '.join(names)}"
 
     def reset(self, episode: EpisodeInfo) -> None:
         self._active[episode.key] = self._for_task(episode.task)[episode.init_id]
