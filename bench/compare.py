@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import fisher_exact
 
+from bench.mathmode import summary_line
 from bench.results import task_label
 
 KEY = ["suite", "task_id", "task"]
@@ -28,6 +29,7 @@ class Summary:
     protocol_hash: str | None
     command: str | None  # the bench command that ran its episodes
     commits: list[str]  # the git commits its episodes ran at, one per resumed invocation ("+dirty" if so)
+    maths: list[dict | None]  # the float math of each distinct invocation (None: recorded before it was kept)
 
 
 def load_summary(path: Path, label: str | None = None) -> Summary:
@@ -45,7 +47,7 @@ def load_summary(path: Path, label: str | None = None) -> Summary:
     table["task_id"] = table["task_id"].astype("Int64")
     return Summary(label=label or Path(path).resolve().parent.name, path=Path(path), table=table,
                    protocol_hash=prov.get("protocol_hash"), command=prov.get("command"),
-                   commits=_commits(prov))
+                   commits=_commits(prov), maths=_maths(prov))
 
 
 def _commits(prov: dict) -> list[str]:
@@ -56,6 +58,25 @@ def _commits(prov: dict) -> list[str]:
         if name not in out:
             out.append(name)
     return out
+
+
+def _maths(prov: dict) -> list[dict | None]:
+    out: dict[str | None, dict | None] = {}
+    for run in prov.get("invocations") or [prov]:
+        math = run.get("math")
+        out.setdefault(math.get("id") if math else None, math)
+    return list(out.values())
+
+
+def math_warning(summaries: list[Summary]) -> str | None:
+    """A warning when the runs' float math differs (or is unknown): their episodes are then not expected
+    to match bit for bit, and only their rates compare, statistically."""
+    ids = {s.label: sorted(str(m.get("id")) if m else "unknown" for m in s.maths) for s in summaries}
+    if len({tuple(v) for v in ids.values()}) == 1 and "unknown" not in next(iter(ids.values())):
+        return None
+    lines = "\n".join(f"- `{s.label}`: " + "; ".join(summary_line(m) for m in s.maths) for s in summaries)
+    return ("The runs' float math differs or is unknown, so the same episode need not end the same way in both: "
+            "compare their rates (as the table does), not their episodes.\n" + lines)
 
 
 def compare(summaries: list[Summary]) -> pd.DataFrame:
@@ -146,8 +167,10 @@ def write_comparison(summaries: list[Summary], out: Path, provenance: dict) -> p
                         for s in summaries)
     test = (f"p({labels[0]} > {labels[1]}): one-sided Fisher exact test that {labels[0]} succeeds more often "
             f"than {labels[1]} on that row's episodes.\n\n" if len(labels) == 2 else "")
+    warning = math_warning(summaries)
+    math = f"## Float math\n\n{warning}\n\n" if warning else "Float math: the same in every run.\n\n"
     out.with_suffix(".md").write_text(
-        f"# {' vs '.join(labels)}\n\n{to_markdown(table, labels)}\n\n{test}"
+        f"# {' vs '.join(labels)}\n\n{to_markdown(table, labels)}\n\n{test}{math}"
         f"Protocol hash: `{summaries[0].protocol_hash}`.\n\n## Sources\n\n{sources}\n\n"
         f"## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n",
         encoding="utf-8")

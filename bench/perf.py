@@ -133,3 +133,58 @@ def run_eval_benchmark(suite: Suite, task_ids: list[int], episodes: int, workers
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=float))
     return result
+
+
+# --------------------------------------------------------------------------- math modes
+def run_math_benchmark(rounds: int, calls: int, e2e_tasks: list[int], e2e_rounds: int, out: Path,
+                       log=print) -> dict:
+    """What portable float math costs, measured in one run: the bundled DiT4DiT's latency per action chunk in
+    each mode (fresh processes, modes alternating so drift hits both), and, if `e2e_tasks`, the wall time of
+    the same short evaluation (`bench run`, 1 episode per task) in each mode. Also says whether the two
+    modes compute the same actions."""
+    import statistics
+    import subprocess
+    import sys
+
+    from bench.mathmode import MODES
+
+    probes: dict[str, list[dict]] = {m: [] for m in MODES}
+    for r in range(rounds):
+        for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+            proc = subprocess.run([sys.executable, "-m", "bench.mathprobe", "--mode", mode, "--calls", str(calls)],
+                                  capture_output=True, text=True, check=True)
+            probes[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            log(f"round {r + 1}/{rounds} {mode}: {1e3 * probes[mode][-1]['median_call_s']:.1f} ms per chunk")
+    latency = {m: statistics.median(x for p in probes[m] for x in p["latencies_s"]) for m in MODES}
+    digests = {m: sorted({p["actions_digest"] for p in probes[m]}) for m in MODES}
+    result = {
+        "what": "bundled tiny DiT4DiT, one observation per call (as the runner calls it), 1 thread",
+        "median_chunk_latency_s": latency,
+        "chunk_latency_ratio_portable_over_native": latency["portable"] / latency["native"],
+        "actions_digest": digests,
+        "modes_agree_bitwise": digests["portable"] == digests["native"],
+        "reruns_agree_bitwise": all(len(v) == 1 for v in digests.values()),
+        "math": {m: probes[m][0]["math"] for m in MODES},
+        "rounds": rounds, "calls_per_round": calls,
+    }
+    if e2e_tasks:
+        walls: dict[str, list[float]] = {m: [] for m in MODES}
+        for r in range(e2e_rounds):
+            for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+                with tempfile.TemporaryDirectory() as tmp:
+                    t = time.perf_counter()
+                    subprocess.run([sys.executable, "-m", "bench.cli", "run", "--suite", "libero_spatial",
+                                    "--policy", "dit4dit", "--tasks", ",".join(map(str, e2e_tasks)), "--episodes", "1",
+                                    "--math", mode, "--out", f"{tmp}/run"], capture_output=True, check=True)
+                    walls[mode].append(time.perf_counter() - t)
+                log(f"end-to-end round {r + 1}/{e2e_rounds} {mode}: {walls[mode][-1]:.1f} s")
+        wall = {m: statistics.median(v) for m, v in walls.items()}
+        result["end_to_end"] = {"command": f"bench run --suite libero_spatial --policy dit4dit --tasks "
+                                           f"{','.join(map(str, e2e_tasks))} --episodes 1 --math MODE (2 workers)",
+                                "median_wall_s": wall, "walls_s": walls,
+                                "wall_ratio_portable_over_native": wall["portable"] / wall["native"],
+                                "note": "wall time of the whole command, start-up included"}
+    result["provenance"] = provenance()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    return result

@@ -76,7 +76,8 @@ def command_line(argv: list[str] | None = None) -> str:
     return " ".join(shlex.quote(a) for a in ["bench", *argv[1:]]) if argv else "bench"
 
 
-def provenance(protocol=None, argv: list[str] | None = None) -> dict:
+def provenance(protocol=None, argv: list[str] | None = None, math: dict | None = None) -> dict:
+    """`math`: bench.mathmode.describe() of the process that ran a policy (None where none ran)."""
     return {
         "command": command_line(argv),
         "git": git_state(),
@@ -86,4 +87,5 @@ def provenance(protocol=None, argv: list[str] | None = None) -> dict:
         "protocol": protocol.to_dict() if protocol is not None else None,
         "protocol_hash": protocol.hash() if protocol is not None else None,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **({"math": math} if math is not None else {}),
     }

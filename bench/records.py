@@ -42,6 +42,8 @@ class EpisodeRecord:
     finished_at: str = ""  # ISO time
     final_state: str | None = None  # sha256 prefix of the simulator state at the end (None if it errored):
     #                                 equal digests for a key mean a rerun reproduced the episode exactly
+    math: str | None = None  # the policy process's float math, '<mode>:<fingerprint>' (bench/mathmode.py): equal
+    #                          ids mean a rerun is expected to give the same bits; None = recorded before it was kept
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

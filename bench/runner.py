@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from bench.mathmode import mode_of
 from bench.policy import EpisodeInfo, ObservationBatch, check_spec, validate_chunks
 from bench.provenance import file_hash, shown_path
 from bench.records import EpisodeRecord, append_record, finished_keys, read_records
@@ -46,6 +47,7 @@ class RunConfig:
     protocol: Protocol | None = None  # None = the suite's protocol
     episode_timeout_s: float = 900.0
     record_resolution: int | None = None  # record LIBERO-format trajectories (demo generation)
+    math: str | None = None  # the policy process's float math id (bench.mathmode), written into every record
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -111,10 +113,14 @@ def plan_episodes(cfg: RunConfig, policy) -> list[Planned]:
 
 
 def _check_run_dir(cfg: RunConfig, records: list[dict], checkpoint_hash: str | None) -> None:
-    """A run directory holds one suite, one policy, one protocol, one checkpoint."""
+    """A run directory holds one suite, one policy, one protocol, one checkpoint, one math mode."""
     ours = {"suite": cfg.suite.name, "policy": cfg.policy_name, "protocol_hash": cfg.protocol.hash(),
             "checkpoint_hash": checkpoint_hash}
     for r in records:
+        if mode_of(r.get("math")) != mode_of(cfg.math):
+            raise RunDirMismatch(
+                f"{cfg.out} already holds episodes run with {mode_of(r.get('math'))} float math, this run uses "
+                f"{mode_of(cfg.math)}: pass --math {mode_of(r.get('math'))} to continue it, or use another --out.")
         for k, v in ours.items():
             if r.get(k) != v:
                 why = (" (records from before checkpoint hashes were kept say None)"
@@ -183,6 +189,7 @@ class Runner:
             video=str(Path(video).relative_to(self.cfg.out)) if video else None, worker=w.wid,
             timing={k: round(v, 4) for k, v in (timing or {}).items()},
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), final_state=final_state,
+            math=self.cfg.math,
         )
         append_record(self.records_path, rec)
         w.episode = None

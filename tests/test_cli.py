@@ -17,6 +17,8 @@ runner = CliRunner()
     (["run", "--suite", "libero_long", "--tasks", "x"], ["bad task id 'x'"]),
     (["run", "--suite", "libero_long", "--policy", "replay"], ["needs --demos"]),
     (["list", "tasks", "--suite", "nope"], ["unknown suite 'nope'"]),
+    (["run", "--suite", "libero_spatial", "--math", "fast"], ["unknown math mode 'fast'", "portable, native"]),
+    (["verify", "tests/fixtures", "--math", "native"], ["no episodes.jsonl"]),
     (["run", "--suite", "libero_spatial", "--policy", "dit4dit", "--checkpoint", "/nonexistent"],
      ["not a DiT4DiT checkpoint", "model.safetensors"]),
     (["train", "--data", "tests/fixtures/libero_object_t0_2demos_32.hdf5", "--out", "/tmp/x", "--config", "huge"],

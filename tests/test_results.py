@@ -172,3 +172,29 @@ def test_records_show_paths_the_same_on_every_machine(tmp_path, monkeypatch):
     assert shown_path(Path(__file__)) == "tests/test_results.py"
     assert shown_path(tmp_path / "elsewhere.hdf5") == (tmp_path / "elsewhere.hdf5").resolve().as_posix()
     assert shown_path(None) is None
+
+
+def test_compare_warns_when_the_runs_float_math_differs(tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from bench.results import record_invocation, summarize_dir
+
+    def published(name, math):
+        run = tmp_path / name
+        record_invocation(run, {"command": f"bench run {name}", "protocol_hash": "h", "math": math})
+        append_record(run / "episodes.jsonl", rec(0, 0, True))
+        summarize_dir(run, {"command": "bench summarize"})
+        return run / "summary.json"
+
+    portable = {"id": "portable:11111111", "mode": "portable", "cpu": {"model": "A", "isa": ["avx2"]}}
+    native = {"id": "native:22222222", "mode": "native", "cpu": {"model": "B", "isa": ["avx2", "avx512f"]}}
+    a, b, c = published("a", portable), published("b", native), published("c", portable)
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", str(a), str(b), "--out", str(out)])
+    assert result.exit_code == 0 and "float math differs" in " ".join(result.output.split())
+    md = out.with_suffix(".md").read_text()
+    assert "## Float math" in md and "native on B (avx2, avx512f)" in md
+    result = CliRunner().invoke(app, ["compare", str(a), str(c), "--out", str(out)])
+    assert "float math differs" not in result.output
+    assert "Float math: the same in every run." in out.with_suffix(".md").read_text()

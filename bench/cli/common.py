@@ -1,0 +1,133 @@
+"""What every command group shares: the app, consoles, and argument checks that exit 2 naming the
+valid choices."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.registry import UnknownNameError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark and ablate robot manipulation policies.")
+perf_app = typer.Typer(no_args_is_help=True, help="Throughput and latency benchmarks.")
+app.add_typer(perf_app, name="perf")
+demos_app = typer.Typer(no_args_is_help=True, help="Demonstrations in LIBERO's HDF5 format.")
+app.add_typer(demos_app, name="demos")
+console = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True)
+
+RUNS_DIR = Path("runs")
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def load_suite(name: str):
+    from bench.suites import get_suite
+
+    try:
+        return get_suite(name)
+    except UnknownNameError as exc:
+        fail(str(exc))
+
+
+def parse_tasks(suite, tasks: Optional[str]) -> list[int]:
+    from bench.suites import parse_task_ids
+
+    try:
+        return parse_task_ids(tasks, len(suite.tasks()))
+    except ValueError as exc:
+        fail(f"{exc} (suite {suite.name})")
+
+
+def build_policy(name: str, **options):
+    from bench.policies import make_policy
+
+    try:
+        return make_policy(name, **options)
+    except UnknownNameError as exc:
+        fail(str(exc))
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+def latest_run(base: Path) -> Optional[Path]:
+    runs = sorted(p for p in base.glob("*") if (p / "episodes.jsonl").exists())
+    return runs[-1] if runs else None
+
+
+def print_table(table) -> None:
+    t = Table(show_lines=False)
+    for col in ("suite", "task", "episodes", "success %", "95% CI", "errors", "steps"):
+        t.add_column(col, justify="right" if col not in ("suite", "task") else "left",
+                     no_wrap=col != "task", overflow="ellipsis")
+    for _, r in table.iterrows():
+        label = r["task"] if r["task"] == "ALL" else f"{int(r['task_id'])}: {r['task']}"
+        style = "bold" if r["task"] == "ALL" else None
+        t.add_row(str(r["suite"]), label[:60], str(r["episodes"]), f"{100 * r['success_rate']:.1f}",
+                  f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]", str(r["errors"]),
+                  f"{r['mean_steps']:.0f}", style=style)
+    console.print(t)
+
+
+def canonical_policy(name: str) -> str:
+    from bench.policies import load_all
+
+    return load_all().canonical(name)
+
+
+MATH_HELP = ("Float math of the policy: portable (the same bits on any x86-64 CPU with AVX2: ATen's AVX2 kernels, "
+             "MKL's COMPATIBLE branch, one thread) or native (torch's defaults: fastest, exact reruns on the same "
+             "CPU kind only).")
+
+
+def set_math(mode: str) -> None:
+    """Put a math mode in force for this process and its sim workers; call before torch is imported."""
+    from bench.mathmode import MathModeError, apply
+
+    try:
+        apply(mode)
+    except MathModeError as exc:
+        fail(str(exc))
+
+
+def confirm_math(mode: str) -> dict:
+    """After the policy is built: the mode took effect (or exit 1 saying why); its description for records."""
+    from bench.mathmode import MathModeError, check, describe
+
+    try:
+        check(mode)
+    except MathModeError as exc:
+        fail(str(exc), code=1)
+    return describe(mode)
+
+
+def run_with_progress(runner, queue: list, label: str) -> None:
+    """Run the planned episodes with a progress bar (successes so far, time left)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("success {task.fields[succ]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console)
+    counts = {"succ": 0}
+    outer = runner.on_episode
+
+    def on_episode(rec):
+        outer(rec)
+        counts["succ"] += int(rec.success)
+        progress.update(bar, advance=1, succ=counts["succ"])
+        if rec.error:
+            progress.console.print(f"[yellow]{rec.key}: {rec.error_kind}: {rec.error.splitlines()[0]}[/]")
+
+    runner.on_episode = on_episode
+    with progress:
+        bar = progress.add_task(label, total=len(queue), succ=0)
+        runner.run(queue)

@@ -1,0 +1,70 @@
+"""`bench demos`: demonstrations in LIBERO's HDF5 format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench.cli.common import build_policy, console, demos_app, fail, load_suite, parse_tasks
+
+
+@demos_app.command("generate")
+def demos_generate(
+    suite: str = typer.Option(..., "--suite", "-s"),
+    tasks: Optional[str] = typer.Option(None, help="Task ids, e.g. 0,3-5 (default: all)."),
+    per_task: int = typer.Option(50, min=1, help="Successful demos to keep per task."),
+    out: Path = typer.Option(..., help="Output HDF5 file (appended to: a rerun tops it up)."),
+    resolution: int = typer.Option(128, min=16, help="Image size of the recorded cameras."),
+    workers: int = typer.Option(2, min=1),
+    policy: str = typer.Option("scripted", help="The expert that acts."),
+):
+    """Run the scripted expert and keep its successful episodes as demos."""
+    from bench.demos.generate import generate
+    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
+
+    s = load_suite(suite)
+    ids = parse_tasks(s, tasks)
+    build_policy(policy)  # validate the name early
+    try:
+        configure_headless_gl()
+    except HeadlessGLError as exc:
+        fail(str(exc), code=1)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("kept {task.fields[kept]}"), TimeElapsedColumn(), console=console)
+    counts = {"kept": 0, "n": 0}
+
+    def on_episode(rec):
+        counts["kept"] += int(rec.success)
+        counts["n"] += 1
+        progress.update(bar, completed=counts["n"], kept=counts["kept"])
+
+    with progress:
+        bar = progress.add_task(f"{s.name} demos", total=per_task * len(ids), kept=0)
+        summary = generate(s, ids, per_task, out, resolution=resolution, workers=workers, policy_name=policy,
+                           on_episode=on_episode)
+    console.print_json(data=summary)
+
+
+@demos_app.command("inspect")
+def demos_inspect(
+    path: Path = typer.Argument(..., help="A LIBERO-format HDF5 demo file."),
+    sheet: Optional[Path] = typer.Option(None, help="Contact-sheet PNG (default: next to the file)."),
+):
+    """Counts, lengths and tasks of a demo file, and a contact sheet of first/last frames."""
+    from bench.demos.inspect import contact_sheet, describe
+    from bench.demos.libero_hdf5 import DemoFileError
+
+    try:
+        table = describe(path)
+        png = contact_sheet(path, sheet or path.with_suffix(".png"))
+    except DemoFileError as exc:
+        fail(str(exc))
+    t = Table("task", "demos", "mean len", "min", "max")
+    for _, r in table.iterrows():
+        t.add_row(str(r["task"])[:70], str(r["demos"]), f"{r['mean_len']:.0f}", str(r["min_len"]), str(r["max_len"]))
+    console.print(t)
+    console.print(f"{int(table['demos'].sum())} demos, {int(table['total_steps'].sum())} steps; contact sheet: {png}")

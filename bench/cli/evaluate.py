@@ -1,0 +1,233 @@
+"""Evaluation commands: run, list, summarize, compare, verify."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from bench.cli.common import (MATH_HELP, RUNS_DIR, app, build_policy, canonical_policy, confirm_math, console, err,
+                               fail, latest_run, load_suite, parse_tasks, print_table, run_with_progress, set_math)
+from bench.mathmode import DEFAULT_MODE
+
+
+@app.command()
+def run(
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite name (bench list suites)."),
+    policy: str = typer.Option("zero", "--policy", "-p", help="Policy name (bench list policies)."),
+    tasks: Optional[str] = typer.Option(None, help="Task ids, e.g. 0,3-5 (default: all)."),
+    episodes: Optional[int] = typer.Option(None, min=1, help="Episodes per task (default: the suite's, 50)."),
+    workers: int = typer.Option(2, min=1, help="Sim worker processes."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<suite>/<policy>/<time>)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out (default: the latest run of suite+policy)."),
+    video: int = typer.Option(0, min=0, help="Save an mp4 of the first N episodes of each task."),
+    checkpoint: Optional[str] = typer.Option(None, help="Policy checkpoint path."),
+    demos: Optional[str] = typer.Option(None, help="Demo file (LIBERO HDF5) for the replay policy."),
+    seed: Optional[int] = typer.Option(None, help="Override the protocol's seed (changes the protocol hash)."),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Override max steps (changes the protocol hash)."),
+    episode_timeout: float = typer.Option(900.0, min=1.0, help="Seconds before an episode is abandoned."),
+    publish: Optional[Path] = typer.Option(None, help="Also copy the summary and records to DIR/<suite>_*."),
+    math: str = typer.Option(DEFAULT_MODE, "--math", help=MATH_HELP),
+):
+    """Evaluate a policy on a suite on the real LIBERO simulator."""
+    set_math(math)  # before anything loads torch
+    from bench.provenance import provenance
+    from bench.results import record_invocation, summarize_dir
+    from bench.runner import RunConfig, Runner, RunDirMismatch
+    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
+
+    s = load_suite(suite)
+    task_ids = parse_tasks(s, tasks)
+    pol = build_policy(policy, checkpoint=checkpoint, demos=demos, seed=seed)
+    canonical = canonical_policy(policy)
+    loaded = getattr(pol, "checkpoint_path", None)
+    checkpoint = checkpoint or (str(loaded) if loaded is not None else None)
+    math_desc = confirm_math(math)
+    base = RUNS_DIR / s.name / canonical
+    if out is None:
+        out = (latest_run(base) if resume else None) or base / datetime.now().strftime("%Y%m%d-%H%M%S")
+    protocol = s.protocol
+    if seed is not None:
+        protocol = protocol.replace(seed=seed)
+    if max_steps is not None:
+        protocol = protocol.replace(max_steps=max_steps)
+    cfg = RunConfig(suite=s, policy_name=canonical, task_ids=task_ids, out=out, episodes=episodes, workers=workers,
+                    resume=resume, videos_per_task=video, checkpoint=checkpoint, protocol=protocol,
+                    episode_timeout_s=episode_timeout, math=math_desc["id"])
+    try:
+        gl = configure_headless_gl()
+    except HeadlessGLError as exc:
+        fail(str(exc), code=1)
+
+    runner = Runner(cfg, pol)
+    try:
+        queue = runner.pending()
+    except RunDirMismatch as exc:
+        fail(str(exc))
+    except ValueError as exc:  # spec mismatch, bad --episodes
+        fail(str(exc))
+    console.print(f"[bold]{s.name}[/] x [bold]{canonical}[/]: {len(queue)} episodes to run on {len(task_ids)} "
+                  f"tasks, {workers} workers, GL={gl}, protocol {protocol.name}#{protocol.hash()}, math {math_desc['id']} "
+                  f"-> {out}")
+    if queue:
+        record_invocation(out, provenance(protocol, math=math_desc))
+    run_with_progress(runner, queue, s.name)
+    table = summarize_dir(out, provenance(protocol))
+    print_table(table)
+    console.print(f"records: {out / 'episodes.jsonl'}; summary: {out / 'summary.md'}")
+    if publish is not None:
+        import shutil
+
+        publish.mkdir(parents=True, exist_ok=True)
+        for name in ("summary.json", "summary.md", "summary.csv", "summary.png", "episodes.jsonl", "videos.png"):
+            if (out / name).exists():  # videos.png only with --video
+                shutil.copyfile(out / name, publish / f"{s.name}_{name}")
+        console.print(f"published to {publish}/{s.name}_summary.*")
+
+
+class ListWhat(str, Enum):
+    suites = "suites"
+    tasks = "tasks"
+    policies = "policies"
+
+
+@app.command("list")
+def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies"),
+          suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Suite whose tasks to list.")):
+    """List registered suites, a suite's tasks, or policies."""
+    if what is ListWhat.suites:
+        from bench.suites import SUITES
+
+        t = Table("suite", "aliases", "max steps", "protocol", "description")
+        for name in SUITES:
+            st = SUITES.get(name)
+            t.add_row(name, ", ".join(SUITES.aliases_of(name)), str(st.protocol.max_steps),
+                      f"{st.protocol.name}#{st.protocol.hash()}", st.description)
+        console.print(t)
+    elif what is ListWhat.tasks:
+        if suite is None:
+            fail("bench list tasks needs --suite (see bench list suites)")
+        s = load_suite(suite)
+        t = Table("id", "task", "instruction")
+        for task in s.tasks():
+            t.add_row(str(task.task_id), task.name, task.language)
+        console.print(t)
+    else:
+        from bench.policies import load_all
+
+        reg = load_all()
+        t = Table("policy", "options", "description")
+        for name in reg:
+            e = reg.get(name)
+            t.add_row(name, " ".join(f"--{o}" for o in e.options), e.help)
+        console.print(t)
+
+
+@app.command()
+def summarize(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A run directory.")):
+    """Recompute summary.{md,csv,json,png} of a run directory from its episodes.jsonl (the provenance
+    stays that of the commands that ran the episodes)."""
+    from bench.provenance import provenance
+    from bench.results import EmptyRunDir, summarize_dir
+
+    try:
+        table = summarize_dir(run_dir, provenance())
+    except EmptyRunDir as e:
+        fail(str(e))
+    print_table(table)
+
+
+@app.command()
+def compare(
+    summaries: list[Path] = typer.Argument(..., exists=True, dir_okay=False,
+                                           help="Two or more summary.json files (same protocol)."),
+    out: Path = typer.Option(..., help="Output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png."),
+    labels: Optional[str] = typer.Option(None, help="Comma-separated names, one per summary "
+                                                    "(default: each file's folder name)."),
+):
+    """Per-task success of several runs side by side with 95% intervals; for two, a one-sided
+    Fisher exact p that the first beats the second."""
+    from bench.compare import load_summary, math_warning, to_markdown, write_comparison
+    from bench.provenance import provenance
+
+    names = [x.strip() for x in labels.split(",")] if labels else [None] * len(summaries)
+    if len(names) != len(summaries):
+        fail(f"--labels has {len(names)} names for {len(summaries)} summaries")
+    try:
+        loaded = [load_summary(p, n) for p, n in zip(summaries, names)]
+        table = write_comparison(loaded, out, provenance())
+    except ValueError as e:
+        fail(str(e))
+    typer.echo(to_markdown(table, [s.label for s in loaded]))
+    warning = math_warning(loaded)
+    if warning:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    console.print(f"wrote {out.with_suffix('.md')}, .csv, .png")
+
+
+@app.command()
+def verify(
+    source: Path = typer.Argument(..., exists=True, help="A run directory, or an episodes .jsonl file."),
+    episodes: int = typer.Option(10, min=1, help="Episodes to rerun, spread over tasks (init 0 of each task first)."),
+    all_: bool = typer.Option(False, "--all", help="Rerun every recorded episode."),
+    workers: int = typer.Option(2, min=1, help="Sim worker processes."),
+    out: Optional[Path] = typer.Option(None, help="Where the reruns and verify.{md,json} go "
+                                                  "(default: runs/verify/<time>)."),
+    math: Optional[str] = typer.Option(None, "--math", help="Float math of the rerun (default: the records' mode). "
+                                                           + MATH_HELP),
+):
+    """Rerun recorded episodes and report, per episode, exact (same final state), same outcome only, or
+    different. Exit code: 0 all exact, 1 some only the same outcome, 3 some different, 4 some errored."""
+    from bench.mathmode import mode_of
+    from bench.provenance import provenance
+    from bench.records import latest_by_key, read_records
+    from bench.results import record_invocation
+    from bench.runner import RunConfig, Runner, plan_episodes
+    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
+    from bench.verify import EXIT_CODES, VerifyError, expectation, judge, load_source, select, write_report
+
+    try:
+        src = load_source(source)
+    except VerifyError as exc:
+        fail(str(exc))
+    mode = math or mode_of(src.math)
+    set_math(mode)
+    options = {"demos": src.checkpoint} if src.policy == "replay" else {"checkpoint": src.checkpoint}
+    pol = build_policy(src.policy, seed=src.seed_option, **options)
+    math_desc = confirm_math(mode)
+    chosen = select(src.records, None if all_ else episodes)
+    if not chosen:
+        fail(f"{source}: every recorded episode ended in an error; nothing to verify")
+    out = out or RUNS_DIR / "verify" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if (out / "episodes.jsonl").exists():
+        fail(f"{out} already holds episode records; choose another --out")
+    cfg = RunConfig(suite=src.suite, policy_name=src.policy, task_ids=sorted({r["task_id"] for r in chosen}), out=out,
+                    episodes=max(r["init_id"] for r in chosen) + 1, workers=workers, checkpoint=src.checkpoint,
+                    protocol=src.protocol, math=math_desc["id"])
+    try:
+        configure_headless_gl()
+    except HeadlessGLError as exc:
+        fail(str(exc), code=1)
+    keys = {r["key"] for r in chosen}
+    queue = [p for p in plan_episodes(cfg, pol) if p.key in keys]
+    expect = expectation(src.math, math_desc["id"])
+    console.print(f"verifying {len(queue)} of {len(src.records)} episodes of {source} ({src.suite.name} x {src.policy}) "
+                  f"-> {out}\n{expect}")
+    record_invocation(out, provenance(src.protocol, math=math_desc))
+    run_with_progress(Runner(cfg, pol), queue, "verify")
+    reruns = latest_by_key(read_records(out / "episodes.jsonl"))
+    verdicts = [judge(r, reruns.get(r["key"])) for r in chosen]
+    report = write_report(out, Path(source), verdicts, expect, math_desc, provenance(src.protocol, math=math_desc))
+    t = Table("episode", "verdict", "success rec/rerun", "steps rec/rerun", "final state rec/rerun", "note")
+    colour = {"exact": "green", "outcome": "yellow", "different": "red", "error": "red"}
+    for v in verdicts:
+        t.add_row(v.key, f"[{colour[v.verdict]}]{v.verdict}[/]", f"{v.recorded_success}/{v.rerun_success}",
+                  f"{v.recorded_steps}/{v.rerun_steps}", f"{v.recorded_state}/{v.rerun_state}", v.note)
+    console.print(t)
+    counts = ", ".join(f"{n} {c}" for n, c in report["counts"].items())
+    console.print(f"[bold]{report['overall']}[/]: {counts}. Report: {out / 'verify.md'}")
+    raise typer.Exit(EXIT_CODES[report["overall"]])

@@ -1,0 +1,94 @@
+"""`bench perf`: throughput and latency benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from bench.cli.common import console, fail, load_suite, parse_tasks, perf_app
+
+
+@perf_app.command("eval")
+def perf_eval(
+    suite: str = typer.Option("libero_spatial", "--suite", "-s"),
+    tasks: str = typer.Option("0,1", help="Task ids both loops run."),
+    episodes: int = typer.Option(2, min=1, help="Episodes per task for both loops."),
+    workers: int = typer.Option(2, min=1),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Override max steps (both loops)."),
+    out: Path = typer.Option(Path("results/perf/eval.json"), help="Where to write the measurements."),
+):
+    """Episodes/hour and env steps/s of our runner vs a naive peer-style loop, measured in one run."""
+    from bench.perf import run_eval_benchmark
+    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
+
+    s = load_suite(suite)
+    ids = parse_tasks(s, tasks)
+    try:
+        configure_headless_gl()
+    except HeadlessGLError as exc:
+        fail(str(exc), code=1)
+    result = run_eval_benchmark(s, ids, episodes, workers, max_steps, out, console=console)
+    console.print_json(data={k: result[k] for k in ("ours_episodes_per_hour", "naive_episodes_per_hour", "ratio",
+                                                     "ours_env_steps_per_s", "naive_env_steps_per_s")})
+    console.print(f"written to {out}")
+
+
+@perf_app.command("policy")
+def perf_policy(
+    configs: str = typer.Option("tiny,full", help="DiT4DiT configs to measure (random weights)."),
+    batches: str = typer.Option("1,8", help="Batch sizes for the latency of one action chunk."),
+    repeats: int = typer.Option(3, min=1, help="Timed repeats per measurement (median reported)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
+    out: Path = typer.Option(Path("results/perf/policy.json"), help="Where to write the measurements."),
+):
+    """Latency per action chunk, early exit vs a full video pass, and training samples/s."""
+    import json as _json
+
+    import torch
+
+    from bench.models.dit4dit import CONFIGS
+    from bench.models.perf import run_policy_benchmark
+
+    names = [c.strip() for c in configs.split(",") if c.strip()]
+    bad = [c for c in names if c not in CONFIGS]
+    if bad:
+        fail(f"unknown config(s) {', '.join(bad)}; valid: {', '.join(CONFIGS)}")
+    try:
+        sizes = [int(b) for b in batches.split(",")]
+    except ValueError:
+        fail(f"--batches takes comma-separated integers, got {batches!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        fail(f"--device {device}: no CUDA device here; valid: cpu")
+    if threads:
+        torch.set_num_threads(threads)
+    result = run_policy_benchmark(names, sizes, repeats=repeats, device=device, log=console.print)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_json.dumps(result, indent=2))
+    console.print(f"written to {out}")
+
+
+@perf_app.command("math")
+def perf_math(
+    rounds: int = typer.Option(4, min=1, help="Fresh processes per mode (modes alternate)."),
+    calls: int = typer.Option(16, min=1, help="Action chunks timed per process."),
+    e2e_tasks: str = typer.Option("0,1", help="libero_spatial tasks for the end-to-end part ('' to skip)."),
+    e2e_rounds: int = typer.Option(2, min=1, help="End-to-end runs per mode."),
+    out: Path = typer.Option(Path("results/perf/math.json"), help="Where to write the measurements."),
+):
+    """What portable float math costs against native: chunk latency and end-to-end wall time, one run."""
+    from bench.perf import run_math_benchmark
+
+    try:
+        tasks = [int(t) for t in e2e_tasks.split(",") if t.strip()]
+    except ValueError:
+        fail(f"--e2e-tasks takes comma-separated task ids, got {e2e_tasks!r}")
+    result = run_math_benchmark(rounds, calls, tasks, e2e_rounds, out, log=console.print)
+    keep = ("median_chunk_latency_s", "chunk_latency_ratio_portable_over_native", "modes_agree_bitwise",
+            "reruns_agree_bitwise")
+    console.print_json(data={k: result[k] for k in keep})
+    if "end_to_end" in result:
+        console.print_json(data={k: result["end_to_end"][k] for k in ("median_wall_s", "wall_ratio_portable_over_native")})
+    console.print(f"written to {out}")

@@ -1,0 +1,63 @@
+"""`bench verify`: reruns recorded episodes and says, per episode, exact / outcome / different."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from bench.records import read_records
+from bench.verify import judge, overall, select
+
+
+def rec(task, init, success=True, steps=100, state="aaaa", error=None):
+    return {"key": f"s/{task}/{init}", "task_id": task, "init_id": init, "success": success, "steps": steps,
+            "final_state": state, "error": error}
+
+
+def test_select_spreads_over_tasks_and_skips_errors():
+    records = [rec(t, i) for t in (2, 0, 1) for i in range(3)] + [rec(3, 0, error="worker died")]
+    assert [r["key"] for r in select(records, 4)] == ["s/0/0", "s/1/0", "s/2/0", "s/0/1"]
+    assert len(select(records, None)) == 9
+
+
+def test_judge_verdicts():
+    assert judge(rec(0, 0), rec(0, 0)).verdict == "exact"
+    assert judge(rec(0, 0), rec(0, 0, state="bbbb")).verdict == "outcome"
+    assert judge(rec(0, 0), rec(0, 0, steps=99)).verdict == "outcome"
+    assert judge(rec(0, 0, state=None), rec(0, 0)).note.startswith("no final_state")
+    assert judge(rec(0, 0), rec(0, 0, success=False)).verdict == "different"
+    assert judge(rec(0, 0), None).verdict == "error"
+    assert overall([judge(rec(0, 0), rec(0, 0)), judge(rec(0, 0), rec(0, 0, state="b"))]) == "outcome"
+
+
+def test_verify_reports_exact_tampered_and_changed_episodes_on_real_episodes(tmp_path, bench_cmd, gl):
+    """Three real dit4dit episodes (cut to 24 steps: the protocol comes back from invocations.jsonl); in a copy
+    of the records one digest is tampered and one outcome flipped. verify must call them exact, outcome and
+    different, and exit 3."""
+    run = tmp_path / "run"
+    args = ["--suite", "libero_spatial", "--policy", "dit4dit", "--tasks", "0", "--episodes", "3", "--workers", "2",
+            "--max-steps", "24"]
+    done = subprocess.run([*bench_cmd, "run", *args, "--out", str(run)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    records = read_records(run / "episodes.jsonl")
+    assert len(records) == 3 and all(r["math"].startswith("portable:") for r in records)
+    [inv] = [json.loads(x) for x in (run / "invocations.jsonl").read_text().splitlines()]
+    assert inv["math"]["id"] == records[0]["math"] and inv["math"]["cpu"]["model"]
+    assert inv["math"]["libraries"]["mkl_cbwr"]["branch"] == "COMPATIBLE"
+
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    (tampered / "invocations.jsonl").write_text((run / "invocations.jsonl").read_text())
+    by_init = {r["init_id"]: r for r in records}
+    by_init[1]["final_state"] = "0" * 16
+    by_init[2]["success"] = not by_init[2]["success"]
+    (tampered / "episodes.jsonl").write_text("".join(json.dumps(by_init[i]) + "\n" for i in range(3)))
+    check = subprocess.run([*bench_cmd, "verify", str(tampered), "--out", str(tmp_path / "verify")],
+                           capture_output=True, text=True)
+    assert check.returncode == 3, check.stdout + check.stderr
+    report = json.loads((tmp_path / "verify" / "verify.json").read_text())
+    verdicts = {e["key"]: e["verdict"] for e in report["episodes"]}
+    assert verdicts == {"libero_spatial/0/0": "exact", "libero_spatial/0/1": "outcome",
+                        "libero_spatial/0/2": "different"}
+    assert report["overall"] == "different" and "should be exact" in report["expectation"]
+    assert (tmp_path / "verify" / "verify.md").read_text().startswith("# bench verify: different")
