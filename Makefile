@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Large files (demos) live outside the work tree; override with make DATA=...
 DATA ?= $(HOME)/.cache/dit4dit-bench
 
-.PHONY: setup run test test-slow perf perf-policy demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random
+.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random
 
 STEPS ?= 10000
 TRAIN_DIR ?= runs/train/tiny_spatial
@@ -40,6 +40,37 @@ perf: setup
 perf-policy: setup
 	$(BIN)/bench perf policy --configs tiny --batches 1,8 --repeats 5 --threads 1 --out results/perf/policy_tiny.json
 	$(BIN)/bench perf policy --configs full --batches 1 --repeats 1 --threads 1 --out results/perf/policy_full.json
+
+# What portable float math costs against native (chunk latency and end-to-end wall time, one run).
+perf-math: setup
+	$(BIN)/bench perf math --out results/perf/math.json
+
+# Records to check other machines against: `make run`'s 30 episodes in portable math, with digests.
+reference: setup
+	$(BIN)/bench run --suite libero_spatial --policy dit4dit --episodes 3 --math portable --out runs/reference \
+	  --resume --publish results/reference
+
+# Rerun those records (all 30 episodes): on any x86-64 CPU with AVX2 every episode should come out exact
+# (exit 0). REFERENCE=<records.jsonl or run dir> checks other records.
+REFERENCE ?= results/reference/libero_spatial_episodes.jsonl
+verify-reference: setup
+	$(BIN)/bench verify $(REFERENCE) --all
+
+# The second machine's records (../shared/reference/cross_machine: make run on an AVX2-only AMD EPYC, native
+# math, and again with MKL/oneDNN/ATen pinned by environment; the scripted expert, which uses no torch) verified
+# here in both modes, into results/verify/.
+# bench verify exits non-zero when episodes are not exact, which is a finding here, not a failure of the target.
+XM := ../shared/reference/cross_machine
+PINNED_ENV := MKL_CBWR=AVX2,STRICT ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+verify-cross-machine: setup
+	mkdir -p results/verify
+	-$(BIN)/bench verify $(XM)/make_run_default_episodes.jsonl --all --math native --out runs/verify/xm_native
+	-$(BIN)/bench verify $(XM)/make_run_default_episodes.jsonl --all --math portable --out runs/verify/xm_portable
+	-$(PINNED_ENV) $(BIN)/bench verify $(XM)/make_run_isa_pinned_episodes.jsonl --all --math native \
+	  --out runs/verify/xm_pinned
+	-$(BIN)/bench verify $(XM)/scripted_episodes.jsonl --all --math portable --out runs/verify/xm_scripted
+	for v in native portable pinned scripted; do for f in md json; do \
+	  cp runs/verify/xm_$$v/verify.$$f results/verify/cross_machine_$$v.$$f; done; done
 
 # The bundled checkpoint: tiny DiT4DiT on the libero_spatial demos (resumable: rerun to continue).
 train: setup

@@ -158,6 +158,11 @@ def test_a_run_dir_refuses_episodes_of_another_checkpoint(tmp_path):
         _check_run_dir(cfg, [old], "287d24f14b128a0f")
     with pytest.raises(RunDirMismatch, match="checkpoint_hash='aaaa'.*another --out"):
         _check_run_dir(cfg, [{**old, "checkpoint_hash": "aaaa"}], "287d24f14b128a0f")
+    # one math mode per run dir (records from before math was kept ran native)
+    cfg.math = "portable:12345678"
+    with pytest.raises(RunDirMismatch, match="native float math.*--math native"):
+        _check_run_dir(cfg, [old], None)
+    _check_run_dir(cfg, [{**old, "math": "portable:87654321"}], None)  # the same mode on another machine: fine
 
 
 def test_records_show_paths_the_same_on_every_machine(tmp_path, monkeypatch):
