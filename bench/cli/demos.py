@@ -21,6 +21,8 @@ def demos_generate(
     resolution: int = typer.Option(128, min=16, help="Image size of the recorded cameras."),
     workers: int = typer.Option(2, min=1),
     policy: str = typer.Option("scripted", help="The expert that acts."),
+    first_attempt: int = typer.Option(0, min=0, help="Number attempts from N (a held-out set: demos a training set "
+                                                     "generated from 0 cannot contain)."),
 ):
     """Run the scripted expert and keep its successful episodes as demos."""
     from bench.demos.generate import generate
@@ -45,7 +47,7 @@ def demos_generate(
     with progress:
         bar = progress.add_task(f"{s.name} demos", total=per_task * len(ids), kept=0)
         summary = generate(s, ids, per_task, out, resolution=resolution, workers=workers, policy_name=policy,
-                           on_episode=on_episode)
+                           on_episode=on_episode, first_attempt=first_attempt)
     console.print_json(data=summary)
 
 

@@ -31,7 +31,10 @@ def _next_attempt(done_keys: set[str], suite_name: str, task_id: int) -> int:
 
 
 def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolution: int = 128,
-             workers: int = 2, policy_name: str = "scripted", max_rounds: int = 4, on_episode=None) -> dict:
+             workers: int = 2, policy_name: str = "scripted", max_rounds: int = 4, on_episode=None,
+             first_attempt: int = 0) -> dict:
+    """`first_attempt` > 0 numbers attempts from there: a held-out set whose demos cannot repeat those of a
+    training set generated from attempt 0 (same expert, same seeds per attempt)."""
     from bench.demos.libero_hdf5 import DemoWriter
 
     protocol = suite.protocol
@@ -45,7 +48,7 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                               "macros_image_convention": "opengl"})
     tasks = {tid: suite.task(tid) for tid in task_ids}
     done_keys = writer.episode_keys()
-    attempts = {tid: _next_attempt(done_keys, suite.name, tid) for tid in task_ids}
+    attempts = {tid: max(first_attempt, _next_attempt(done_keys, suite.name, tid)) for tid in task_ids}
     stats = {"attempts": 0, "kept": 0}
     t0 = time.perf_counter()
     try:
