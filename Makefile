@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Large files (demos) live outside the work tree; override with make DATA=...
 DATA ?= $(HOME)/.cache/dit4dit-bench
 
-.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random
+.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random
 
 STEPS ?= 10000
 TRAIN_DIR ?= runs/train/tiny_spatial
@@ -109,6 +109,16 @@ dit4dit-vs-random: setup
 demos: setup
 	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --out $(DATA)/demos/libero_spatial_128.hdf5
 	$(BIN)/bench demos generate --suite libero_object --per-task 50 --resolution 128 --out $(DATA)/demos/libero_object_128.hdf5
+
+# Held-out demos for offline analyses: 2 per libero_spatial task, attempts from 1000 on (the training set
+# numbers from 0, so none of these can be in it).
+heldout-demos: setup
+	$(BIN)/bench demos generate --suite libero_spatial --per-task 2 --resolution 128 --first-attempt 1000 \
+	  --out $(DATA)/demos/libero_spatial_128_heldout.hdf5
+
+# What the future-frame slot should hold when the bundled checkpoint's features are taken (issue 13, step 1).
+future-slot: heldout-demos
+	$(BIN)/bench analyze future-slot --data $(DATA)/demos/libero_spatial_128_heldout.hdf5 --out results/dit4dit/future_slot
 
 # Every demo of both training sets replayed from its recorded initial state (all must succeed), into results/demos/.
 # A run dir holds one demo file's replays (records carry its hash): after `make demos` changed a file,

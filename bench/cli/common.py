@@ -18,6 +18,8 @@ perf_app = typer.Typer(no_args_is_help=True, help="Throughput and latency benchm
 app.add_typer(perf_app, name="perf")
 demos_app = typer.Typer(no_args_is_help=True, help="Demonstrations in LIBERO's HDF5 format.")
 app.add_typer(demos_app, name="demos")
+analyze_app = typer.Typer(no_args_is_help=True, help="Offline analyses of checkpoints on demonstrations.")
+app.add_typer(analyze_app, name="analyze")
 console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 

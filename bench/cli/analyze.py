@@ -1,0 +1,45 @@
+"""`bench analyze`: offline analyses of a checkpoint on demonstrations (no simulator)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.cli.common import analyze_app, console, fail
+
+
+@analyze_app.command("future-slot")
+def future_slot(
+    data: list[str] = typer.Option(..., "--data", "-d", help="Held-out demo file(s), LIBERO HDF5."),
+    checkpoint: Optional[str] = typer.Option(None, help="DiT4DiT checkpoint (default: the bundled one)."),
+    windows: int = typer.Option(512, min=2, help="Windows spread evenly over the demos."),
+    seed: int = typer.Option(0, help="Seed of the shared noise."),
+    out: Path = typer.Option(Path("results/dit4dit/future_slot"), help="Output prefix: PREFIX.md, PREFIX.json."),
+):
+    """Action error on held-out demos with the video DiT's future slot holding the noised real future,
+    the noised current frame, or pure noise (paired: the same noise for all three)."""
+    from bench.analysis import future_slot_errors, future_slot_markdown
+    from bench.policies.dit4dit import BUNDLED
+    from bench.provenance import file_hash, provenance
+
+    for path in data:
+        if not Path(path).exists():
+            fail(f"--data {path}: no such file")
+    ckpt = checkpoint or str(BUNDLED)
+    if not (Path(ckpt) / "model.safetensors").exists():
+        fail(f"--checkpoint {ckpt}: not a DiT4DiT checkpoint (no model.safetensors)")
+    progress = Progress(TextColumn("[bold]future slot"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console)
+    with progress:
+        bar = progress.add_task("windows", total=windows)
+        result = future_slot_errors(ckpt, data, windows=windows, seed=seed,
+                                    progress=lambda done, total: progress.update(bar, completed=done, total=total))
+    prov = {**provenance(), "checkpoint_hash": file_hash(ckpt), "data_hashes": {d: file_hash(d) for d in data}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({**result, "provenance": prov}, indent=2))
+    out.with_suffix(".md").write_text(future_slot_markdown(result, prov))
+    console.print(out.with_suffix(".md").read_text().split("## Provenance")[0])
