@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 
 # Large files (demos) live outside the work tree; override with make DATA=...
 DATA ?= $(HOME)/.cache/dit4dit-bench
+# Which training sets: 128_from224 (rendered as the policy sees, resized as models resize observations: one pixel
+# path) or 128 (rendered natively at 128 px: what the bundled checkpoint was trained on).
+DEMOS ?= 128_from224
 
 .PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random
 
@@ -74,7 +77,7 @@ verify-cross-machine: setup
 
 # The bundled checkpoint: tiny DiT4DiT on the libero_spatial demos (resumable: rerun to continue).
 train: setup
-	$(BIN)/bench train --policy dit4dit --config tiny --data $(DATA)/demos/libero_spatial_128.hdf5 \
+	$(BIN)/bench train --policy dit4dit --config tiny --data $(DATA)/demos/libero_spatial_$(DEMOS).hdf5 \
 	  --steps $(STEPS) --out $(TRAIN_DIR) --precision bf16 --resume
 
 # Copy the trained checkpoint into the package; the old evaluation's episodes belong to the old
@@ -107,14 +110,14 @@ dit4dit-vs-random: setup
 # Training sets for DiT4DiT and the baselines: 50 successful expert demos per task at 128x128.
 # Reruns top the files up (an interrupted run keeps what it made).
 demos: setup
-	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --out $(DATA)/demos/libero_spatial_128.hdf5
-	$(BIN)/bench demos generate --suite libero_object --per-task 50 --resolution 128 --out $(DATA)/demos/libero_object_128.hdf5
+	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --out $(DATA)/demos/libero_spatial_$(DEMOS).hdf5
+	$(BIN)/bench demos generate --suite libero_object --per-task 50 --resolution 128 --out $(DATA)/demos/libero_object_$(DEMOS).hdf5
 
-# Held-out demos for offline analyses: 2 per libero_spatial task, attempts from 1000 on (the training set
-# numbers from 0, so none of these can be in it).
+# Held-out demos for the bundled checkpoint: 2 per libero_spatial task, made as its training set was (native
+# 128 px renders), attempts from 1000 on (the training set numbers from 0, so none of these can be in it).
 heldout-demos: setup
 	$(BIN)/bench demos generate --suite libero_spatial --per-task 2 --resolution 128 --first-attempt 1000 \
-	  --out $(DATA)/demos/libero_spatial_128_heldout.hdf5
+	  --pixel-path native_render --out $(DATA)/demos/libero_spatial_128_heldout.hdf5
 
 # What the future-frame slot should hold when the bundled checkpoint's features are taken (issue 13, step 1).
 future-slot: heldout-demos
@@ -125,7 +128,7 @@ future-slot: heldout-demos
 # remove runs/replay/<suite> first.
 replay-demos: setup
 	for s in libero_spatial libero_object; do \
-	  $(BIN)/bench run --suite $$s --policy replay --demos $(DATA)/demos/$${s}_128.hdf5 --out runs/replay/$$s \
+	  $(BIN)/bench run --suite $$s --policy replay --demos $(DATA)/demos/$${s}_$(DEMOS).hdf5 --out runs/replay/$$s \
 	    --resume --publish results/demos || exit 1; \
 	done
 

@@ -47,6 +47,7 @@ class RunConfig:
     protocol: Protocol | None = None  # None = the suite's protocol
     episode_timeout_s: float = 900.0
     record_resolution: int | None = None  # record LIBERO-format trajectories (demo generation)
+    record_pixel_path: str = "render_resize_uint8"  # how recorded frames are made (bench.models.frames)
     math: str | None = None  # the policy process's float math id (bench.mathmode), written into every record
 
     def __post_init__(self):
@@ -215,7 +216,8 @@ class Runner:
         video = str(self.cfg.out / "videos" / f"{pick.key.replace('/', '_')}.mp4") if pick.video else None
         start = EpisodeStart(pick.key, pick.task, self.cfg.protocol, pick.init_state, self.cfg.protocol.seed,
                              pick.wait_steps, pick.max_steps, self.policy.spec.cameras, video,
-                             privileged=self.policy.spec.privileged, record=self.cfg.record_resolution)
+                             privileged=self.policy.spec.privileged, record=self.cfg.record_resolution,
+                             record_pixel_path=self.cfg.record_pixel_path)
         w.episode, w.started, w.task_file = pick, time.perf_counter(), pick.task.bddl_file
         w.steps = 0
         self.policy.reset(EpisodeInfo(pick.key, pick.task, pick.init_id, self.cfg.protocol.seed))

@@ -21,6 +21,9 @@ def demos_generate(
     resolution: int = typer.Option(128, min=16, help="Image size of the recorded cameras."),
     workers: int = typer.Option(2, min=1),
     policy: str = typer.Option("scripted", help="The expert that acts."),
+    pixel_path: str = typer.Option("render_resize_uint8", help="How frames are made: render_resize_uint8 (the "
+                                   "policy's render, resized as models resize observations) or native_render "
+                                   "(rendered at --resolution, as demos were before)."),
     first_attempt: int = typer.Option(0, min=0, help="Number attempts from N (a held-out set: demos a training set "
                                                      "generated from 0 cannot contain)."),
 ):
@@ -46,8 +49,11 @@ def demos_generate(
 
     with progress:
         bar = progress.add_task(f"{s.name} demos", total=per_task * len(ids), kept=0)
-        summary = generate(s, ids, per_task, out, resolution=resolution, workers=workers, policy_name=policy,
-                           on_episode=on_episode, first_attempt=first_attempt)
+        try:
+            summary = generate(s, ids, per_task, out, resolution=resolution, workers=workers, policy_name=policy,
+                               on_episode=on_episode, first_attempt=first_attempt, pixel_path=pixel_path)
+        except ValueError as exc:  # bad pixel path, or a file of another pixel path
+            fail(str(exc))
     console.print_json(data=summary)
 
 

@@ -32,10 +32,18 @@ def _next_attempt(done_keys: set[str], suite_name: str, task_id: int) -> int:
 
 def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolution: int = 128,
              workers: int = 2, policy_name: str = "scripted", max_rounds: int = 4, on_episode=None,
-             first_attempt: int = 0) -> dict:
+             first_attempt: int = 0, pixel_path: str = "render_resize_uint8") -> dict:
     """`first_attempt` > 0 numbers attempts from there: a held-out set whose demos cannot repeat those of a
     training set generated from attempt 0 (same expert, same seeds per attempt)."""
-    from bench.demos.libero_hdf5 import DemoWriter
+    from bench.demos.libero_hdf5 import DemoWriter, file_pixel_path
+    from bench.models.frames import DEMO_PIXEL_PATHS
+
+    if pixel_path not in DEMO_PIXEL_PATHS:
+        raise ValueError(f"unknown pixel path {pixel_path!r}; valid: {', '.join(DEMO_PIXEL_PATHS)}")
+    existing = file_pixel_path(out)
+    if existing not in (None, pixel_path):
+        raise ValueError(f"{out} holds demos made with pixel path {existing!r}, not {pixel_path!r}: one file, one "
+                         "pixel path. Use another --out.")
 
     protocol = suite.protocol
     policy = make_policy(policy_name)
@@ -45,6 +53,10 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                               "resolution": resolution, "provenance": json.dumps(prov),
                               "env_args": {"type": 1, "env_name": "libero", "camera_heights": resolution,
                                            "camera_widths": resolution, "control": protocol.control},
+                              # how frames were made (bench/models/frames.py): models trained on them must
+                              # see observations through the same path
+                              "pixel_path": pixel_path, "render_resolution": protocol.resolution
+                              if pixel_path == "render_resize_uint8" else resolution,
                               "macros_image_convention": "opengl"})
     tasks = {tid: suite.task(tid) for tid in task_ids}
     done_keys = writer.episode_keys()
@@ -88,7 +100,8 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
             if (run_dir / "episodes.jsonl").exists():
                 (run_dir / "episodes.jsonl").unlink()
             cfg = RunConfig(suite=suite, policy_name=policy_name, task_ids=task_ids, out=run_dir,
-                            workers=workers, protocol=protocol, record_resolution=resolution)
+                            workers=workers, protocol=protocol, record_resolution=resolution,
+                            record_pixel_path=pixel_path)
             Runner(cfg, policy, on_episode=on_episode, on_trajectory=keep).run(queue)
             stats["attempts"] += len(queue)
     finally:

@@ -123,6 +123,18 @@ def write_demos(path: str | Path, demos: list[Demo], bddl_file: str, problem_inf
 OBS_KEYS = ("agentview_rgb", "eye_in_hand_rgb", "ee_states", "gripper_states", "joint_states")
 
 
+def file_pixel_path(path: str | Path) -> str | None:
+    """How a demo file's frames were made (bench.models.frames.DEMO_PIXEL_PATHS); None for a file that does not
+    exist or holds no demos; 'native_render' for files from before the attribute existed."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with h5py.File(path, "r") as f:
+        if "data" not in f or not len(f["data"]):
+            return None
+        return str(f["data"].attrs.get("pixel_path", "native_render"))
+
+
 class DemoWriter:
     """Appends demos (one task each) to a LIBERO-layout file. The file is opened for each demo
     and closed again, so a run that is killed (even mid-generation) leaves a readable file

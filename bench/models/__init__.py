@@ -1,5 +1,6 @@
 """Trainable models: DiT4DiT and the parts the baselines share with it.
 
+    frames.py      one pixel path: rendered frame -> model frame (demos and observations alike)
     flow.py        flow-matching paths, targets, timestep samplers, Euler sampling
     vae.py         video autoencoders (a pixel space-to-depth one for CPU configs, Wan for full)
     text.py        text encoders (MiniLM for CPU configs, precomputed embeddings for full)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.models.action_dit import ActionDiT, ActionDiTConfig
+from bench.models.frames import PIXEL_PATHS, model_frames
 from bench.models.flow import TimestepSampler, euler_sample, interpolate, velocity_target
 from bench.models.vae import VAES, latent_frames
 from bench.models.video_dit import VideoDiT, VideoDiTConfig
@@ -58,6 +59,7 @@ class DiT4DiTConfig:
     euler_steps: int = 4
     execute: int = 8  # actions executed from each predicted chunk
     pretrained: str | None = None  # local diffusers Cosmos-Predict2.5 folder (full config)
+    pixel_path: str = "render_resize_uint8"  # how observations become model frames (bench.models.frames.PIXEL_PATHS)
 
     def validate(self) -> "DiT4DiTConfig":
         if self.gradient not in GRADIENT_MODES:
@@ -66,6 +68,8 @@ class DiT4DiTConfig:
             raise ValueError(f"unknown vae {self.vae!r}; choose one of {', '.join(VAES)}")
         if not 1 <= self.execute <= self.action.chunk:
             raise ValueError(f"execute={self.execute} must be within 1..chunk ({self.action.chunk})")
+        if self.pixel_path not in PIXEL_PATHS:
+            raise ValueError(f"unknown pixel path {self.pixel_path!r}; choose one of {', '.join(PIXEL_PATHS)}")
         if not 0.0 <= self.feature_timestep <= 1.0:
             raise ValueError(f"feature_timestep {self.feature_timestep} is outside [0, 1]")
         return self
@@ -75,7 +79,8 @@ class DiT4DiTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiT4DiTConfig":
-        return _from_dict(cls, d).validate()
+        # checkpoints saved before the pixel path was a setting resized observations in float
+        return _from_dict(cls, {"pixel_path": "float_interpolate", **d}).validate()
 
 
 def _from_dict(cls, d: dict):
@@ -162,12 +167,17 @@ class Normalizer(nn.Module):
         return (x + 1) / 2 * (hi - lo) + lo
 
 
-def frames_to_video(images: dict[str, torch.Tensor], cameras: tuple[str, ...], size: int) -> torch.Tensor:
-    """{cam: (B, T, H, W, 3) uint8} -> (B, 3, T, size, size * n_cams) in [-1, 1], cameras side by side."""
+def frames_to_video(images: dict[str, torch.Tensor], cameras: tuple[str, ...], size: int,
+                    pixel_path: str = "render_resize_uint8") -> torch.Tensor:
+    """{cam: (B, T, H, W, 3) uint8} -> (B, 3, T, size, size * n_cams) in [-1, 1], cameras side by side.
+    Frames not at `size` are resized by the config's pixel path (bench/models/frames.py)."""
     views = []
     for cam in cameras:
         x = images[cam]
         b, t, h, w, _ = x.shape
+        if (h, w) != (size, size) and pixel_path == "render_resize_uint8":
+            x = torch.from_numpy(model_frames(x.cpu().numpy(), size)).to(x.device)
+            h = w = size
         x = x.reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float()
         if (h, w) != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -200,7 +210,7 @@ class DiT4DiT(nn.Module):
     def latents(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.vae is None:
             raise RuntimeError("no VAE attached: set model.vae (e.g. bench.models.vae.WanVAE(folder)) first")
-        return self.vae.encode(frames_to_video(images, self.cfg.cameras, self.cfg.image_size))
+        return self.vae.encode(frames_to_video(images, self.cfg.cameras, self.cfg.image_size, self.cfg.pixel_path))
 
     def features(self, x0: torch.Tensor, text: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Block-L features with the future frames of x0 noised to tau_f (frame 0 stays the condition)."""

@@ -40,7 +40,8 @@ class EpisodeStart:
     cameras: tuple[str, ...]  # the cameras the policy looks at
     video_path: str | None = None
     privileged: bool = False  # send the scene state too (scripted experts)
-    record: int | None = None  # record a LIBERO-format trajectory with images at this resolution
+    record: int | None = None  # record a LIBERO-format trajectory with images at this size (see record_frames)
+    record_pixel_path: str = "render_resize_uint8"  # bench.models.frames.DEMO_PIXEL_PATHS
 
 
 class _Episode:
@@ -58,7 +59,8 @@ class _Episode:
         if self.trajectory is not None:
             rec = {"states": self.sim.sim_state(), "actions": np.asarray(action, dtype=np.float64),
                    **self.sim.lowdim()}
-            for cam, img in self.sim.render(("agentview", "eye_in_hand"), self.start.record, raw=True).items():
+            for cam, img in record_frames(self.sim, ("agentview", "eye_in_hand"), self.start.record,
+                                          self.start.record_pixel_path).items():
                 rec[f"{cam}_rgb"] = img
             for k, v in rec.items():
                 self.trajectory.setdefault(k, []).append(v)
@@ -91,6 +93,23 @@ class _Episode:
         if self.trajectory:
             out["trajectory"] = {k: np.stack(v) for k, v in self.trajectory.items()}
         return out
+
+
+def record_frames(sim, cameras: tuple[str, ...], size: int, pixel_path: str = "render_resize_uint8"
+                  ) -> dict[str, np.ndarray]:
+    """Demo frames: the render the policy would see (protocol resolution, upright) through the one pixel path
+    (bench/models/frames.py) to `size`, stored in LIBERO's file convention (upside down when the protocol
+    flips), so the dataset's upright frame equals the model's frame of the observation, byte for byte.
+    `native_render` renders at `size` directly, as demos were made before."""
+    from bench.models.frames import model_frames
+
+    if pixel_path == "native_render":
+        return sim.render(cameras, size, raw=True)
+    out = {}
+    for cam, img in sim.render(cameras).items():
+        small = model_frames(img, size)
+        out[cam] = np.ascontiguousarray(small[::-1, ::-1] if sim.protocol.flip_images else small)
+    return out
 
 
 def _write_video(path: str, frames: list[np.ndarray], fps: int = 20) -> str:
