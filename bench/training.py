@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Sampler, default_collate
 
 from bench.demos.dataset import LiberoDemoDataset, WindowSpec
 from bench.models.dit4dit import DiT4DiT, DiT4DiTConfig, count_parameters, precision_context
-from bench.models.text import MiniLMText, TextCache
+from bench.models.text import TextCache, make_text_encoder
 
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "stats.json", "text_cache.safetensors")
 
@@ -109,7 +109,10 @@ def load_checkpoint(folder: str | Path, text_encoder: bool = True) -> tuple[DiT4
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     table = {k: v for k, v in load_file(str(folder / "text_cache.safetensors")).items() if k}
     stats = json.loads((folder / "stats.json").read_text())
-    return model, TextCache(MiniLMText(cfg.text_max_tokens) if text_encoder else None, table), stats
+    # the cache holds the trained instructions; an encoder serves new ones (a precomputed one needs its file)
+    can_encode = text_encoder and not (cfg.text == "precomputed" and not cfg.text_embeddings)
+    encoder = make_text_encoder(cfg.text, cfg.text_max_tokens, cfg.text_embeddings) if can_encode else None
+    return model, TextCache(encoder, table), stats
 
 
 def window_spec(cfg: DiT4DiTConfig) -> WindowSpec:
@@ -165,7 +168,7 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
 
     dataset = LiberoDemoDataset(data, window_spec(model_cfg), stats_path=out / "stats.json")
-    text_cache = TextCache(MiniLMText(model_cfg.text_max_tokens))
+    text_cache = TextCache(make_text_encoder(model_cfg.text, model_cfg.text_max_tokens, model_cfg.text_embeddings))
     languages = sorted({d.language for d in dataset.demos})
     text_cache(languages)  # every instruction once, before the loop
 

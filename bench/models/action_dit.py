@@ -1,6 +1,7 @@
 """The action DiT, GR00T style, shared by DiT4DiT and the trainable baselines.
 
-Tokens: one state token (an MLP of the sin/cos-encoded, zero-padded state) then
+Tokens: one state token (an MLP of the sin/cos-encoded, zero-padded state; see
+`state_encoding`) then
 `chunk` action tokens (an MLP of the noisy actions), plus learned positions.
 Blocks alternate: even blocks cross-attend to the conditioning features (video
 DiT hidden states for DiT4DiT, other features for the baselines), odd blocks
@@ -27,7 +28,9 @@ class ActionDiTConfig:
     chunk: int = 8
     action_dim: int = 7
     state_dim: int = 8  # the state is zero-padded to this width
-    state_freqs: int = 8
+    state_encoding: str = "fourier"  # fourier: sin/cos of the normalised state at state_freqs octaves (times pi);
+    #                                  sincos_raw: sin and cos of the raw state, once (the official DiT4DiT head)
+    state_freqs: int = 8  # octaves of the fourier encoding
     dropout: float = 0.2
     timestep_buckets: int = 1000
     ff_mult: int = 4
@@ -35,6 +38,10 @@ class ActionDiTConfig:
     @property
     def hidden(self) -> int:
         return self.num_heads * self.head_dim
+
+
+# What the state token sees: the normalised state (fourier) or the raw one (sincos_raw); see ActionDiTConfig.
+STATE_ENCODINGS = ("fourier", "sincos_raw")
 
 
 def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -86,7 +93,10 @@ class ActionDiT(nn.Module):
         self.cfg = cfg
         d = cfg.hidden
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.state_mlp = nn.Sequential(nn.Linear(cfg.state_dim * 2 * cfg.state_freqs, d), nn.SiLU(), nn.Linear(d, d))
+        if cfg.state_encoding not in STATE_ENCODINGS:
+            raise ValueError(f"unknown state encoding {cfg.state_encoding!r}; choose one of {', '.join(STATE_ENCODINGS)}")
+        width = cfg.state_dim * 2 * (cfg.state_freqs if cfg.state_encoding == "fourier" else 1)
+        self.state_mlp = nn.Sequential(nn.Linear(width, d), nn.SiLU(), nn.Linear(d, d))
         self.action_mlp = nn.Sequential(nn.Linear(cfg.action_dim, d), nn.SiLU(), nn.Linear(d, d))
         self.pos = nn.Parameter(torch.zeros(1, 1 + cfg.chunk, d))
         nn.init.normal_(self.pos, std=0.02)
@@ -98,8 +108,11 @@ class ActionDiT(nn.Module):
         if state.shape[-1] > self.cfg.state_dim:
             raise ValueError(f"state has {state.shape[-1]} dims, more than the configured state_dim {self.cfg.state_dim}")
         padded = torch.nn.functional.pad(state, (0, self.cfg.state_dim - state.shape[-1]))
-        freqs = 2.0 ** torch.arange(self.cfg.state_freqs, device=state.device, dtype=state.dtype)
-        angles = padded[..., None] * freqs * math.pi
+        if self.cfg.state_encoding == "sincos_raw":
+            angles = padded[..., None]
+        else:
+            freqs = 2.0 ** torch.arange(self.cfg.state_freqs, device=state.device, dtype=state.dtype)
+            angles = padded[..., None] * freqs * math.pi
         enc = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).flatten(-2)
         return self.state_mlp(enc)[:, None]
 

@@ -13,9 +13,13 @@ total = action + video_loss_weight * video.
   joint         the action loss back-propagates into the video DiT (the paper's description)
   frozen_video  the video DiT is frozen and its loss is not computed
 
-At inference the future frames are unknown: the feature pass feeds the current
-frame's latent in their place, noised to tau_f. With tau_f near 1 (0.995 by
-default, as released) the frames are almost pure noise either way.
+The feature pass (`future_slot`): as the official code, the future slot holds
+pure Gaussian noise, in training and at inference alike (the future is unknown at
+inference, so training must not see it there either); the video loss keeps its
+own noised real future. `noised` (the real future noised to tau_f in training,
+the current frame noised to it at inference) is kept for older checkpoints and
+as an ablation arm. The action loss is drawn `action_repeats` times per sample
+(fresh noise and timestep each; the official repeated_diffusion_steps).
 """
 
 from __future__ import annotations
@@ -30,11 +34,17 @@ from torch import nn
 
 from bench.models.action_dit import ActionDiT, ActionDiTConfig
 from bench.models.frames import PIXEL_PATHS, model_frames
+from bench.models.text import TEXT_ENCODERS
 from bench.models.flow import TimestepSampler, euler_sample, interpolate, velocity_target
 from bench.models.vae import VAES, latent_frames
 from bench.models.video_dit import VideoDiT, VideoDiTConfig
 
 GRADIENT_MODES = ("detached", "joint", "frozen_video")
+FUTURE_SLOTS = {
+    "pure_noise": "Gaussian noise in training and inference alike (the official code)",
+    "noised": "training: the real future noised to feature_timestep; inference: the current frame noised to it "
+              "(checkpoints from before this setting)",
+}
 
 
 @dataclass
@@ -46,7 +56,8 @@ class DiT4DiTConfig:
     future_stride: int = 8  # env steps between frames
     vae: str = "pixel"
     vae_factor: int = 8
-    text: str = "minilm"
+    text: str = "minilm"  # the instruction encoder (bench.models.text.TEXT_ENCODERS)
+    text_embeddings: str | None = None  # for text="precomputed": a safetensors file, instruction -> embedding
     text_max_tokens: int = 24
     video: VideoDiTConfig = field(default_factory=VideoDiTConfig)
     action: ActionDiTConfig = field(default_factory=ActionDiTConfig)
@@ -56,8 +67,10 @@ class DiT4DiTConfig:
     feature_timestep: float = 0.995
     video_loss_weight: float = 1.0
     gradient: str = "detached"
+    future_slot: str = "pure_noise"  # what the feature pass sees after the current frame (FUTURE_SLOTS)
+    action_repeats: int = 4  # action-loss draws per sample, each with fresh noise and timestep (the official
+    #                          repeated_diffusion_steps); the video pass runs once
     euler_steps: int = 4
-    execute: int = 8  # actions executed from each predicted chunk
     pretrained: str | None = None  # local diffusers Cosmos-Predict2.5 folder (full config)
     pixel_path: str = "render_resize_uint8"  # how observations become model frames (bench.models.frames.PIXEL_PATHS)
 
@@ -66,8 +79,12 @@ class DiT4DiTConfig:
             raise ValueError(f"unknown gradient mode {self.gradient!r}; choose one of {', '.join(GRADIENT_MODES)}")
         if self.vae not in VAES:
             raise ValueError(f"unknown vae {self.vae!r}; choose one of {', '.join(VAES)}")
-        if not 1 <= self.execute <= self.action.chunk:
-            raise ValueError(f"execute={self.execute} must be within 1..chunk ({self.action.chunk})")
+        if self.text not in TEXT_ENCODERS:
+            raise ValueError(f"unknown text encoder {self.text!r}; choose one of {', '.join(TEXT_ENCODERS)}")
+        if self.future_slot not in FUTURE_SLOTS:
+            raise ValueError(f"unknown future slot {self.future_slot!r}; choose one of {', '.join(FUTURE_SLOTS)}")
+        if self.action_repeats < 1:
+            raise ValueError(f"action_repeats={self.action_repeats} must be at least 1")
         if self.pixel_path not in PIXEL_PATHS:
             raise ValueError(f"unknown pixel path {self.pixel_path!r}; choose one of {', '.join(PIXEL_PATHS)}")
         if not 0.0 <= self.feature_timestep <= 1.0:
@@ -79,8 +96,9 @@ class DiT4DiTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiT4DiTConfig":
-        # checkpoints saved before the pixel path was a setting resized observations in float
-        return _from_dict(cls, {"pixel_path": "float_interpolate", **d}).validate()
+        # checkpoints saved before these were settings: float resizing, the noised future slot, one action draw
+        legacy = {"pixel_path": "float_interpolate", "future_slot": "noised", "action_repeats": 1}
+        return _from_dict(cls, {**legacy, **d}).validate()
 
 
 def _from_dict(cls, d: dict):
@@ -213,17 +231,27 @@ class DiT4DiT(nn.Module):
         return self.vae.encode(frames_to_video(images, self.cfg.cameras, self.cfg.image_size, self.cfg.pixel_path))
 
     def features(self, x0: torch.Tensor, text: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Block-L features with the future frames of x0 noised to tau_f (frame 0 stays the condition)."""
+        """Block-L features at timestep tau_f; frame 0 of x0 is the condition, the future slot holds what
+        `future_slot` says (pure noise, or x0's future frames noised to tau_f)."""
         cfg = self.cfg
         noise = torch.randn_like(x0) if noise is None else noise
         tf = torch.full((x0.shape[0],), cfg.feature_timestep, device=x0.device, dtype=x0.dtype)
-        x = self._noised(x0, noise, tf)
+        if cfg.future_slot == "pure_noise":
+            cond = interpolate(x0[:, :, :1], noise[:, :, :1], torch.full_like(tf, cfg.cond_timestep))
+            x = torch.cat([cond, noise[:, :, 1:]], dim=2)
+        else:
+            x = self._noised(x0, noise, tf)
         return self.video_dit.features(x, tf, text, cond_t=cfg.cond_timestep)
 
     def _noised(self, x0: torch.Tensor, noise: torch.Tensor, t_future: torch.Tensor) -> torch.Tensor:
         cond = interpolate(x0[:, :, :1], noise[:, :, :1], torch.full_like(t_future, self.cfg.cond_timestep))
         future = interpolate(x0[:, :, 1:], noise[:, :, 1:], t_future)
         return torch.cat([cond, future], dim=2)
+
+    def action_state(self, state: torch.Tensor) -> torch.Tensor:
+        """The state as the action DiT's state token takes it: raw for sincos_raw, normalised otherwise."""
+        state = state.float()
+        return state if self.cfg.action.state_encoding == "sincos_raw" else self.normalizer.normalize("state", state)
 
     # ------------------------------------------------------------------ training
     def forward(self, batch: dict, text: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -246,13 +274,15 @@ class DiT4DiT(nn.Module):
         else:
             with torch.no_grad():
                 feats = self.features(x0, text)
-        actions = self.normalizer.normalize("actions", batch["actions"].float())
-        state = self.normalizer.normalize("state", batch["state"].float())
-        ta = cfg.action_timesteps(b, device=x0.device)
+        r = cfg.action_repeats  # each sample's action loss drawn r times; the features are computed once
+        actions = self.normalizer.normalize("actions", batch["actions"].float()).repeat_interleave(r, 0)
+        state = self.action_state(batch["state"]).repeat_interleave(r, 0)
+        feats = feats.repeat_interleave(r, 0)
+        ta = cfg.action_timesteps(b * r, device=x0.device)
         noise_a = torch.randn_like(actions)
         pred_a = self.action_dit(interpolate(actions, noise_a, ta), ta, state, feats)
         err = (pred_a - velocity_target(actions, noise_a)).pow(2).mean(-1)
-        mask = batch["action_mask"].float()
+        mask = batch["action_mask"].float().repeat_interleave(r, 0)
         action_loss = (err * mask).sum() / mask.sum().clamp(min=1)
         out["action"] = action_loss
         out["video"] = video_loss
@@ -287,7 +317,7 @@ class DiT4DiT(nn.Module):
             start.append(torch.randn((n, cfg.action.chunk, cfg.action.action_dim), generator=g, device=x0.device,
                                      dtype=x0.dtype))
         feats = self.features(x0, text, noise=torch.cat(noise))
-        s = self.normalizer.normalize("state", state.float())
+        s = self.action_state(state)
         actions = euler_sample(lambda a, t: self.action_dit(a, t, s, feats), torch.cat(start),
                                steps or cfg.euler_steps)
         return self.normalizer.unnormalize("actions", actions)

@@ -70,3 +70,18 @@ class TextCache:
                     raise KeyError(f"instruction {t!r} is not in the checkpoint's text cache and no text encoder is set")
                 self.table[t] = self.encoder(t)
         return torch.stack([self.table[t] for t in texts])
+
+
+TEXT_ENCODERS = ("minilm", "precomputed")
+
+
+def make_text_encoder(name: str, max_tokens: int, embeddings: str | None = None):
+    """The encoder a config names (`text`): MiniLM, or a file of precomputed embeddings (`text_embeddings`)."""
+    if name == "minilm":
+        return MiniLMText(max_tokens)
+    if name == "precomputed":
+        if not embeddings:
+            raise ValueError("text='precomputed' needs text_embeddings: a safetensors file mapping each instruction "
+                             "to its embedding (--set text_embeddings=PATH)")
+        return PrecomputedText(embeddings)
+    raise ValueError(f"unknown text encoder {name!r}; choose one of {', '.join(TEXT_ENCODERS)}")
