@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Sampler, default_collate
 
 from bench.demos.dataset import LiberoDemoDataset, WindowSpec
 from bench.models.dit4dit import DiT4DiT, DiT4DiTConfig, count_parameters, precision_context
+from bench.demos.libero_hdf5 import file_suite
 from bench.models.text import TextCache, make_text_encoder
 
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "stats.json", "text_cache.safetensors")
@@ -168,6 +169,8 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
 
     dataset = LiberoDemoDataset(data, window_spec(model_cfg), stats_path=out / "stats.json")
+    suites = {file_suite(p) for p in data}
+    suite = suites.pop() if len(suites) == 1 else None  # recorded in the checkpoint: `bench run --suite` finds it
     text_cache = TextCache(make_text_encoder(model_cfg.text, model_cfg.text_max_tokens, model_cfg.text_embeddings))
     languages = sorted({d.language for d in dataset.demos})
     text_cache(languages)  # every instruction once, before the loop
@@ -215,7 +218,8 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
             return
         save_checkpoint(core, out / "checkpoint", dataset.stats, text_cache,
                         extra={"trained_steps": step, "batch_size": cfg.batch_size,
-                               "data_fingerprint": dataset.stats["fingerprint"], "num_demos": len(dataset.demos)})
+                               "data_fingerprint": dataset.stats["fingerprint"], "num_demos": len(dataset.demos),
+                               "suite": suite})
         torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                     "data_fingerprint": dataset.stats["fingerprint"]}, state_path)
         log.flush()

@@ -17,6 +17,7 @@ runner = CliRunner()
     (["run", "--suite", "libero_long", "--tasks", "x"], ["bad task id 'x'"]),
     (["run", "--suite", "libero_long", "--policy", "replay"], ["needs --demos"]),
     (["list", "tasks", "--suite", "nope"], ["unknown suite 'nope'"]),
+    (["run", "--suite", "libero_long"], ["no bundled checkpoint is trained on libero_10", "pass --policy", "zero"]),
     (["run", "--suite", "libero_spatial", "--math", "fast"], ["unknown math mode 'fast'", "portable, native"]),
     (["verify", "tests/fixtures", "--math", "native"], ["no episodes.jsonl"]),
     (["run", "--suite", "libero_spatial", "--policy", "dit4dit", "--checkpoint", "/nonexistent"],
@@ -63,3 +64,10 @@ def test_summarize_an_empty_run_dir_exits_2_naming_the_file(tmp_path):
     assert result.exit_code == 2, result.output
     assert "holds no episode records" in " ".join(result.output.split())
     assert not (tmp_path / "summary.md").exists()
+
+
+def test_a_suite_finds_its_bundled_checkpoint():
+    from bench.policies.dit4dit import BUNDLED, bundled_for
+
+    assert bundled_for("libero_spatial") == ("dit4dit", BUNDLED)
+    assert bundled_for("libero_10") is None and bundled_for("libero_object") is None

@@ -18,7 +18,8 @@ from bench.mathmode import DEFAULT_MODE
 @app.command()
 def run(
     suite: str = typer.Option(..., "--suite", "-s", help="Suite name (bench list suites)."),
-    policy: str = typer.Option("zero", "--policy", "-p", help="Policy name (bench list policies)."),
+    policy: Optional[str] = typer.Option(None, "--policy", "-p", help="Policy name (bench list policies; default: "
+                                                                      "the bundled checkpoint trained on --suite)."),
     tasks: Optional[str] = typer.Option(None, help="Task ids, e.g. 0,3-5 (default: all)."),
     episodes: Optional[int] = typer.Option(None, min=1, help="Episodes per task (default: the suite's, 50)."),
     workers: int = typer.Option(2, min=1, help="Sim worker processes."),
@@ -42,6 +43,8 @@ def run(
 
     s = load_suite(suite)
     task_ids = parse_tasks(s, tasks)
+    if policy is None:
+        policy, checkpoint = default_policy(s.name, checkpoint)
     pol = build_policy(policy, checkpoint=checkpoint, demos=demos, seed=seed)
     canonical = canonical_policy(policy)
     loaded = getattr(pol, "checkpoint_path", None)
@@ -87,6 +90,19 @@ def run(
             if (out / name).exists():  # videos.png only with --video
                 shutil.copyfile(out / name, publish / f"{s.name}_{name}")
         console.print(f"published to {publish}/{s.name}_summary.*")
+
+
+def default_policy(suite: str, checkpoint: Optional[str]) -> tuple[str, Optional[str]]:
+    """No --policy: the bundled checkpoint trained on this suite, or exit 2 naming the policies (running
+    `zero` silently would spend a whole evaluation measuring nothing)."""
+    from bench.policies import load_all
+    from bench.policies.dit4dit import bundled_for
+
+    found = bundled_for(suite)
+    if found is None:
+        fail(f"no bundled checkpoint is trained on {suite}: pass --policy (valid: {', '.join(load_all())})")
+    console.print(f"no --policy: running the bundled {found[0]} checkpoint trained on {suite} ({found[1].name})")
+    return found[0], checkpoint or str(found[1])
 
 
 class ListWhat(str, Enum):

@@ -135,6 +135,16 @@ def file_pixel_path(path: str | Path) -> str | None:
         return str(f["data"].attrs.get("pixel_path", "native_render"))
 
 
+def file_suite(path: str | Path) -> str | None:
+    """The suite a demo file was generated from (our files say so; official LIBERO files do not)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with h5py.File(path, "r") as f:
+        suite = f["data"].attrs.get("suite") if "data" in f else None
+    return str(suite) if suite is not None else None
+
+
 class DemoWriter:
     """Appends demos (one task each) to a LIBERO-layout file. The file is opened for each demo
     and closed again, so a run that is killed (even mid-generation) leaves a readable file

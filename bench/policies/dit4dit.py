@@ -20,7 +20,23 @@ from bench.policies import register
 from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
 from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
 
-BUNDLED = Path(__file__).resolve().parent.parent / "checkpoints" / "dit4dit_tiny_libero_spatial"
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+BUNDLED = CHECKPOINTS / "dit4dit_tiny_libero_spatial"
+
+
+def bundled_for(suite: str) -> tuple[str, Path] | None:
+    """(policy, checkpoint folder) of a checkpoint shipped in the package and trained on `suite`'s demos: its
+    config.json says so (`suite`), or, for checkpoints from before that, its folder name ends in the suite's."""
+    import json
+
+    for folder in sorted(CHECKPOINTS.glob("*/")):
+        cfg_path = folder / "config.json"
+        if not cfg_path.exists():
+            continue
+        cfg = json.loads(cfg_path.read_text())
+        if cfg.get("suite", suite if folder.name.endswith("_" + suite) else None) == suite:
+            return cfg.get("policy", "dit4dit"), folder
+    return None
 
 
 class DiT4DiTPolicy:
