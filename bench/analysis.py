@@ -30,12 +30,12 @@ def future_slot_errors(checkpoint: str | Path, data: list[str], windows: int = 5
 
     from bench.demos.dataset import LiberoDemoDataset
     from bench.models.flow import euler_sample, interpolate
-    from bench.training import load_checkpoint, window_spec
+    from bench.training import load_checkpoint
 
     model, text, _ = load_checkpoint(checkpoint)
     model.eval()
     cfg = model.cfg
-    ds = LiberoDemoDataset(data, window_spec(cfg))
+    ds = LiberoDemoDataset(data, model.window_spec())
     picks = np.linspace(0, len(ds) - 1, min(windows, len(ds))).round().astype(int)
     gen = torch.Generator().manual_seed(seed)
     errors: dict[str, list[np.ndarray]] = {k: [] for k in FUTURE_SLOTS}

@@ -39,11 +39,11 @@ def probe(mode: str, calls: int = 8, repeats: int = 1) -> dict:
     """Actions of `calls` observations (digest over all their bytes) and per-call latency in seconds.
     `repeats` > 1 times the same calls again (the digest must not change)."""
     mathmode.apply(mode)
-    from bench.policies.dit4dit import DiT4DiTPolicy
+    from bench.policies.trained import TrainedPolicy
     from bench.policy import EpisodeInfo
     from bench.suites import get_suite
 
-    policy = DiT4DiTPolicy()
+    policy = TrainedPolicy("dit4dit")
     mathmode.check(mode)
     task = get_suite("libero_spatial").task(0)
     policy.reset(EpisodeInfo("libero_spatial/0/0", task, 0, 7))

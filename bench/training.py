@@ -1,7 +1,7 @@
-"""Training loop for the trainable policies (DiT4DiT now; the baselines reuse it).
+"""One training loop for every registered model (bench/models/registry.py), one checkpoint format.
 
-One loop, every step named: AdamW with separate learning rates for the video and
-action DiTs, linear warmup then cosine decay to `min_lr`, gradient clipping,
+Every step named: AdamW with a learning rate per parameter group the model declares
+(`lr`, or `group_lr[name]`), linear warmup then cosine decay to `min_lr`, gradient clipping,
 losses logged to `losses.csv` (and plotted to `losses.png`), checkpoints as
 safetensors + JSON config + normalisation statistics, and a resumable train state.
 It runs through accelerate, so `accelerate launch -m bench.cli train ...` uses
@@ -18,17 +18,19 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
 
-from bench.demos.dataset import LiberoDemoDataset, WindowSpec
-from bench.models.dit4dit import DiT4DiT, DiT4DiTConfig, count_parameters, precision_context
+from bench.demos.dataset import LiberoDemoDataset
 from bench.demos.libero_hdf5 import file_suite
+from bench.models.common import count_parameters, precision_context
+from bench.models.registry import entry_of_config, load_models
 from bench.models.text import TextCache, make_text_encoder
+from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
 
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "stats.json", "text_cache.safetensors")
 
@@ -40,8 +42,8 @@ PRECISIONS = ("fp32", "bf16")
 class TrainConfig:
     steps: int = 1000
     batch_size: int = 16
-    lr_video: float = 3e-4
-    lr_action: float = 3e-4
+    lr: float = 3e-4  # peak learning rate of every parameter group...
+    group_lr: dict[str, float] = field(default_factory=dict)  # ...unless named here (dit4dit: action, video)
     min_lr: float = 5e-7
     warmup: int = 100
     weight_decay: float = 1e-4
@@ -80,16 +82,25 @@ def lr_factor(step: int, cfg: TrainConfig, base: float) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def save_checkpoint(model: DiT4DiT, folder: Path, stats: dict, text_cache: TextCache, extra: dict | None = None) -> None:
-    """Write atomically: a crash mid-save leaves the previous checkpoint intact."""
+CHECKPOINT_FORMAT = 2
+
+
+def save_checkpoint(model, folder: Path, stats: dict, text_cache: TextCache, extra: dict | None = None) -> None:
+    """Write atomically (a crash mid-save leaves the previous checkpoint intact). config.json records the
+    model's registered name, its config, the layouts it was trained on, and `extra` (steps, data, suite)."""
     from safetensors.torch import save_file
 
+    chunk, action_dim = model.chunk_shape
+    info = {"format": CHECKPOINT_FORMAT, "model": entry_of_config(model.cfg).name, "config": model.cfg.to_dict(),
+            "layouts": {"cameras": list(model.cfg.cameras), "state": LIBERO_STATE_LAYOUT,
+                        "action": LIBERO_ACTION_CONVENTION, "action_dim": action_dim, "chunk": chunk},
+            **(extra or {})}
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"))
-    (tmp / "config.json").write_text(json.dumps({"policy": "dit4dit", **model.cfg.to_dict(), **(extra or {})}, indent=2))
+    (tmp / "config.json").write_text(json.dumps(info, indent=2))
     (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
     save_file({t: e.contiguous() for t, e in text_cache.table.items()} or {"": torch.zeros(1)},
               str(tmp / "text_cache.safetensors"))
@@ -97,16 +108,34 @@ def save_checkpoint(model: DiT4DiT, folder: Path, stats: dict, text_cache: TextC
     tmp.rename(folder)
 
 
-def load_checkpoint(folder: str | Path, text_encoder: bool = True) -> tuple[DiT4DiT, TextCache, dict]:
-    from safetensors.torch import load_file
-
+def checkpoint_info(folder: str | Path) -> dict:
+    """config.json in the current format. Checkpoints from before it (one flat dict: `policy` + the DiT4DiT
+    config + training facts) are read as DiT4DiT ones trained on LIBERO's layouts."""
     folder = Path(folder)
     missing = [f for f in CHECKPOINT_FILES if not (folder / f).exists()]
     if missing:
-        raise FileNotFoundError(f"{folder}: not a DiT4DiT checkpoint (missing {', '.join(missing)})")
+        raise FileNotFoundError(f"{folder}: not a model checkpoint (missing {', '.join(missing)})")
     raw = json.loads((folder / "config.json").read_text())
-    cfg = DiT4DiTConfig.from_dict(raw)
-    model = DiT4DiT(cfg)
+    if raw.get("format") == CHECKPOINT_FORMAT:
+        return raw
+    facts = ("trained_steps", "batch_size", "data_fingerprint", "num_demos", "suite")
+    config = {k: v for k, v in raw.items() if k not in facts and k != "policy"}
+    return {"format": 1, "model": raw.get("policy", "dit4dit"), "config": config,
+            "layouts": {"cameras": config.get("cameras"), "state": LIBERO_STATE_LAYOUT,
+                        "action": LIBERO_ACTION_CONVENTION, "action_dim": config["action"]["action_dim"],
+                        "chunk": config["action"]["chunk"]},
+            **{k: raw[k] for k in facts if k in raw}}
+
+
+def load_checkpoint(folder: str | Path, text_encoder: bool = True) -> tuple:
+    """(model, text cache, stats) of any registered model's checkpoint."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    info = checkpoint_info(folder)
+    entry = load_models().get(info["model"])
+    cfg = entry.config_cls.from_dict(info["config"])
+    model = entry.build(cfg)
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     table = {k: v for k, v in load_file(str(folder / "text_cache.safetensors")).items() if k}
     stats = json.loads((folder / "stats.json").read_text())
@@ -116,17 +145,15 @@ def load_checkpoint(folder: str | Path, text_encoder: bool = True) -> tuple[DiT4
     return model, TextCache(encoder, table), stats
 
 
-def window_spec(cfg: DiT4DiTConfig) -> WindowSpec:
-    return WindowSpec(cameras=cfg.cameras, n_current=1, n_future=cfg.n_future, future_stride=cfg.future_stride,
-                      chunk=cfg.action.chunk)
-
-
-def _param_groups(model: DiT4DiT, cfg: TrainConfig) -> list[dict]:
-    video = [p for p in model.video_dit.parameters() if p.requires_grad]
-    action = [p for p in model.action_dit.parameters() if p.requires_grad]
-    groups = [{"params": action, "lr": cfg.lr_action, "base_lr": cfg.lr_action, "name": "action"}]
-    if video:
-        groups.append({"params": video, "lr": cfg.lr_video, "base_lr": cfg.lr_video, "name": "video"})
+def _param_groups(model, cfg: TrainConfig) -> list[dict]:
+    groups = []
+    for g in model.param_groups():
+        lr = cfg.group_lr.get(g["name"], cfg.lr)
+        groups.append({"params": g["params"], "lr": lr, "base_lr": lr, "name": g["name"]})
+    unknown = set(cfg.group_lr) - {g["name"] for g in groups}
+    if unknown:
+        raise ValueError(f"no parameter group named {', '.join(sorted(unknown))}; this model has "
+                         f"{', '.join(g['name'] for g in groups)}")
     return groups
 
 
@@ -137,15 +164,18 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
+    if not csv_path.exists() or csv_path.stat().st_size == 0:
+        return  # nothing logged yet (the header comes with the first row)
     df = pd.read_csv(csv_path)
     if df.empty:
         return
     fig, ax = plt.subplots(figsize=(7, 4))
-    for col in ("loss", "action", "video"):
+    losses = [c for c in df.columns[1:] if not c.startswith("lr_") and c not in ("grad_norm", "samples_per_s")]
+    for col in losses:
         ax.plot(df["step"], df[col].rolling(5, min_periods=1).mean(), label=col)
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("flow-matching loss (5-point mean)")
+    ax.set_ylabel("loss (5-point mean)")
     ax.set_title(png_path.parent.name)
     ax.legend()
     fig.tight_layout()
@@ -153,9 +183,10 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: TrainConfig, resume: bool = False,
+def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume: bool = False,
           on_log: Callable[[int, dict], None] | None = None) -> Path:
-    """Train into `out`; returns the final checkpoint folder (`out/checkpoint`)."""
+    """Train the registered model `model_cfg` belongs to into `out`; returns the final checkpoint folder
+    (`out/checkpoint`)."""
     from accelerate import Accelerator
 
     if cfg.precision not in PRECISIONS:
@@ -168,14 +199,15 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
 
-    dataset = LiberoDemoDataset(data, window_spec(model_cfg), stats_path=out / "stats.json")
+    entry = entry_of_config(model_cfg)
+    model = entry.build(model_cfg)
+    dataset = LiberoDemoDataset(data, model.window_spec(), stats_path=out / "stats.json")
     suites = {file_suite(p) for p in data}
     suite = suites.pop() if len(suites) == 1 else None  # recorded in the checkpoint: `bench run --suite` finds it
     text_cache = TextCache(make_text_encoder(model_cfg.text, model_cfg.text_max_tokens, model_cfg.text_embeddings))
     languages = sorted({d.language for d in dataset.demos})
     text_cache(languages)  # every instruction once, before the loop
 
-    model = DiT4DiT(model_cfg)
     model.normalizer.set_stats(dataset.stats)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), betas=cfg.betas, weight_decay=cfg.weight_decay)
     start = 0
@@ -196,7 +228,7 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
     core = accelerator.unwrap_model(model)
     from bench.provenance import provenance
 
-    run_info = {"train": asdict(cfg), "model": model_cfg.to_dict(), "data": [str(p) for p in data],
+    run_info = {"train": asdict(cfg), "model": entry.name, "config": model_cfg.to_dict(), "data": [str(p) for p in data],
                 "data_fingerprint": dataset.stats["fingerprint"], "num_demos": len(dataset.demos),
                 "num_windows": len(dataset), "parameters": count_parameters(core), "resumed_at": start,
                 "provenance": provenance()}
@@ -209,9 +241,7 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
         csv_path.write_text("".join([lines[0]] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= start]))
     log = csv_path.open("w" if new_csv else "a", newline="")
     writer = csv.writer(log)
-    if new_csv:
-        writer.writerow(["step", "loss", "action", "video", "lr_action", "lr_video", "grad_norm", "samples_per_s"])
-        log.flush()
+    header_due = new_csv  # written with the first row: its columns are the model's losses and groups
 
     def checkpoint(step: int) -> None:
         if not accelerator.is_main_process:
@@ -245,10 +275,13 @@ def train(model_cfg: DiT4DiTConfig, data: list[str], out: str | Path, cfg: Train
             now = time.perf_counter()
             rate = cfg.log_every * cfg.batch_size / max(now - window, 1e-9)
             window = now
-            lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
+            lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
             row = {k: float(v.detach()) for k, v in losses.items()}
-            writer.writerow([step, row["loss"], row["action"], row["video"], lrs.get("action", 0.0),
-                             lrs.get("video", 0.0), float(grad_norm), rate])
+            names = ["loss", *sorted(k for k in row if k != "loss")]
+            if header_due:
+                writer.writerow(["step", *names, *lrs, "grad_norm", "samples_per_s"])
+                header_due = False
+            writer.writerow([step, *(row[k] for k in names), *lrs.values(), float(grad_norm), rate])
             log.flush()  # a crash or a kill loses no logged step
             if on_log:
                 on_log(step, {**row, "samples_per_s": rate})

@@ -21,7 +21,7 @@ runner = CliRunner()
     (["run", "--suite", "libero_spatial", "--math", "fast"], ["unknown math mode 'fast'", "portable, native"]),
     (["verify", "tests/fixtures", "--math", "native"], ["no episodes.jsonl"]),
     (["run", "--suite", "libero_spatial", "--policy", "dit4dit", "--checkpoint", "/nonexistent"],
-     ["not a DiT4DiT checkpoint", "model.safetensors"]),
+     ["not a model checkpoint", "model.safetensors"]),
     (["train", "--data", "tests/fixtures/libero_object_t0_2demos_32.hdf5", "--out", "/tmp/x", "--config", "huge"],
      ["unknown config 'huge'", "tiny, full"]),
     (["train", "--data", "tests/fixtures/libero_object_t0_2demos_32.hdf5", "--out", "/tmp/x", "--policy", "gr00t"],
@@ -67,7 +67,7 @@ def test_summarize_an_empty_run_dir_exits_2_naming_the_file(tmp_path):
 
 
 def test_a_suite_finds_its_bundled_checkpoint():
-    from bench.policies.dit4dit import BUNDLED, bundled_for
+    from bench.policies.trained import BUNDLED, bundled_for
 
     assert bundled_for("libero_spatial") == ("dit4dit", BUNDLED)
     assert bundled_for("libero_10") is None and bundled_for("libero_object") is None

@@ -17,7 +17,7 @@ from bench.models.flow import SAMPLERS
 from bench.models.frames import PIXEL_PATHS
 from bench.models.text import TEXT_ENCODERS, make_text_encoder
 from bench.models.vae import VAES
-from bench.training import window_spec
+from bench.models.dit4dit import window_spec
 
 METADATA = {
     "name": "a label for the config",

@@ -325,7 +325,7 @@ def test_bundled_checkpoint_serves_libero_spatial_with_no_argument():
     """`bench run --suite libero_spatial --policy dit4dit` (the README's main job) needs no
     --checkpoint, no text encoder and no hub: the package ships everything it reads."""
     from bench.policies import make_policy
-    from bench.policies.dit4dit import BUNDLED
+    from bench.policies.trained import BUNDLED
     from bench.policy import EpisodeInfo, ObservationBatch, check_spec
     from bench.suites import get_suite
 

@@ -194,7 +194,7 @@ def test_episode_timeout_kills_the_worker_and_the_run_goes_on(tmp_path, gl):
 def test_records_carry_the_hash_of_what_decides_the_actions(tmp_path, bench_cmd, gl, policy):
     """`--policy dit4dit` with no --checkpoint loads the bundled one, `--policy replay` a demo file: the
     records carry its path and hash, so a result names the exact weights or demos behind it."""
-    from bench.policies.dit4dit import BUNDLED
+    from bench.policies.trained import BUNDLED
     from bench.provenance import file_hash
 
     out = tmp_path / "run"

@@ -23,7 +23,7 @@ def future_slot(
     """Action error on held-out demos with the video DiT's future slot holding the noised real future,
     the noised current frame, or pure noise (paired: the same noise for all three)."""
     from bench.analysis import future_slot_errors, future_slot_markdown
-    from bench.policies.dit4dit import BUNDLED
+    from bench.policies.trained import BUNDLED
     from bench.provenance import file_hash, provenance
 
     for path in data:

@@ -96,7 +96,7 @@ def default_policy(suite: str, checkpoint: Optional[str]) -> tuple[str, Optional
     """No --policy: the bundled checkpoint trained on this suite, or exit 2 naming the policies (running
     `zero` silently would spend a whole evaluation measuring nothing)."""
     from bench.policies import load_all
-    from bench.policies.dit4dit import bundled_for
+    from bench.policies.trained import bundled_for
 
     found = bundled_for(suite)
     if found is None:

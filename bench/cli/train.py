@@ -11,9 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench.cli.common import app, console, fail
 
 
-TRAINABLE = ("dit4dit",)
-
-
 def parse_overrides(items: list[str]) -> dict:
     import json as _json
 
@@ -31,14 +28,16 @@ def parse_overrides(items: list[str]) -> dict:
 
 @app.command()
 def train(
-    policy: str = typer.Option("dit4dit", "--policy", "-p", help=f"Trainable policy: {', '.join(TRAINABLE)}."),
-    config: str = typer.Option("tiny", "--config", "-c", help="Model config: tiny or full."),
+    policy: str = typer.Option("dit4dit", "--policy", "-p", help="Trainable model (bench list policies: every "
+                                                                 "registered model)."),
+    config: str = typer.Option("tiny", "--config", "-c", help="The model's named config (dit4dit: tiny or full)."),
     data: list[str] = typer.Option(..., "--data", "-d", help="Demo file(s): LIBERO HDF5 or a LeRobot folder."),
     steps: int = typer.Option(1000, min=1, help="Optimizer steps."),
     out: Path = typer.Option(..., help="Run folder (checkpoint/, losses.csv, losses.png, train_state.pt)."),
     batch_size: int = typer.Option(16, min=1, help="Samples per step (per process)."),
-    lr_video: float = typer.Option(3e-4, help="Peak learning rate of the video DiT."),
-    lr_action: float = typer.Option(3e-4, help="Peak learning rate of the action DiT."),
+    lr: float = typer.Option(3e-4, help="Peak learning rate of every parameter group."),
+    group_lr: list[str] = typer.Option([], "--group-lr", help="NAME=LR for one parameter group (dit4dit: action, "
+                                                               "video); repeatable."),
     warmup: int = typer.Option(100, min=0, help="Linear warmup steps."),
     checkpoint_every: int = typer.Option(250, min=1, help="Steps between checkpoints."),
     seed: int = typer.Option(0, help="Seed of the weights and of the batch order."),
@@ -53,36 +52,46 @@ def train(
     """Train a policy on demonstrations (runs on several GPUs under `accelerate launch`)."""
     import torch
 
-    from bench.models.dit4dit import CONFIGS, make_config
+    from bench.models.registry import load_models, model_config
+    from bench.registry import UnknownNameError
     from bench.training import TrainConfig, train as run_training
 
-    if policy not in TRAINABLE:
-        fail(f"unknown trainable policy {policy!r}; valid: {', '.join(TRAINABLE)}")
-    if config not in CONFIGS:
-        fail(f"unknown config {config!r}; valid: {', '.join(CONFIGS)}")
+    models = load_models()
+    try:
+        entry = models.get(policy)
+    except UnknownNameError:
+        fail(f"unknown trainable policy {policy!r}; valid: {', '.join(models)}")
+    if config not in entry.configs:
+        fail(f"unknown config {config!r}; valid: {', '.join(entry.configs)}")
     for path in data:
         if not Path(path).exists():
             fail(f"--data {path}: no such file or folder")
     try:
-        model_cfg = make_config(config, **parse_overrides(set_))
+        model_cfg = model_config(policy, config, **parse_overrides(set_))
     except (ValueError, KeyError, TypeError) as exc:
         fail(str(exc))
+    lrs = {}
+    for item in group_lr:
+        name, _, value = item.partition("=")
+        try:
+            lrs[name] = float(value)
+        except ValueError:
+            fail(f"--group-lr takes NAME=LR (e.g. video=1e-4), got {item!r}")
     if threads:
         torch.set_num_threads(threads)
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr_video=lr_video, lr_action=lr_action,
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, group_lr=lrs,
                       warmup=min(warmup, steps), checkpoint_every=checkpoint_every, seed=seed, num_workers=workers,
                       precision=precision)
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]} (action {task.fields[action]}, video {task.fields[video]})"
-                                   " {task.fields[rate]} samples/s"),
+                        TextColumn("{task.fields[losses]} {task.fields[rate]} samples/s"),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=console)
 
     def on_log(step: int, row: dict) -> None:
-        progress.update(bar, completed=step, loss=f"{row['loss']:.4f}", action=f"{row['action']:.4f}",
-                        video=f"{row['video']:.4f}", rate=f"{row['samples_per_s']:.1f}")
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "samples_per_s")
+        progress.update(bar, completed=step, losses=shown, rate=f"{row['samples_per_s']:.1f}")
 
     with progress:
-        bar = progress.add_task("train", total=steps, loss="-", action="-", video="-", rate="-")
+        bar = progress.add_task("train", total=steps, losses="loss -", rate="-")
         try:
             ckpt = run_training(model_cfg, data, out, cfg, resume=resume, on_log=on_log)
         except (FileExistsError, FileNotFoundError, ValueError) as exc:

@@ -9,5 +9,5 @@
     dit4dit.py     configs, the joint model, its two losses and action sampling
 
 The harness (bench.runner, bench.suites) never imports this package; the
-`dit4dit` policy (bench/policies/dit4dit.py) is the only bridge.
+policy adapter (bench/policies/trained.py) is the only bridge; models register in registry.py.
 """

@@ -25,15 +25,19 @@ as an ablation arm. The action loss is drawn `action_repeats` times per sample
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.demos.dataset import WindowSpec
 from bench.models.action_dit import ActionDiT, ActionDiTConfig
-from bench.models.frames import PIXEL_PATHS, model_frames
+from bench.models.common import (Normalizer, config_from_dict, count_parameters, frames_to_video, override,  # noqa: F401
+                                  precision_context)
+from bench.models.frames import PIXEL_PATHS
+from bench.models.registry import ModelEntry, register_model
 from bench.models.text import TEXT_ENCODERS
 from bench.models.flow import TimestepSampler, euler_sample, interpolate, velocity_target
 from bench.models.vae import VAES, latent_frames
@@ -98,22 +102,7 @@ class DiT4DiTConfig:
     def from_dict(cls, d: dict) -> "DiT4DiTConfig":
         # checkpoints saved before these were settings: float resizing, the noised future slot, one action draw
         legacy = {"pixel_path": "float_interpolate", "future_slot": "noised", "action_repeats": 1}
-        return _from_dict(cls, {**legacy, **d}).validate()
-
-
-def _from_dict(cls, d: dict):
-    kwargs = {}
-    for f in fields(cls):
-        if f.name not in d:
-            continue
-        v = d[f.name]
-        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-        if is_dataclass(default):
-            v = _from_dict(type(default), v)
-        elif isinstance(v, list):
-            v = tuple(v)
-        kwargs[f.name] = v
-    return cls(**kwargs)
+        return config_from_dict(cls, {**legacy, **d}).validate()
 
 
 def tiny_config() -> DiT4DiTConfig:
@@ -144,64 +133,10 @@ CONFIGS = {"tiny": tiny_config, "full": full_config}
 
 
 def make_config(name: str, **overrides: Any) -> DiT4DiTConfig:
+    """A named DiT4DiT config with dotted-key overrides ("video.feature_layer": 2)."""
     if name not in CONFIGS:
         raise ValueError(f"unknown DiT4DiT config {name!r}; choose one of {', '.join(CONFIGS)}")
-    cfg = CONFIGS[name]()
-    d = cfg.to_dict()
-    for key, value in overrides.items():  # dotted keys reach nested configs: "video.feature_layer"
-        target = d
-        *path, last = key.split(".")
-        for p in path:
-            target = target[p]
-        if last not in target:
-            raise ValueError(f"unknown config key {key!r}")
-        target[last] = value
-    return DiT4DiTConfig.from_dict(d)
-
-
-class Normalizer(nn.Module):
-    """Maps states and actions to [-1, 1] by their 1st/99th percentiles (buffers: saved with the weights)."""
-
-    def __init__(self, state_dim: int = 8, action_dim: int = 7):
-        super().__init__()
-        for name, dim in (("state", state_dim), ("actions", action_dim)):
-            self.register_buffer(f"{name}_lo", -torch.ones(dim))
-            self.register_buffer(f"{name}_hi", torch.ones(dim))
-
-    def set_stats(self, stats: dict) -> None:
-        for name in ("state", "actions"):
-            lo = torch.tensor(stats[name]["q01"], dtype=torch.float32)
-            hi = torch.tensor(stats[name]["q99"], dtype=torch.float32)
-            same = (hi - lo) < 1e-6  # constant dims pass through unscaled around their value
-            getattr(self, f"{name}_lo").copy_(torch.where(same, lo - 1, lo))
-            getattr(self, f"{name}_hi").copy_(torch.where(same, hi + 1, hi))
-
-    def normalize(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        lo, hi = getattr(self, f"{name}_lo"), getattr(self, f"{name}_hi")
-        return (2 * (x - lo) / (hi - lo) - 1).clamp(-1.5, 1.5)
-
-    def unnormalize(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        lo, hi = getattr(self, f"{name}_lo"), getattr(self, f"{name}_hi")
-        return (x + 1) / 2 * (hi - lo) + lo
-
-
-def frames_to_video(images: dict[str, torch.Tensor], cameras: tuple[str, ...], size: int,
-                    pixel_path: str = "render_resize_uint8") -> torch.Tensor:
-    """{cam: (B, T, H, W, 3) uint8} -> (B, 3, T, size, size * n_cams) in [-1, 1], cameras side by side.
-    Frames not at `size` are resized by the config's pixel path (bench/models/frames.py)."""
-    views = []
-    for cam in cameras:
-        x = images[cam]
-        b, t, h, w, _ = x.shape
-        if (h, w) != (size, size) and pixel_path == "render_resize_uint8":
-            x = torch.from_numpy(model_frames(x.cpu().numpy(), size)).to(x.device)
-            h = w = size
-        x = x.reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float()
-        if (h, w) != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        views.append(x.reshape(b, t, 3, size, size))
-    video = torch.cat(views, dim=-1) / 127.5 - 1.0
-    return video.permute(0, 2, 1, 3, 4).contiguous()
+    return DiT4DiTConfig.from_dict(override(CONFIGS[name]().to_dict(), overrides))
 
 
 class DiT4DiT(nn.Module):
@@ -247,6 +182,19 @@ class DiT4DiT(nn.Module):
         cond = interpolate(x0[:, :, :1], noise[:, :, :1], torch.full_like(t_future, self.cfg.cond_timestep))
         future = interpolate(x0[:, :, 1:], noise[:, :, 1:], t_future)
         return torch.cat([cond, future], dim=2)
+
+    def param_groups(self) -> list[dict]:
+        """The action DiT and the video DiT learn at their own rates (`--group-lr video=...`)."""
+        groups = [{"name": "action", "params": [p for p in self.action_dit.parameters() if p.requires_grad]}]
+        video = [p for p in self.video_dit.parameters() if p.requires_grad]
+        return groups + ([{"name": "video", "params": video}] if video else [])
+
+    def window_spec(self) -> WindowSpec:
+        return window_spec(self.cfg)
+
+    @property
+    def chunk_shape(self) -> tuple[int, int]:
+        return self.cfg.action.chunk, self.cfg.action.action_dim
 
     def action_state(self, state: torch.Tensor) -> torch.Tensor:
         """The state as the action DiT's state token takes it: raw for sincos_raw, normalised otherwise."""
@@ -323,14 +271,14 @@ class DiT4DiT(nn.Module):
         return self.normalizer.unnormalize("actions", actions)
 
 
-def precision_context(device: torch.device | str, precision: str):
-    """The forward-pass context of a precision: "bf16" is autocast to bfloat16 with fp32 weights and
-    optimizer state (what `bench train --precision bf16` and `bench perf policy` measure), "fp32" is plain."""
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+def window_spec(cfg: DiT4DiTConfig) -> WindowSpec:
+    """Training windows: the current frame and `n_future` frames `future_stride` steps apart, a chunk of actions."""
+    return WindowSpec(cameras=cfg.cameras, n_current=1, n_future=cfg.n_future, future_stride=cfg.future_stride,
+                      chunk=cfg.action.chunk)
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+register_model(ModelEntry("dit4dit", DiT4DiTConfig, CONFIGS, DiT4DiT,
+                          "DiT4DiT: video DiT features condition a flow-matching action DiT"))
 
 
 def build_on_meta(cfg: DiT4DiTConfig) -> DiT4DiT:

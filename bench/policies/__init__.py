@@ -17,7 +17,7 @@ from typing import Any, Callable
 from bench.registry import Registry
 
 # Modules that register policies when imported; later model packages add themselves here.
-POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay", "bench.policies.scripted", "bench.policies.dit4dit"]
+POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay", "bench.policies.scripted"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ def load_all() -> Registry[PolicyEntry]:
         _loaded = True
         for module in POLICY_MODULES:
             importlib.import_module(module)
+        from bench.policies.trained import register_models
+
+        register_models()  # every trainable model (bench/models/registry.py), served from its checkpoints
         for ep in metadata.entry_points(group="dit4dit_bench.policies"):
             importlib.import_module(ep.value)
     return POLICIES

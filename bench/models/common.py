@@ -1,0 +1,99 @@
+"""Parts every trainable model shares: config plumbing, the state/action normaliser, how camera frames
+become a model's video tensor, the precision context, parameter counts."""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.models.frames import model_frames
+
+
+def config_from_dict(cls, d: dict):
+    """A (nested) dataclass config from its dict; keys it does not know are ignored (older checkpoints)."""
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in d:
+            continue
+        v = d[f.name]
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        if is_dataclass(default):
+            v = config_from_dict(type(default), v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def override(d: dict, overrides: dict[str, Any]) -> dict:
+    """Set dotted keys ("video.feature_layer") in a config dict; an unknown key is an error naming it."""
+    for key, value in overrides.items():
+        target = d
+        *path, last = key.split(".")
+        for p in path:
+            if not isinstance(target.get(p), dict):
+                raise ValueError(f"unknown config key {key!r}")
+            target = target[p]
+        if last not in target:
+            raise ValueError(f"unknown config key {key!r}")
+        target[last] = value
+    return d
+
+
+class Normalizer(nn.Module):
+    """Maps states and actions to [-1, 1] by their 1st/99th percentiles (buffers: saved with the weights)."""
+
+    def __init__(self, state_dim: int = 8, action_dim: int = 7):
+        super().__init__()
+        for name, dim in (("state", state_dim), ("actions", action_dim)):
+            self.register_buffer(f"{name}_lo", -torch.ones(dim))
+            self.register_buffer(f"{name}_hi", torch.ones(dim))
+
+    def set_stats(self, stats: dict) -> None:
+        for name in ("state", "actions"):
+            lo = torch.tensor(stats[name]["q01"], dtype=torch.float32)
+            hi = torch.tensor(stats[name]["q99"], dtype=torch.float32)
+            same = (hi - lo) < 1e-6  # constant dims pass through unscaled around their value
+            getattr(self, f"{name}_lo").copy_(torch.where(same, lo - 1, lo))
+            getattr(self, f"{name}_hi").copy_(torch.where(same, hi + 1, hi))
+
+    def normalize(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = getattr(self, f"{name}_lo"), getattr(self, f"{name}_hi")
+        return (2 * (x - lo) / (hi - lo) - 1).clamp(-1.5, 1.5)
+
+    def unnormalize(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = getattr(self, f"{name}_lo"), getattr(self, f"{name}_hi")
+        return (x + 1) / 2 * (hi - lo) + lo
+
+
+def frames_to_video(images: dict[str, torch.Tensor], cameras: tuple[str, ...], size: int,
+                    pixel_path: str = "render_resize_uint8") -> torch.Tensor:
+    """{cam: (B, T, H, W, 3) uint8} -> (B, 3, T, size, size * n_cams) in [-1, 1], cameras side by side.
+    Frames not at `size` are resized by the config's pixel path (bench/models/frames.py)."""
+    views = []
+    for cam in cameras:
+        x = images[cam]
+        b, t, h, w, _ = x.shape
+        if (h, w) != (size, size) and pixel_path == "render_resize_uint8":
+            x = torch.from_numpy(model_frames(x.cpu().numpy(), size)).to(x.device)
+            h = w = size
+        x = x.reshape(b * t, h, w, 3).permute(0, 3, 1, 2).float()
+        if (h, w) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        views.append(x.reshape(b, t, 3, size, size))
+    video = torch.cat(views, dim=-1) / 127.5 - 1.0
+    return video.permute(0, 2, 1, 3, 4).contiguous()
+
+
+def precision_context(device: torch.device | str, precision: str):
+    """The forward-pass context of a precision: "bf16" is autocast to bfloat16 with fp32 weights and
+    optimizer state (what `bench train --precision bf16` and `bench perf policy` measure), "fp32" is plain."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,103 @@
+"""Every trained model behind the policy contract: one adapter for any registered model's checkpoint
+(bench/models/registry.py), registered as a policy under the model's name (`dit4dit`, ...).
+
+Each `act` call predicts one row at a time, its noise seeded by (episode, step): which rows the runner
+batches together depends on worker timing, and a batched matmul differs from a single-row one in the last
+bits, which closed-loop steps can grow into another outcome. Row by row, a rerun gives the same episodes.
+
+Without --checkpoint a policy uses the checkpoint of its model shipped in bench/checkpoints/, if any.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from bench.policies import register
+from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+BUNDLED = CHECKPOINTS / "dit4dit_tiny_libero_spatial"
+
+
+def bundled() -> list[tuple[str, str | None, Path]]:
+    """(model, suite, folder) of every checkpoint shipped in the package. A checkpoint's config.json names
+    its suite; for checkpoints from before that, the folder name ends in it (`<model>_<config>_<suite>`)."""
+    from bench.suites import SUITES
+
+    out = []
+    for folder in sorted(p for p in CHECKPOINTS.iterdir() if (p / "config.json").exists()):
+        raw = json.loads((folder / "config.json").read_text())
+        suite = raw.get("suite") or next((s for s in SUITES if folder.name.endswith("_" + s)), None)
+        out.append((raw.get("model", raw.get("policy", "dit4dit")), suite, folder))
+    return out
+
+
+def bundled_for(suite: str) -> tuple[str, Path] | None:
+    """(policy, checkpoint folder) of a shipped checkpoint trained on `suite`'s demos."""
+    return next(((m, f) for m, s, f in bundled() if s == suite), None)
+
+
+class TrainedPolicy:
+    def __init__(self, model_name: str, checkpoint: str | None = None, seed: int = 0, steps: int | None = None):
+        import torch  # imported here: listing policies stays fast
+
+        # The policy runs in the runner's process beside the sim workers; torch's default of one
+        # spinning thread per core fights them for the CPU.
+        torch.set_num_threads(1)
+
+        from bench.training import checkpoint_info, load_checkpoint
+
+        if checkpoint is None:
+            shipped = [f for m, _, f in bundled() if m == model_name]
+            if not shipped:
+                raise FileNotFoundError(
+                    f"no --checkpoint given and no {model_name} checkpoint ships with the package; train one with "
+                    f"`bench train --policy {model_name} --data <demos.hdf5> --out <dir>` and pass "
+                    "--checkpoint <dir>/checkpoint")
+            path = BUNDLED if BUNDLED in shipped else shipped[0]
+        else:
+            path = Path(checkpoint)
+        info = checkpoint_info(path)
+        if info["model"] != model_name:
+            raise ValueError(f"{path} is a {info['model']} checkpoint, not {model_name}: use --policy {info['model']}")
+        self.checkpoint_path = path  # the runner hashes it into every episode record
+        self.model, self.text, self.stats = load_checkpoint(path)
+        self.model.eval()
+        self.seed, self.steps = seed, steps
+        lay = info["layouts"]
+        self.cameras = tuple(lay["cameras"])
+        self.spec = PolicySpec(cameras=self.cameras, state_layout=lay["state"], action_dim=lay["action_dim"],
+                               action_convention=lay["action"], chunk_length=lay["chunk"])
+        self._episode_seed: dict[str, int] = {}
+
+    def reset(self, episode: EpisodeInfo) -> None:
+        mix = zlib.crc32(f"{episode.task.suite}/{episode.task.task_id}/{episode.init_id}".encode())
+        self._episode_seed[episode.key] = (self.seed * 1_000_003 + episode.seed * 7919 + mix) & 0x7FFFFFFF
+
+    def act(self, batch: ObservationBatch) -> np.ndarray:
+        import torch
+
+        chunks = []
+        for i, (key, step) in enumerate(zip(batch.episode_keys, batch.steps)):
+            images = {c: torch.from_numpy(np.ascontiguousarray(batch.images[c][i:i + 1])) for c in self.cameras}
+            generator = torch.Generator().manual_seed(self._episode_seed.get(key, self.seed) + int(step))
+            chunk = self.model.predict(images, torch.from_numpy(batch.state[i:i + 1]), self.text([batch.prompts[i]]),
+                                       generator=generator, steps=self.steps)
+            chunks.append(chunk.numpy().astype(np.float32))
+        return np.concatenate(chunks)
+
+
+def register_models() -> None:
+    """One policy per registered model, under its name."""
+    from bench.models.registry import load_models
+
+    models = load_models()
+    for name in models:
+        entry = models.get(name)
+        register(name, lambda checkpoint=None, seed=0, _name=name: TrainedPolicy(_name, checkpoint, seed),
+                 help=f"{entry.help}; --checkpoint DIR (default: the shipped one, if any)",
+                 options=("checkpoint", "seed"))
