@@ -77,7 +77,10 @@ def future_slot_errors(checkpoint: str | Path, data: list[str], windows: int = 5
                 "minus_noised_current": stats(v - base) if k != "noised_current" else None}
             for k, v in per.items()}
     demos = sorted({ds.locate(int(i))[0].key for i in picks})
-    return {"checkpoint": str(checkpoint), "data": [str(d) for d in data], "windows": len(picks), "demos": len(demos),
+    from bench.provenance import shown_path
+
+    return {"checkpoint": shown_path(checkpoint), "data": [shown_path(d) for d in data], "windows": len(picks),
+            "demos": len(demos),
             "seed": seed, "metric": "masked mean squared error of the sampled action chunk, normalised action space",
             "rows": rows}
 
