@@ -1,1 +1,1 @@
-"""baselines (to come: see the issues)."""
+"""Trainable baselines, each registered through the model seam (bench/models/registry.py): groot."""

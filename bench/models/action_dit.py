@@ -125,3 +125,19 @@ class ActionDiT(nn.Module):
         for block in self.blocks:
             x = block(x, temb, context)
         return self.out(self.norm_out(x[:, 1:], temb))
+
+
+def flow_action_loss(action_dit: ActionDiT, actions: torch.Tensor, state: torch.Tensor, context: torch.Tensor,
+                     mask: torch.Tensor, sampler, repeats: int = 1) -> torch.Tensor:
+    """The action head's flow-matching loss, the same for DiT4DiT and every baseline: each sample drawn `repeats`
+    times with fresh noise and timestep t ~ `sampler`, velocity target noise - actions, masked mean over the
+    chunk. `actions` are normalised (B, chunk, dim); `context` the conditioning tokens (B, n, cross_dim)."""
+    from bench.models.flow import interpolate, velocity_target
+
+    actions, state = actions.repeat_interleave(repeats, 0), state.repeat_interleave(repeats, 0)
+    context, mask = context.repeat_interleave(repeats, 0), mask.float().repeat_interleave(repeats, 0)
+    t = sampler(actions.shape[0], device=actions.device)
+    noise = torch.randn_like(actions)
+    pred = action_dit(interpolate(actions, noise, t), t, state, context)
+    err = (pred - velocity_target(actions, noise)).pow(2).mean(-1)
+    return (err * mask).sum() / mask.sum().clamp(min=1)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.demos.dataset import WindowSpec
-from bench.models.action_dit import ActionDiT, ActionDiTConfig
+from bench.models.action_dit import ActionDiT, ActionDiTConfig, flow_action_loss
 from bench.models.common import (Normalizer, config_from_dict, count_parameters, frames_to_video, override,  # noqa: F401
                                   precision_context)
 from bench.models.frames import PIXEL_PATHS
@@ -222,16 +222,10 @@ class DiT4DiT(nn.Module):
         else:
             with torch.no_grad():
                 feats = self.features(x0, text)
-        r = cfg.action_repeats  # each sample's action loss drawn r times; the features are computed once
-        actions = self.normalizer.normalize("actions", batch["actions"].float()).repeat_interleave(r, 0)
-        state = self.action_state(batch["state"]).repeat_interleave(r, 0)
-        feats = feats.repeat_interleave(r, 0)
-        ta = cfg.action_timesteps(b * r, device=x0.device)
-        noise_a = torch.randn_like(actions)
-        pred_a = self.action_dit(interpolate(actions, noise_a, ta), ta, state, feats)
-        err = (pred_a - velocity_target(actions, noise_a)).pow(2).mean(-1)
-        mask = batch["action_mask"].float().repeat_interleave(r, 0)
-        action_loss = (err * mask).sum() / mask.sum().clamp(min=1)
+        # each sample's action loss drawn action_repeats times; the features are computed once
+        action_loss = flow_action_loss(self.action_dit, self.normalizer.normalize("actions", batch["actions"].float()),
+                                       self.action_state(batch["state"]), feats, batch["action_mask"],
+                                       cfg.action_timesteps, cfg.action_repeats)
         out["action"] = action_loss
         out["video"] = video_loss
         out["loss"] = action_loss + cfg.video_loss_weight * video_loss
