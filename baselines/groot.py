@@ -84,30 +84,39 @@ def _encoder(width: int, heads: int, layers: int) -> nn.TransformerEncoder:
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
-class GR00T(nn.Module):
+class ImageEncoder(nn.Module):
+    """A ViT over both cameras (side by side): frames {cam: (B, 1, H, W, 3)} -> tokens (B, cams * patches, width)."""
+
     def __init__(self, cfg: GR00TConfig):
         super().__init__()
-        self.cfg = cfg.validate()
+        self.cfg = cfg
         n = (cfg.image_size // cfg.patch) ** 2
         self.patchify = nn.Linear(3 * cfg.patch * cfg.patch, cfg.width)
         self.pos = nn.Parameter(torch.randn(1, len(cfg.cameras) * n, cfg.width) * 0.02)
         self.vit = _encoder(cfg.width, cfg.heads, cfg.vit_layers)
-        self.text_proj = nn.Linear(cfg.text_dim, cfg.width)
-        self.norm = nn.LayerNorm(cfg.width)
-        self.adapter = _encoder(cfg.width, cfg.heads, cfg.adapter_layers)
-        self.action_dit = ActionDiT(cfg.action)
-        self.normalizer = Normalizer(action_dim=cfg.action.action_dim)
 
-    def image_tokens(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Current frames {cam: (B, T, H, W, 3)} (T = 1) -> ViT tokens (B, cams * patches, width)."""
+    def forward(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
         video = frames_to_video(images, self.cfg.cameras, self.cfg.image_size, self.cfg.pixel_path)[:, :, 0]
         p = self.cfg.patch
         b, c, h, w = video.shape  # cameras side by side along w
         patches = video.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * p * p)
         return self.vit(self.patchify(patches) + self.pos)
 
+
+class GR00T(nn.Module):
+    def __init__(self, cfg: GR00TConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        self.image_encoder = ImageEncoder(cfg)
+        self.text_proj = nn.Linear(cfg.text_dim, cfg.width)
+        self.norm = nn.LayerNorm(cfg.width)
+        self.adapter = _encoder(cfg.width, cfg.heads, cfg.adapter_layers)
+        self.action_dit = ActionDiT(cfg.action)
+        self.normalizer = Normalizer(action_dim=cfg.action.action_dim)
+
     def context(self, images: dict[str, torch.Tensor], text: torch.Tensor) -> torch.Tensor:
-        tokens = torch.cat([self.image_tokens(images), self.text_proj(text)], dim=1)
+        """Current frames {cam: (B, 1, H, W, 3)} and text tokens -> the action DiT's conditioning tokens."""
+        tokens = torch.cat([self.image_encoder(images), self.text_proj(text)], dim=1)
         return self.adapter(self.norm(tokens))
 
     def forward(self, batch: dict, text: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -149,7 +149,8 @@ def _param_groups(model, cfg: TrainConfig) -> list[dict]:
     groups = []
     for g in model.param_groups():
         lr = cfg.group_lr.get(g["name"], cfg.lr)
-        groups.append({"params": g["params"], "lr": lr, "base_lr": lr, "name": g["name"]})
+        params = [p for p in g["params"] if p.requires_grad]  # frozen ones (an EMA copy) are not optimised
+        groups.append({"params": params, "lr": lr, "base_lr": lr, "name": g["name"]})
     unknown = set(cfg.group_lr) - {g["name"] for g in groups}
     if unknown:
         raise ValueError(f"no parameter group named {', '.join(sorted(unknown))}; this model has "
@@ -269,6 +270,8 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
         accelerator.backward(losses["loss"])
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        if hasattr(core, "after_step"):  # e.g. FLARE's EMA target encoder follows the trained one
+            core.after_step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
         if step % cfg.log_every == 0 or step == cfg.steps:

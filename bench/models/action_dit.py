@@ -117,27 +117,44 @@ class ActionDiT(nn.Module):
         return self.state_mlp(enc)[:, None]
 
     def forward(self, noisy_actions: torch.Tensor, t: torch.Tensor, state: torch.Tensor,
-                context: torch.Tensor) -> torch.Tensor:
-        """Velocity (B, chunk, action_dim) for noisy actions at flow time t (B,) in [0, 1]."""
+                context: torch.Tensor, extra: torch.Tensor | None = None,
+                capture: int | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Velocity (B, chunk, action_dim) for noisy actions at flow time t (B,) in [0, 1].
+
+        `extra` (B, k, hidden): more tokens appended to the sequence (FLARE's future tokens), seen by the
+        self-attention blocks; with `capture`, also returns their hidden states after block `capture`."""
         buckets = (t.clamp(0, 1) * (self.cfg.timestep_buckets - 1)).round()
         temb = self.time_mlp(sinusoidal(buckets, self.cfg.hidden))
         x = torch.cat([self.encode_state(state), self.action_mlp(noisy_actions)], dim=1) + self.pos
-        for block in self.blocks:
+        n = x.shape[1]
+        if extra is not None:
+            x = torch.cat([x, extra], dim=1)
+        captured = None
+        for i, block in enumerate(self.blocks):
             x = block(x, temb, context)
-        return self.out(self.norm_out(x[:, 1:], temb))
+            if i == capture:
+                captured = x[:, n:]
+        velocity = self.out(self.norm_out(x[:, 1:n], temb))
+        return velocity if capture is None else (velocity, captured)
 
 
 def flow_action_loss(action_dit: ActionDiT, actions: torch.Tensor, state: torch.Tensor, context: torch.Tensor,
-                     mask: torch.Tensor, sampler, repeats: int = 1) -> torch.Tensor:
+                     mask: torch.Tensor, sampler, repeats: int = 1, extra: torch.Tensor | None = None,
+                     capture: int | None = None):
     """The action head's flow-matching loss, the same for DiT4DiT and every baseline: each sample drawn `repeats`
     times with fresh noise and timestep t ~ `sampler`, velocity target noise - actions, masked mean over the
-    chunk. `actions` are normalised (B, chunk, dim); `context` the conditioning tokens (B, n, cross_dim)."""
+    chunk. `actions` are normalised (B, chunk, dim); `context` the conditioning tokens (B, n, cross_dim).
+    With `extra`/`capture` (ActionDiT.forward) it returns (loss, captured extra tokens, B * repeats rows)."""
     from bench.models.flow import interpolate, velocity_target
 
     actions, state = actions.repeat_interleave(repeats, 0), state.repeat_interleave(repeats, 0)
     context, mask = context.repeat_interleave(repeats, 0), mask.float().repeat_interleave(repeats, 0)
+    if extra is not None:
+        extra = extra.repeat_interleave(repeats, 0)
     t = sampler(actions.shape[0], device=actions.device)
     noise = torch.randn_like(actions)
-    pred = action_dit(interpolate(actions, noise, t), t, state, context)
+    out = action_dit(interpolate(actions, noise, t), t, state, context, extra=extra, capture=capture)
+    pred, captured = out if capture is not None else (out, None)
     err = (pred - velocity_target(actions, noise)).pow(2).mean(-1)
-    return (err * mask).sum() / mask.sum().clamp(min=1)
+    loss = (err * mask).sum() / mask.sum().clamp(min=1)
+    return loss if capture is None else (loss, captured)

@@ -95,5 +95,6 @@ def precision_context(device: torch.device | str, precision: str):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def count_parameters(module: nn.Module, trainable: bool = False) -> int:
+    """All parameters, or only those that train (an EMA target copy does not)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 from bench.registry import Registry
 
-MODEL_MODULES = ["bench.models.dit4dit", "baselines.groot"]
+MODEL_MODULES = ["bench.models.dit4dit", "baselines.groot", "baselines.flare"]
 
 
 class TrainableModel(Protocol):
@@ -42,6 +42,8 @@ class TrainableModel(Protocol):
     @property
     def chunk_shape(self) -> tuple[int, int]:
         """(chunk length, action dim) of what `predict` returns."""
+
+    # optional: after_step() is called after every optimizer step (e.g. to move an EMA copy)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,6 @@ def entry_of_config(cfg) -> ModelEntry:
     """The registered model a config object belongs to."""
     for name in load_models():
         entry = MODELS.get(name)
-        if isinstance(cfg, entry.config_cls):
+        if type(cfg) is entry.config_cls:  # exact: one config class may extend another
             return entry
     raise ValueError(f"{type(cfg).__name__} is the config of no registered model ({', '.join(MODELS)})")
