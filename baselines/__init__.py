@@ -1,1 +1,1 @@
-"""Trainable baselines, each registered through the model seam (bench/models/registry.py): groot, flare."""
+"""Trainable baselines, each registered through the model seam (bench/models/registry.py): groot, flare, pi05."""

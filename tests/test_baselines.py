@@ -11,7 +11,16 @@ from bench.models.common import count_parameters
 FIXTURE = "tests/fixtures/libero_object_t0_2demos_32.hdf5"
 
 
-@pytest.mark.parametrize("name", ["groot", "flare"])
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small models: one thread is faster than two fighting over two cores (and over sim workers)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("name", ["groot", "flare", "pi05"])
 def test_baselines_are_parameter_matched_to_tiny_dit4dit(name):
     from bench.models.registry import load_models, model_config
 
@@ -42,7 +51,7 @@ def test_flare_alignment_never_reaches_the_target_encoder():
     model = FLARE(make_config("tiny", **SMALL))
     batch, text = small_batch(model.cfg, frames=2)
     losses = model.loss(batch, text)
-    assert float(losses["align"]) > 0
+    assert float(losses["align"].detach()) > 0
     losses["loss"].backward()
     assert all(p.grad is None for p in model.target_encoder.parameters())
     assert all(p.grad is not None for p in model.align_mlp.parameters()) and model.future.grad is not None
@@ -54,26 +63,32 @@ def test_flare_alignment_never_reaches_the_target_encoder():
     assert all(not torch.equal(a, b) for a, b in zip(before, model.target_encoder.parameters()))
 
 
-def test_groot_overfits_one_small_batch():
+@pytest.mark.parametrize("name", ["groot", "flare", "pi05"])
+def test_each_baseline_overfits_one_small_batch(name):
     """On one fixed batch of two windows the action loss must fall below a fifth of where it started."""
-    from baselines.groot import GR00T, make_config
+    from bench.models.registry import load_models, model_config
 
     torch.manual_seed(0)
-    model = GR00T(make_config("tiny", **SMALL))
-    batch, text = small_batch(model.cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    small = ({"image_size": 32, "patch": 8, "layers": 2, "width": 32, "heads": 2} if name == "pi05" else
+             dict(image_size=32, patch=8, vit_layers=1, adapter_layers=1, width=32, heads=2,
+                  **{"action.cross_dim": 32, "action.num_layers": 2, "action.num_heads": 2, "action.head_dim": 16,
+                     "action.dropout": 0.0}))
+    model = load_models().get(name).build(model_config(name, "tiny", **small))
+    batch, text = small_batch(model.cfg, frames=2 if name == "flare" else 1)
+    key = "flow" if name == "pi05" else "action"
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     losses = []
     for _ in range(200):
-        loss = model.loss(batch, text)["loss"]
+        out = model.loss(batch, text)
         opt.zero_grad()
-        loss.backward()
+        out["loss"].backward()
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(float(out[key].detach()))
     start, end = np.mean(losses[:5]), np.mean(losses[-20:])
     assert end < start / 5, (start, end)
 
 
-@pytest.mark.parametrize("name", ["groot", "flare"])
+@pytest.mark.parametrize("name", ["groot", "flare", "pi05"])
 def test_baselines_train_save_and_serve_through_the_seam(tmp_path, name):
     from bench.models.registry import model_config
     from bench.policies import make_policy
@@ -81,7 +96,8 @@ def test_baselines_train_save_and_serve_through_the_seam(tmp_path, name):
     from bench.suites import TaskInfo
     from bench.training import TrainConfig, checkpoint_info, train
 
-    cfg = model_config(name, "tiny", image_size=32, patch=8, vit_layers=1, adapter_layers=1)
+    small = {"layers": 1} if name == "pi05" else {"vit_layers": 1, "adapter_layers": 1}
+    cfg = model_config(name, "tiny", image_size=32, patch=8, **small)
     ckpt = train(cfg, [FIXTURE], tmp_path / "run", TrainConfig(steps=2, batch_size=2, warmup=1, log_every=1))
     assert checkpoint_info(ckpt)["model"] == name
     policy = make_policy(name, checkpoint=str(ckpt))
@@ -95,3 +111,35 @@ def test_baselines_train_save_and_serve_through_the_seam(tmp_path, name):
     assert out.shape == (1, 8, 7) and np.isfinite(out).all()
     with pytest.raises(ValueError, match=f"is a {name} checkpoint, not dit4dit"):
         make_policy("dit4dit", checkpoint=str(ckpt))
+
+
+def test_pi05_attention_is_prefix_lm():
+    """On the mask, and on outputs: the prefix never sees the expert, so changing the noisy actions or the flow
+    time leaves every prefix activation unchanged, while the expert's output changes."""
+    from baselines.pi05 import Pi05, attention_mask, make_config
+
+    mask = attention_mask(3, 2)
+    assert mask[:3, :3].all() and not mask[:3, 3:].any() and mask[3:, :].all()
+    for ki in (False, True):
+        torch.manual_seed(0)
+        model = Pi05(make_config("tiny", image_size=32, patch=8, layers=2, knowledge_insulation=ki))
+        with torch.no_grad():
+            for p in model.parameters():  # as if trained: zero-initialised adaptive norms would hide the time
+                p.add_(0.05 * torch.randn_like(p))
+        batch, text = small_batch(model.cfg)
+        prefix = model.prefix_tokens({c: v[:, :1] for c, v in batch["images"].items()}, batch["state"], text)
+        p1, v1 = model.run(prefix, torch.randn(2, 8, 7), torch.full((2,), 0.9))
+        p2, v2 = model.run(prefix, torch.randn(2, 8, 7), torch.full((2,), 0.2))
+        assert torch.equal(p1, p2) and not torch.allclose(v1, v2)
+
+
+def test_pi05_knowledge_insulation_stops_the_flow_gradient_at_the_prefix():
+    from baselines.pi05 import Pi05, make_config
+
+    for ki, reaches in ((True, False), (False, True)):
+        torch.manual_seed(0)
+        model = Pi05(make_config("tiny", image_size=32, patch=8, layers=2, knowledge_insulation=ki))
+        batch, text = small_batch(model.cfg)
+        model.loss(batch, text)["flow"].backward()
+        grad = model.patchify.weight.grad
+        assert (grad is not None and float(grad.abs().sum()) > 0) == reaches

@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 from bench.registry import Registry
 
-MODEL_MODULES = ["bench.models.dit4dit", "baselines.groot", "baselines.flare"]
+MODEL_MODULES = ["bench.models.dit4dit", "baselines.groot", "baselines.flare", "baselines.pi05"]
 
 
 class TrainableModel(Protocol):
