@@ -12,7 +12,8 @@ DEMOS ?= 128_from224
 .PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random
 
 STEPS ?= 10000
-TRAIN_DIR ?= runs/train/tiny_spatial
+MODEL ?= dit4dit
+TRAIN_DIR ?= runs/train/$(if $(filter dit4dit,$(MODEL)),tiny_spatial,$(MODEL)_tiny_spatial)
 BUNDLED := bench/checkpoints/dit4dit_tiny_libero_spatial
 
 $(BIN)/bench: pyproject.toml
@@ -75,9 +76,10 @@ verify-cross-machine: setup
 	for v in native portable pinned scripted; do for f in md json; do \
 	  cp runs/verify/xm_$$v/verify.$$f results/verify/cross_machine_$$v.$$f; done; done
 
-# The bundled checkpoint: tiny DiT4DiT on the libero_spatial demos (resumable: rerun to continue).
+# The bundled checkpoint: tiny DiT4DiT on the libero_spatial demos (resumable: rerun to continue). The baselines
+# train the same way at the same budget: make train MODEL=groot|flare|pi05 (into runs/train/<model>_tiny_spatial).
 train: setup
-	$(BIN)/bench train --policy dit4dit --config tiny --data $(DATA)/demos/libero_spatial_$(DEMOS).hdf5 \
+	$(BIN)/bench train --policy $(MODEL) --config tiny --data $(DATA)/demos/libero_spatial_$(DEMOS).hdf5 \
 	  --steps $(STEPS) --out $(TRAIN_DIR) --precision bf16 --resume
 
 # Copy the trained checkpoint into the package; the old evaluation's episodes belong to the old

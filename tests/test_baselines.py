@@ -143,3 +143,23 @@ def test_pi05_knowledge_insulation_stops_the_flow_gradient_at_the_prefix():
         model.loss(batch, text)["flow"].backward()
         grad = model.patchify.weight.grad
         assert (grad is not None and float(grad.abs().sum()) > 0) == reaches
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["groot", "flare", "pi05"])
+def test_every_baseline_runs_a_real_bench_run_episode(tmp_path, name, bench_cmd):
+    import subprocess
+
+    from bench.models.registry import model_config
+    from bench.records import read_records
+    from bench.training import TrainConfig, train
+
+    small = {"layers": 1} if name == "pi05" else {"vit_layers": 1, "adapter_layers": 1}
+    ckpt = train(model_config(name, "tiny", **small), [FIXTURE], tmp_path / "train",
+                 TrainConfig(steps=2, batch_size=2, warmup=1))
+    done = subprocess.run([*bench_cmd, "run", "--suite", "libero_object", "--policy", name, "--checkpoint", str(ckpt),
+                           "--tasks", "0", "--episodes", "1", "--max-steps", "8", "--workers", "1",
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (rec,) = read_records(tmp_path / "run" / "episodes.jsonl")
+    assert rec["policy"] == name and rec["error"] is None and rec["steps"] == 8

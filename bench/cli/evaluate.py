@@ -135,11 +135,15 @@ def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies")
     else:
         from bench.policies import load_all
 
-        reg = load_all()
-        t = Table("policy", "options", "description")
+        from bench.models.registry import load_models, parameter_count
+
+        reg, models = load_all(), load_models()
+        t = Table("policy", "options", "trainable parameters", "description")
         for name in reg:
             e = reg.get(name)
-            t.add_row(name, " ".join(f"--{o}" for o in e.options), e.help)
+            params = ", ".join(f"{c} {parameter_count(name, c) / 1e6:.2f} M" for c in models.get(name).configs
+                               ) if name in models else ""
+            t.add_row(name, " ".join(f"--{o}" for o in e.options), params, e.help)
         console.print(t)
 
 

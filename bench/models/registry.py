@@ -91,3 +91,19 @@ def entry_of_config(cfg) -> ModelEntry:
         if type(cfg) is entry.config_cls:  # exact: one config class may extend another
             return entry
     raise ValueError(f"{type(cfg).__name__} is the config of no registered model ({', '.join(MODELS)})")
+
+
+def parameter_count(model: str, config: str) -> int:
+    """Trainable parameters of a registered model's named config, built on the meta device (no memory, so
+    the 2 B-parameter configs count too)."""
+    import copy
+
+    import torch
+
+    from bench.models.common import count_parameters
+
+    cfg = copy.deepcopy(model_config(model, config))
+    if hasattr(cfg, "pretrained"):
+        cfg.pretrained = None  # count the architecture; weights are not loaded for a count
+    with torch.device("meta"):
+        return count_parameters(load_models().get(model).build(cfg), trainable=True)
