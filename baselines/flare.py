@@ -22,7 +22,7 @@ from torch import nn
 from baselines.groot import GR00T, GR00TConfig
 from bench.demos.dataset import WindowSpec
 from bench.models.action_dit import flow_action_loss
-from bench.models.common import config_from_dict, override
+from bench.models.common import override
 from bench.models.flow import euler_sample
 from bench.models.registry import ModelEntry, register_model
 
@@ -43,10 +43,6 @@ class FLAREConfig(GR00TConfig):
         if not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay {self.ema_decay} must be in (0, 1)")
         return self
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FLAREConfig":
-        return config_from_dict(cls, d).validate()
 
 
 def tiny_config() -> FLAREConfig:

@@ -13,22 +13,20 @@ video loss.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from bench.demos.dataset import WindowSpec
 from bench.models.action_dit import ActionDiT, ActionDiTConfig, flow_action_loss
-from bench.models.common import Normalizer, config_from_dict, frames_to_video, override
+from bench.models.common import ModelConfig, Normalizer, frames_to_video, override
 from bench.models.flow import TimestepSampler, euler_sample
-from bench.models.frames import PIXEL_PATHS
 from bench.models.registry import ModelEntry, register_model
-from bench.models.text import TEXT_ENCODERS
 
 
 @dataclass
-class GR00TConfig:
+class GR00TConfig(ModelConfig):
     name: str = "tiny"
     cameras: tuple[str, ...] = ("agentview", "eye_in_hand")
     image_size: int = 128
@@ -52,18 +50,7 @@ class GR00TConfig:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch {self.patch}")
         if self.action.cross_dim != self.width:
             raise ValueError(f"action.cross_dim {self.action.cross_dim} must equal width {self.width}")
-        if self.text not in TEXT_ENCODERS:
-            raise ValueError(f"unknown text encoder {self.text!r}; choose one of {', '.join(TEXT_ENCODERS)}")
-        if self.pixel_path not in PIXEL_PATHS:
-            raise ValueError(f"unknown pixel path {self.pixel_path!r}; choose one of {', '.join(PIXEL_PATHS)}")
-        return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GR00TConfig":
-        return config_from_dict(cls, d).validate()
+        return super().validate()
 
 
 def tiny_config() -> GR00TConfig:

@@ -21,7 +21,7 @@ per-value bins), at about tiny DiT4DiT's parameter count.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -29,15 +29,13 @@ from torch import nn
 
 from bench.demos.dataset import WindowSpec
 from bench.models.action_dit import sinusoidal
-from bench.models.common import Normalizer, config_from_dict, frames_to_video, override
+from bench.models.common import ModelConfig, Normalizer, frames_to_video, override
 from bench.models.flow import TimestepSampler, euler_sample, interpolate, velocity_target
-from bench.models.frames import PIXEL_PATHS
 from bench.models.registry import ModelEntry, register_model
-from bench.models.text import TEXT_ENCODERS
 
 
 @dataclass
-class Pi05Config:
+class Pi05Config(ModelConfig):
     name: str = "tiny"
     cameras: tuple[str, ...] = ("agentview", "eye_in_hand")
     image_size: int = 128
@@ -65,18 +63,7 @@ class Pi05Config:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch {self.patch}")
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
-        if self.text not in TEXT_ENCODERS:
-            raise ValueError(f"unknown text encoder {self.text!r}; choose one of {', '.join(TEXT_ENCODERS)}")
-        if self.pixel_path not in PIXEL_PATHS:
-            raise ValueError(f"unknown pixel path {self.pixel_path!r}; choose one of {', '.join(PIXEL_PATHS)}")
-        return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Pi05Config":
-        return config_from_dict(cls, d).validate()
+        return super().validate()
 
 
 CONFIGS = {"tiny": lambda: Pi05Config().validate()}

@@ -3,7 +3,7 @@ become a model's video tensor, the precision context, parameter counts."""
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
 import torch
@@ -27,6 +27,32 @@ def config_from_dict(cls, d: dict):
             v = tuple(v)
         kwargs[f.name] = v
     return cls(**kwargs)
+
+
+class ModelConfig:
+    """Base of every model config dataclass: a dict round trip (checkpoints store configs as JSON) and
+    `validate`, which checks the fields all models share (text encoder, pixel path) and returns self."""
+
+    def validate(self):
+        from bench.models.frames import PIXEL_PATHS
+        from bench.models.text import TEXT_ENCODERS
+
+        check_choice("text encoder", self.text, TEXT_ENCODERS)  # type: ignore[attr-defined]
+        check_choice("pixel path", self.pixel_path, PIXEL_PATHS)  # type: ignore[attr-defined]
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return config_from_dict(cls, d).validate()
+
+
+def check_choice(what: str, value, choices) -> None:
+    """One message for a setting outside its choices: it names the value and the valid ones."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
 
 
 def override(d: dict, overrides: dict[str, Any]) -> dict:

@@ -25,7 +25,7 @@ as an ablation arm. The action loss is drawn `action_repeats` times per sample
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -34,11 +34,9 @@ from torch import nn
 
 from bench.demos.dataset import WindowSpec
 from bench.models.action_dit import ActionDiT, ActionDiTConfig, flow_action_loss
-from bench.models.common import (Normalizer, config_from_dict, count_parameters, frames_to_video, override,  # noqa: F401
-                                  precision_context)
-from bench.models.frames import PIXEL_PATHS
+from bench.models.common import (ModelConfig, Normalizer, check_choice, config_from_dict, count_parameters,  # noqa: F401
+                                  frames_to_video, override, precision_context)
 from bench.models.registry import ModelEntry, register_model
-from bench.models.text import TEXT_ENCODERS
 from bench.models.flow import TimestepSampler, euler_sample, interpolate, velocity_target
 from bench.models.vae import VAES, latent_frames
 from bench.models.video_dit import VideoDiT, VideoDiTConfig
@@ -52,7 +50,7 @@ FUTURE_SLOTS = {
 
 
 @dataclass
-class DiT4DiTConfig:
+class DiT4DiTConfig(ModelConfig):
     name: str = "tiny"
     cameras: tuple[str, ...] = ("agentview", "eye_in_hand")  # side by side in one frame, as the official LIBERO setup
     image_size: int = 128
@@ -79,24 +77,15 @@ class DiT4DiTConfig:
     pixel_path: str = "render_resize_uint8"  # how observations become model frames (bench.models.frames.PIXEL_PATHS)
 
     def validate(self) -> "DiT4DiTConfig":
-        if self.gradient not in GRADIENT_MODES:
-            raise ValueError(f"unknown gradient mode {self.gradient!r}; choose one of {', '.join(GRADIENT_MODES)}")
-        if self.vae not in VAES:
-            raise ValueError(f"unknown vae {self.vae!r}; choose one of {', '.join(VAES)}")
-        if self.text not in TEXT_ENCODERS:
-            raise ValueError(f"unknown text encoder {self.text!r}; choose one of {', '.join(TEXT_ENCODERS)}")
-        if self.future_slot not in FUTURE_SLOTS:
-            raise ValueError(f"unknown future slot {self.future_slot!r}; choose one of {', '.join(FUTURE_SLOTS)}")
+        super().validate()  # text encoder, pixel path
+        check_choice("gradient mode", self.gradient, GRADIENT_MODES)
+        check_choice("vae", self.vae, VAES)
+        check_choice("future slot", self.future_slot, FUTURE_SLOTS)
         if self.action_repeats < 1:
             raise ValueError(f"action_repeats={self.action_repeats} must be at least 1")
-        if self.pixel_path not in PIXEL_PATHS:
-            raise ValueError(f"unknown pixel path {self.pixel_path!r}; choose one of {', '.join(PIXEL_PATHS)}")
         if not 0.0 <= self.feature_timestep <= 1.0:
             raise ValueError(f"feature_timestep {self.feature_timestep} is outside [0, 1]")
         return self
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiT4DiTConfig":
