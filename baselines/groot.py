@@ -20,7 +20,7 @@ from torch import nn
 
 from bench.demos.dataset import WindowSpec
 from bench.models.action_dit import ActionDiT, ActionDiTConfig, flow_action_loss
-from bench.models.common import ModelConfig, Normalizer, frames_to_video, override
+from bench.models.common import ModelConfig, Normalizer, frames_to_video, override, patchify
 from bench.models.flow import TimestepSampler, euler_sample
 from bench.models.registry import ModelEntry, register_model
 
@@ -84,10 +84,7 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
         video = frames_to_video(images, self.cfg.cameras, self.cfg.image_size, self.cfg.pixel_path)[:, :, 0]
-        p = self.cfg.patch
-        b, c, h, w = video.shape  # cameras side by side along w
-        patches = video.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * p * p)
-        return self.vit(self.patchify(patches) + self.pos)
+        return self.vit(self.patchify(patchify(video, self.cfg.patch)) + self.pos)  # cameras side by side
 
 
 class GR00T(nn.Module):

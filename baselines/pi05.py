@@ -22,6 +22,7 @@ per-value bins), at about tiny DiT4DiT's parameter count.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,7 @@ from torch import nn
 
 from bench.demos.dataset import WindowSpec
 from bench.models.action_dit import sinusoidal
-from bench.models.common import ModelConfig, Normalizer, frames_to_video, override
+from bench.models.common import ModelConfig, Normalizer, frames_to_video, override, patchify
 from bench.models.flow import TimestepSampler, euler_sample, interpolate, velocity_target
 from bench.models.registry import ModelEntry, register_model
 
@@ -133,8 +134,9 @@ class Layer(nn.Module):
         return p, e
 
 
+@lru_cache(maxsize=8)
 def attention_mask(n_prefix: int, n_expert: int) -> torch.Tensor:
-    """The mask the layers implement (True = may attend), for inspection: rows are queries."""
+    """The prefix-LM mask (True = may attend; rows are queries), built once per shape (do not modify it)."""
     n = n_prefix + n_expert
     mask = torch.zeros(n, n, dtype=torch.bool)
     mask[:n_prefix, :n_prefix] = True
@@ -167,9 +169,7 @@ class Pi05(nn.Module):
     def prefix_tokens(self, images: dict[str, torch.Tensor], state: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         video = frames_to_video(images, cfg.cameras, cfg.image_size, cfg.pixel_path)[:, :, 0]
-        p = cfg.patch
-        b, c = video.shape[:2]
-        patches = video.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * p * p)
+        b, patches = video.shape[0], patchify(video, cfg.patch)
         s = self.normalizer.normalize("state", state.float())  # in [-1.5, 1.5]; bins cover [-1, 1], clamped
         bins = ((s.clamp(-1, 1) + 1) / 2 * (cfg.state_bins - 1)).round().long()
         parts = [self.patchify(patches), self.text_proj(text), self.state_embed(bins)]

@@ -29,7 +29,7 @@ def future_slot_errors(checkpoint: str | Path, data: list[str], windows: int = 5
     import torch
 
     from bench.demos.dataset import LiberoDemoDataset
-    from bench.models.flow import euler_sample, interpolate
+    from bench.models.flow import euler_sample
     from bench.training import load_checkpoint
 
     model, text, _ = load_checkpoint(checkpoint)
@@ -52,11 +52,10 @@ def future_slot_errors(checkpoint: str | Path, data: list[str], windows: int = 5
             noise = torch.randn(x0.shape, generator=gen)
             start_a = torch.randn((b, cfg.action.chunk, cfg.action.action_dim), generator=gen)
             tf = torch.full((b,), cfg.feature_timestep)
-            cond = interpolate(x0[:, :, :1], noise[:, :, :1], torch.full((b,), cfg.cond_timestep))
             slots = {
-                "noised_future": model._noised(x0, noise, tf),
-                "noised_current": model._noised(x0[:, :, :1].expand_as(x0), noise, tf),
-                "pure_noise": torch.cat([cond, noise[:, :, 1:]], dim=2),
+                "noised_future": model.feature_input(x0, noise, "noised"),
+                "noised_current": model.feature_input(x0[:, :, :1].expand_as(x0), noise, "noised"),
+                "pure_noise": model.feature_input(x0, noise, "pure_noise"),
             }
             s = model.normalizer.normalize("state", state)
             target = model.normalizer.normalize("actions", actions)

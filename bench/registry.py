@@ -63,3 +63,14 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
+
+
+def import_plugins(modules: list[str], group: str) -> None:
+    """Import the modules that register entries, then those third parties expose in entry-point `group`."""
+    import importlib
+    from importlib import metadata
+
+    for module in modules:
+        importlib.import_module(module)
+    for ep in metadata.entry_points(group=group):
+        importlib.import_module(ep.value)

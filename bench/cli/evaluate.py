@@ -237,11 +237,12 @@ def verify(
     expect = expectation(src.math, math_desc["id"])
     console.print(f"verifying {len(queue)} of {len(src.records)} episodes of {source} ({src.suite.name} x {src.policy}) "
                   f"-> {out}\n{expect}")
-    record_invocation(out, provenance(src.protocol, math=math_desc))
+    prov = provenance(src.protocol, math=math_desc)
+    record_invocation(out, prov)
     run_with_progress(Runner(cfg, pol), queue, "verify")
     reruns = latest_by_key(read_records(out / "episodes.jsonl"))
     verdicts = [judge(r, reruns.get(r["key"])) for r in chosen]
-    report = write_report(out, Path(source), verdicts, expect, math_desc, provenance(src.protocol, math=math_desc))
+    report = write_report(out, Path(source), verdicts, expect, math_desc, prov)
     t = Table("episode", "verdict", "success rec/rerun", "steps rec/rerun", "final state rec/rerun", "note")
     colour = {"exact": "green", "outcome": "yellow", "different": "red", "error": "red"}
     for v in verdicts:

@@ -124,3 +124,9 @@ def precision_context(device: torch.device | str, precision: str):
 def count_parameters(module: nn.Module, trainable: bool = False) -> int:
     """All parameters, or only those that train (an EMA target copy does not)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
+
+
+def patchify(video: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, (H/p) * (W/p), C * p * p): non-overlapping p x p patches, row by row."""
+    b, c = video.shape[:2]
+    return video.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * p * p)

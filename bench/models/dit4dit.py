@@ -160,12 +160,15 @@ class DiT4DiT(nn.Module):
         cfg = self.cfg
         noise = torch.randn_like(x0) if noise is None else noise
         tf = torch.full((x0.shape[0],), cfg.feature_timestep, device=x0.device, dtype=x0.dtype)
-        if cfg.future_slot == "pure_noise":
-            cond = interpolate(x0[:, :, :1], noise[:, :, :1], torch.full_like(tf, cfg.cond_timestep))
-            x = torch.cat([cond, noise[:, :, 1:]], dim=2)
-        else:
-            x = self._noised(x0, noise, tf)
-        return self.video_dit.features(x, tf, text, cond_t=cfg.cond_timestep)
+        return self.video_dit.features(self.feature_input(x0, noise, cfg.future_slot), tf, text,
+                                       cond_t=cfg.cond_timestep)
+
+    def feature_input(self, x0: torch.Tensor, noise: torch.Tensor, future_slot: str) -> torch.Tensor:
+        """The feature pass's latents: frame 0 of x0 at cond_timestep, the future slot pure noise or x0's future
+        frames noised to feature_timestep (FUTURE_SLOTS)."""
+        tf = torch.full((x0.shape[0],), self.cfg.feature_timestep, device=x0.device, dtype=x0.dtype)
+        x = self._noised(x0, noise, tf)
+        return torch.cat([x[:, :, :1], noise[:, :, 1:]], dim=2) if future_slot == "pure_noise" else x
 
     def _noised(self, x0: torch.Tensor, noise: torch.Tensor, t_future: torch.Tensor) -> torch.Tensor:
         cond = interpolate(x0[:, :, :1], noise[:, :, :1], torch.full_like(t_future, self.cfg.cond_timestep))

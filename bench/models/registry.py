@@ -10,12 +10,10 @@ checkpoints load) and `validate`, and the fields every model reads: `cameras`, `
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Callable, Protocol
 
-from bench.registry import Registry
+from bench.registry import Registry, import_plugins
 
 MODEL_MODULES = ["bench.models.dit4dit", "baselines.groot", "baselines.flare", "baselines.pi05"]
 
@@ -67,10 +65,7 @@ def load_models() -> Registry[ModelEntry]:
     global _loaded
     if not _loaded:
         _loaded = True
-        for module in MODEL_MODULES:
-            importlib.import_module(module)
-        for ep in metadata.entry_points(group="dit4dit_bench.models"):
-            importlib.import_module(ep.value)
+        import_plugins(MODEL_MODULES, "dit4dit_bench.models")
     return MODELS
 
 

@@ -9,12 +9,10 @@ Third-party policies register through the entry-point group `dit4dit_bench.polic
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Callable
 
-from bench.registry import Registry
+from bench.registry import Registry, import_plugins
 
 # Modules that register policies when imported; later model packages add themselves here.
 POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay", "bench.policies.scripted"]
@@ -40,13 +38,10 @@ def load_all() -> Registry[PolicyEntry]:
     global _loaded
     if not _loaded:
         _loaded = True
-        for module in POLICY_MODULES:
-            importlib.import_module(module)
+        import_plugins(POLICY_MODULES, "dit4dit_bench.policies")
         from bench.policies.trained import register_models
 
         register_models()  # every trainable model (bench/models/registry.py), served from its checkpoints
-        for ep in metadata.entry_points(group="dit4dit_bench.policies"):
-            importlib.import_module(ep.value)
     return POLICIES
 
 
