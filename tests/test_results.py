@@ -115,16 +115,24 @@ def test_compare_sets_runs_side_by_side_with_a_one_sided_test(tmp_path):
     table = pd.read_csv(out.with_suffix(".csv"))
     assert list(table["task"]) == ["task0", "task1", "ALL"]
     # one-sided Fisher exact: 4/50 vs 0/50 is not significant at 5%, 10/50 vs 0/50 and 14/100 vs 0/100 are
-    p = dict(zip(table["task"], table["p_greater"]))
+    p = dict(zip(table["task"], table["vs_random:fisher_p"]))
     assert p["task0"] == pytest.approx(0.0587, abs=1e-3) and p["task1"] < 1e-3 and p["ALL"] < 1e-4
     assert table["dit4dit:successes"].tolist() == [4, 10, 14] and table["random:ci_high"].iloc[0] > 0.05
+    # the same episodes ran in both, so they pair: McNemar 4 vs 0 discordant is p = 0.125; 10 vs 0 is 0.002,
+    # which Holm doubles over the two tasks; the overall row is unadjusted
+    assert table["vs_random:pairs"].tolist() == [50, 50, 100]
+    assert table["vs_random:mcnemar_p"].tolist() == pytest.approx([0.125, 2 * 0.5**10, 2 * 0.5**14])
+    assert table["vs_random:holm_p"].tolist() == pytest.approx([0.125, 4 * 0.5**10, 2 * 0.5**14])
+    assert table["vs_random:significant"].tolist() == [False, True, True]
+    assert table["vs_random:diff"].tolist() == pytest.approx([0.08, 0.2, 0.14])
     md = out.with_suffix(".md").read_text()
-    assert "p(dit4dit > random)" in md and "bench run --policy random" in md
+    assert "Fisher p(dit4dit > random)" in md and "bench run --policy random" in md and "dit4dit better" in md
     assert "at commit(s)" in md and "\"versions\"" in md  # where the sources ran; the comparison's own provenance
     assert out.with_suffix(".png").stat().st_size > 5000
     # reversed, the same data support nothing
     result = CliRunner().invoke(app, ["compare", str(b), str(a), "--out", str(out)])
-    assert pd.read_csv(out.with_suffix(".csv"))["p_greater"].min() == pytest.approx(1.0)
+    table = pd.read_csv(out.with_suffix(".csv"))
+    assert table["vs_dit4dit:fisher_p"].min() == pytest.approx(1.0) and table["vs_dit4dit:diff"].max() < 0
 
 
 def test_compare_refuses_other_protocols_and_bad_files(tmp_path):
