@@ -78,9 +78,12 @@ verify-cross-machine: setup
 
 # The bundled checkpoint: tiny DiT4DiT on the libero_spatial demos (resumable: rerun to continue). The baselines
 # train the same way at the same budget: make train MODEL=groot|flare|pi05 (into runs/train/<model>_tiny_spatial).
+# fp32 by default: bf16 autocast pays off only on CPUs with bf16 units (avx512_bf16, AMX) or a GPU; on an
+# AVX2-only CPU it is several times slower (bench perf policy: results/perf/policy_tiny*.json).
+PRECISION ?= fp32
 train: setup
 	$(BIN)/bench train --policy $(MODEL) --config tiny --data $(DATA)/demos/libero_spatial_$(DEMOS).hdf5 \
-	  --steps $(STEPS) --out $(TRAIN_DIR) --precision bf16 --resume
+	  --steps $(STEPS) --out $(TRAIN_DIR) --precision $(PRECISION) --resume
 
 # Copy the trained checkpoint into the package; the old evaluation's episodes belong to the old
 # checkpoint (a run dir refuses another one), so they are moved aside.

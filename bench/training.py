@@ -158,6 +158,11 @@ def _param_groups(model, cfg: TrainConfig) -> list[dict]:
     return groups
 
 
+def loss_columns(df) -> list[str]:
+    """The loss columns of a losses.csv (the rest: step, learning rates, grad norm, speed, time)."""
+    return [c for c in df.columns[1:] if not c.startswith("lr_") and c not in ("grad_norm", "samples_per_s", "elapsed_s")]
+
+
 def plot_losses(csv_path: Path, png_path: Path) -> None:
     import matplotlib
 
@@ -171,7 +176,7 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
     if df.empty:
         return
     fig, ax = plt.subplots(figsize=(7, 4))
-    losses = [c for c in df.columns[1:] if not c.startswith("lr_") and c not in ("grad_norm", "samples_per_s")]
+    losses = loss_columns(df)
     for col in losses:
         ax.plot(df["step"], df[col].rolling(5, min_periods=1).mean(), label=col)
     ax.set_yscale("log")
@@ -211,7 +216,7 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
 
     model.normalizer.set_stats(dataset.stats)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), betas=cfg.betas, weight_decay=cfg.weight_decay)
-    start = 0
+    start, elapsed_before = 0, 0.0
     if resume and state_path.exists():
         saved = torch.load(state_path, weights_only=False)
         fingerprint = dataset.stats["fingerprint"]
@@ -221,6 +226,7 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         start = saved["step"]
+        elapsed_before = saved.get("elapsed_s", float("nan"))  # training seconds up to that checkpoint
     model.train()
 
     loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), cfg.batch_size, cfg.seed, start, cfg.steps),
@@ -238,8 +244,11 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
     csv_path = out / "losses.csv"
     new_csv = not csv_path.exists() or start == 0
     if not new_csv:  # drop rows logged after the checkpoint we resume from (they will be redone)
-        lines = csv_path.read_text().splitlines(keepends=True)
-        csv_path.write_text("".join([lines[0]] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= start]))
+        lines = csv_path.read_text().splitlines()
+        kept = [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= start]
+        if lines and not lines[0].endswith(",elapsed_s"):  # logged before training time was: left blank
+            lines[0], kept = lines[0] + ",elapsed_s", [ln + "," for ln in kept]
+        csv_path.write_text("".join(ln + "\n" for ln in lines[:1] + kept))
     log = csv_path.open("w" if new_csv else "a", newline="")
     writer = csv.writer(log)
     header_due = new_csv  # written with the first row: its columns are the model's losses and groups
@@ -252,12 +261,17 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
                                "data_fingerprint": dataset.stats["fingerprint"], "num_demos": len(dataset.demos),
                                "suite": suite})
         torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "data_fingerprint": dataset.stats["fingerprint"]}, state_path)
+                    "data_fingerprint": dataset.stats["fingerprint"], "elapsed_s": elapsed()}, state_path)
         log.flush()
         plot_losses(csv_path, out / "losses.png")
 
     step = start
-    window = time.perf_counter()
+    window = began = time.perf_counter()
+
+    def elapsed() -> float:
+        """Seconds spent training so far, over every resumed invocation (the x axis of wall-time curves)."""
+        return elapsed_before + time.perf_counter() - began
+
     for batch in loader:
         # Noise, timesteps and dropout are seeded by (seed, step, process): a resumed run repeats the
         # uninterrupted one exactly, whatever drew from the global RNG before.
@@ -282,9 +296,9 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
             row = {k: float(v.detach()) for k, v in losses.items()}
             names = ["loss", *sorted(k for k in row if k != "loss")]
             if header_due:
-                writer.writerow(["step", *names, *lrs, "grad_norm", "samples_per_s"])
+                writer.writerow(["step", *names, *lrs, "grad_norm", "samples_per_s", "elapsed_s"])
                 header_due = False
-            writer.writerow([step, *(row[k] for k in names), *lrs.values(), float(grad_norm), rate])
+            writer.writerow([step, *(row[k] for k in names), *lrs.values(), float(grad_norm), rate, elapsed()])
             log.flush()  # a crash or a kill loses no logged step
             if on_log:
                 on_log(step, {**row, "samples_per_s": rate})

@@ -27,6 +27,8 @@ METADATA = {
 CHOICES = {"gradient": GRADIENT_MODES, "vae": tuple(VAES), "text": TEXT_ENCODERS, "pixel_path": tuple(PIXEL_PATHS),
            "future_slot": tuple(FUTURE_SLOTS), "state_encoding": STATE_ENCODINGS, "kind": tuple(SAMPLERS)}
 # sampler parameters act only under their own distribution: perturb them there
+# fields that act only under another field's setting: perturbed from a base with that setting
+CONDITIONAL = {"action.state_freqs": {"action.state_encoding": "fourier"}}
 SAMPLER_KIND = {"mean": "logit_normal", "std": "logit_normal", "high_frac": "logit_normal", "high_min": "logit_normal",
                 "alpha": "beta", "beta": "beta", "s": "beta"}
 
@@ -156,9 +158,10 @@ def base_behaviour():
 @pytest.mark.parametrize("key", FIELDS)
 def test_every_field_has_an_effect(key, base_behaviour):
     torch.set_num_threads(1)
-    base_cfg = DiT4DiTConfig.from_dict(BASE)
+    base = small(**CONDITIONAL[key]) if key in CONDITIONAL else BASE
+    base_cfg = DiT4DiTConfig.from_dict(base)
     try:
-        cfg = DiT4DiTConfig.from_dict(perturb(BASE, key))
+        cfg = DiT4DiTConfig.from_dict(perturb(base, key))
         model = DiT4DiT(cfg) if cfg.vae == "pixel" else None
     except ValueError:
         return  # tied to another field, and validation says so
@@ -167,16 +170,17 @@ def test_every_field_has_an_effect(key, base_behaviour):
         return
     if shapes(model) != shapes(DiT4DiT(base_cfg)) or inputs(cfg) != inputs(base_cfg):
         return
-    assert differs(behaviour(cfg), base_behaviour), f"{key}: perturbing it changed nothing"
+    before = behaviour(base_cfg) if key in CONDITIONAL else base_behaviour
+    assert differs(behaviour(cfg), before), f"{key}: perturbing it changed nothing"
 
 
 def test_structural_fields_shape_the_full_config_too():
     """The full config (2 B parameters, built on the meta device): every field that shapes the tiny model's
     parameters shapes the full one's as well."""
-    full = make_config("full").to_dict()
-    base = shapes(build_on_meta(DiT4DiTConfig.from_dict(full)))
     for key in ("video.num_layers", "video.mlp_ratio", "video.adaln_lora_dim", "action.num_layers", "action.ff_mult",
                 "action.state_freqs", "action.state_dim", "action.chunk", "video.text_dim"):
+        full = make_config("full", **CONDITIONAL.get(key, {})).to_dict()
+        base = shapes(build_on_meta(DiT4DiTConfig.from_dict(full)))
         assert shapes(build_on_meta(DiT4DiTConfig.from_dict(perturb(full, key)))) != base, key
 
 

@@ -230,6 +230,10 @@ def test_training_writes_checkpoint_curve_and_resumes_exactly(tmp_path):
     rows = (tmp_path / "b" / "losses.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 6 and rows[0].startswith("step,loss,action,video")
     assert [int(r.split(",")[0]) for r in rows[1:]] == [1, 2, 3, 4, 5, 6]
+    # training time adds up over the resumed invocations, for loss-against-wall-time curves
+    assert rows[0].endswith(",elapsed_s")
+    elapsed = [float(r.split(",")[-1]) for r in rows[1:]]
+    assert all(x > 0 for x in elapsed) and elapsed == sorted(elapsed)
     assert (tmp_path / "a" / "losses.png").stat().st_size > 0
 
 

@@ -107,7 +107,7 @@ def test_a_second_model_trains_saves_reloads_and_runs_episodes(tmp_path, pixel_m
     ckpt = train(pixel_mlp, [FIXTURE], tmp_path / "run", TrainConfig(steps=4, batch_size=2, warmup=1,
                                                                      checkpoint_every=2, log_every=1))
     header = (tmp_path / "run" / "losses.csv").read_text().splitlines()[0]
-    assert header == "step,loss,first_action,lr_net,grad_norm,samples_per_s"  # the model's own losses and groups
+    assert header == "step,loss,first_action,lr_net,grad_norm,samples_per_s,elapsed_s"  # the model's losses and groups
     info = checkpoint_info(ckpt)
     assert info["model"] == "pixel_mlp" and info["suite"] == "libero_object" and info["trained_steps"] == 4
     assert info["layouts"]["cameras"] == ["agentview"] and info["layouts"]["chunk"] == 8

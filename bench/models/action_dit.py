@@ -28,8 +28,11 @@ class ActionDiTConfig:
     chunk: int = 8
     action_dim: int = 7
     state_dim: int = 8  # the state is zero-padded to this width
-    state_encoding: str = "fourier"  # fourier: sin/cos of the normalised state at state_freqs octaves (times pi);
-    #                                  sincos_raw: sin and cos of the raw state, once (the official DiT4DiT head)
+    # sincos_raw: sin and cos of the raw state, once (the official DiT4DiT head), the default: smooth in the
+    # state, so the head cannot key on exact states. fourier: sin/cos of the normalised state at state_freqs
+    # octaves (times pi), whose finest period is 1/2**(state_freqs-1) of the state's range (kept for checkpoints
+    # made with it, and as an ablation arm).
+    state_encoding: str = "sincos_raw"
     state_freqs: int = 8  # octaves of the fourier encoding
     dropout: float = 0.2
     timestep_buckets: int = 1000

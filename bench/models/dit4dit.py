@@ -90,8 +90,10 @@ class DiT4DiTConfig(ModelConfig):
     @classmethod
     def from_dict(cls, d: dict) -> "DiT4DiTConfig":
         # checkpoints saved before these were settings: float resizing, the noised future slot, one action draw
+        # and the Fourier state encoding
         legacy = {"pixel_path": "float_interpolate", "future_slot": "noised", "action_repeats": 1}
-        return config_from_dict(cls, {**legacy, **d}).validate()
+        action = {"state_encoding": "fourier", **d.get("action", {})}
+        return config_from_dict(cls, {**legacy, **d, "action": action}).validate()
 
 
 def tiny_config() -> DiT4DiTConfig:
