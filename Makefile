@@ -9,7 +9,7 @@ DATA ?= $(HOME)/.cache/dit4dit-bench
 # path) or 128 (rendered natively at 128 px: what the bundled checkpoint was trained on).
 DEMOS ?= 128_from224
 
-.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random
+.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare
 
 STEPS ?= 10000
 MODEL ?= dit4dit
@@ -102,6 +102,29 @@ dit4dit-eval: setup
 dit4dit-videos: setup
 	$(BIN)/bench run --suite libero_spatial --policy dit4dit --episodes 2 --video 2 --out runs/dit4dit/videos \
 	  --resume --publish results/dit4dit/videos
+
+# A baseline end to end (MODEL=groot|flare|pi05): `make train MODEL=groot` (same demos, steps, batch and seed
+# as DiT4DiT), then publish its curves and ship its checkpoint in bf16 (under 10 MB), then evaluate it at the
+# official protocol (50 episodes per task) into results/<model>/.
+baseline-bundle:
+	@case "$(MODEL)" in groot|flare|pi05) ;; *) echo "MODEL=$(MODEL): choose groot, flare or pi05"; exit 2;; esac
+	rm -rf bench/checkpoints/$(MODEL)_tiny_libero_spatial
+	$(BIN)/bench export $(TRAIN_DIR)/checkpoint --out bench/checkpoints/$(MODEL)_tiny_libero_spatial --dtype bf16
+	mkdir -p results/$(MODEL)
+	cp $(TRAIN_DIR)/losses.csv $(TRAIN_DIR)/losses.png $(TRAIN_DIR)/train_config*.json results/$(MODEL)/
+
+baseline-eval: setup
+	$(BIN)/bench run --suite libero_spatial --policy $(MODEL) --out runs/$(MODEL)/libero_spatial --resume \
+	  --publish results/$(MODEL) $(RUN_ARGS)
+
+# DiT4DiT beside every baseline: per task, paired tests (McNemar, Holm, bootstrap, MDD) and Fisher p, and the
+# action-loss curves against step and training time (needs the evaluations and curves above).
+BASELINES := groot flare pi05
+baselines-compare: setup
+	$(BIN)/bench compare results/dit4dit/libero_spatial_summary.json \
+	  $(foreach m,$(BASELINES),results/$(m)/libero_spatial_summary.json) --out results/baselines/libero_spatial_comparison
+	$(BIN)/bench curves results/dit4dit/losses.csv $(foreach m,$(BASELINES),results/$(m)/losses.csv) \
+	  --out results/baselines/training_curves
 
 # The floor DiT4DiT is compared against: uniform random actions, same protocol (50 per task).
 random-eval: setup

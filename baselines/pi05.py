@@ -199,7 +199,7 @@ class Pi05(nn.Module):
         p_out, velocity = self.run(prefix_r, interpolate(actions_r, noise, t), t)
         err = (velocity - velocity_target(actions_r, noise)).pow(2).mean(-1)
         flow = (err * mask_r).sum() / mask_r.sum().clamp(min=1)
-        out = {"flow": flow, "loss": flow}
+        out = {"action": flow, "loss": flow}  # "action": every model's name for its action flow-matching loss
         if cfg.knowledge_insulation:
             logits = self.action_logits(p_out[:, -cfg.chunk:]).view(-1, cfg.chunk, cfg.action_dim, cfg.action_bins)
             target = ((actions_r.clamp(-1, 1) + 1) / 2 * (cfg.action_bins - 1)).round().long()

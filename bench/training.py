@@ -108,6 +108,35 @@ def save_checkpoint(model, folder: Path, stats: dict, text_cache: TextCache, ext
     tmp.rename(folder)
 
 
+WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def export_checkpoint(src: str | Path, dst: str | Path, dtype: str = "bf16") -> Path:
+    """A copy of checkpoint `src` at `dst` with its floating-point weights stored as `dtype` (bf16 halves a
+    checkpoint, so that small baselines can ship inside the package). Loading casts them back into the
+    model's fp32 parameters, so the exported policy is the trained one with its weights rounded to bf16;
+    config.json says so (`weights_dtype`, `exported_from`)."""
+    from safetensors.torch import load_file, save_file
+
+    from bench.provenance import file_hash
+
+    if dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"unknown weight dtype {dtype!r}; choose one of {', '.join(WEIGHT_DTYPES)}")
+    src, dst = Path(src), Path(dst)
+    info = checkpoint_info(src)  # checks it is a checkpoint
+    if dst.exists() and any(dst.iterdir()):
+        raise FileExistsError(f"{dst} is not empty; remove it or choose another --out")
+    dst.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.to(WEIGHT_DTYPES[dtype]) if v.is_floating_point() else v
+               for k, v in load_file(str(src / "model.safetensors")).items()}
+    save_file(weights, str(dst / "model.safetensors"))
+    for name in ("stats.json", "text_cache.safetensors"):
+        shutil.copyfile(src / name, dst / name)
+    info = {**info, "weights_dtype": dtype, "exported_from": file_hash(src)}
+    (dst / "config.json").write_text(json.dumps(info, indent=2))
+    return dst
+
+
 def checkpoint_info(folder: str | Path) -> dict:
     """config.json in the current format. Checkpoints from before it (one flat dict: `policy` + the DiT4DiT
     config + training facts) are read as DiT4DiT ones trained on LIBERO's layouts."""

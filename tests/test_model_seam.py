@@ -149,3 +149,25 @@ def test_checkpoint_round_trip_keeps_layouts_and_stats(tmp_path):
     assert stats2 == stats and list(cache.table) == ["x"]
     assert torch.equal(loaded.normalizer.state_lo, model.normalizer.state_lo)
     assert loaded.cfg == cfg and np.isfinite(float(loaded.normalizer.actions_hi[0]))
+
+
+def test_export_stores_bf16_weights_that_load_back_into_the_model(tmp_path, pixel_mlp):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from bench.training import TrainConfig, checkpoint_info, load_checkpoint, train
+
+    ckpt = train(pixel_mlp, [FIXTURE], tmp_path / "run", TrainConfig(steps=2, batch_size=2, warmup=1, log_every=1))
+    result = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(tmp_path / "small"), "--dtype", "bf16"])
+    assert result.exit_code == 0, result.output
+    small = tmp_path / "small"
+    assert (small / "model.safetensors").stat().st_size < 0.6 * (ckpt / "model.safetensors").stat().st_size
+    assert checkpoint_info(small)["weights_dtype"] == "bf16" and checkpoint_info(small)["model"] == "pixel_mlp"
+    full, _, _ = load_checkpoint(ckpt, text_encoder=False)
+    rounded, _, _ = load_checkpoint(small, text_encoder=False)
+    for (k, a), b in zip(full.state_dict().items(), rounded.state_dict().values()):
+        assert b.dtype == a.dtype and torch.equal(b, a.to(torch.bfloat16).to(a.dtype)), k
+    result = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(small)])
+    assert result.exit_code == 2 and "not empty" in result.output
+    result = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(tmp_path / "x"), "--dtype", "fp8"])
+    assert result.exit_code == 2 and "fp8" in result.output and "bf16" in result.output

@@ -1,6 +1,7 @@
 import json
 import warnings
 
+import pandas as pd
 import pytest
 
 from bench.records import EpisodeRecord, append_record, finished_keys, read_records
@@ -211,3 +212,25 @@ def test_compare_warns_when_the_runs_float_math_differs(tmp_path):
     result = CliRunner().invoke(app, ["compare", str(a), str(c), "--out", str(out)])
     assert "float math differs" not in result.output
     assert "Float math: the same in every run." in out.with_suffix(".md").read_text()
+
+
+def test_curves_sets_training_runs_side_by_side(tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    for name, scale in (("a", 1.0), ("b", 2.0)):
+        rows = ["step,loss,action,lr_action,grad_norm,samples_per_s,elapsed_s"]
+        rows += [f"{s},{scale / s},{scale / s},1e-4,1.0,10.0,{s * 0.5}" for s in range(10, 310, 10)]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "losses.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "cmp" / "curves"
+    result = CliRunner().invoke(app, ["curves", str(tmp_path / "a" / "losses.csv"), str(tmp_path / "b" / "losses.csv"),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out.with_suffix(".csv"))
+    assert set(table["label"]) == {"a", "b"} and table["hours"].max() == pytest.approx(150 / 3600)
+    assert "| a " in out.with_suffix(".md").read_text() and out.with_suffix(".png").stat().st_size > 5000
+    result = CliRunner().invoke(app, ["curves", str(tmp_path / "a" / "losses.csv"), "--loss", "video",
+                                      "--out", str(out)])
+    assert result.exit_code == 2 and "no 'video' column" in result.output and "action" in result.output

@@ -97,3 +97,45 @@ def train(
         except (FileExistsError, FileNotFoundError, ValueError) as exc:
             fail(str(exc))
     console.print(f"checkpoint: {ckpt}  (losses: {out / 'losses.csv'}, {out / 'losses.png'})")
+
+
+@app.command()
+def curves(
+    losses: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="losses.csv files of training runs."),
+    out: Path = typer.Option(..., help="Output prefix: writes PREFIX.png, PREFIX.csv, PREFIX.md."),
+    labels: Optional[str] = typer.Option(None, help="Comma-separated names, one per file (default: folder names)."),
+    loss: str = typer.Option("action", help="The loss column to plot (every model logs its action loss as "
+                                            "'action')."),
+):
+    """Training curves side by side: one loss against step and against training time."""
+    from bench.curves import write_curves
+    from bench.provenance import provenance
+
+    names = [x.strip() for x in labels.split(",")] if labels else [p.resolve().parent.name for p in losses]
+    if len(names) != len(losses):
+        fail(f"--labels has {len(names)} names for {len(losses)} files")
+    if len(set(names)) != len(names):
+        fail(f"labels must differ, got {names}; pass --labels")
+    try:
+        write_curves(losses, names, loss, out, provenance())
+    except ValueError as e:
+        fail(str(e))
+    console.print(out.with_suffix(".md").read_text().split("## Provenance")[0])
+    console.print(f"wrote {out.with_suffix('.png')}, .csv, .md")
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., exists=True, file_okay=False, help="A checkpoint folder."),
+    out: Path = typer.Option(..., help="Folder for the copy (must not exist or be empty)."),
+    dtype: str = typer.Option("bf16", help="Weight storage: bf16 (half the size) or fp32."),
+):
+    """Copy a checkpoint with its weights stored as DTYPE (how small baselines ship inside the package)."""
+    from bench.training import export_checkpoint
+
+    try:
+        dst = export_checkpoint(checkpoint, out, dtype)
+    except (ValueError, FileExistsError, FileNotFoundError) as e:
+        fail(str(e))
+    size = sum(f.stat().st_size for f in dst.iterdir()) / 2**20
+    console.print(f"wrote {dst} ({size:.1f} MiB, {dtype} weights)")

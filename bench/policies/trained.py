@@ -37,8 +37,10 @@ def bundled() -> list[tuple[str, str | None, Path]]:
 
 
 def bundled_for(suite: str) -> tuple[str, Path] | None:
-    """(policy, checkpoint folder) of a shipped checkpoint trained on `suite`'s demos."""
-    return next(((m, f) for m, s, f in bundled() if s == suite), None)
+    """(policy, checkpoint folder) of a shipped checkpoint trained on `suite`'s demos: DiT4DiT's when there is
+    one (the model this suite is built around; baselines ship beside it), else the first by name."""
+    found = [(m, f) for m, s, f in bundled() if s == suite]
+    return next((x for x in found if x[0] == "dit4dit"), found[0] if found else None)
 
 
 class TrainedPolicy:
