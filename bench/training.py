@@ -56,6 +56,9 @@ class TrainConfig:
     # "bf16": forward passes under bf16 autocast, weights and optimizer state stay fp32. On this machine's
     # CPU (avx512_bf16) a tiny step is 1.5x faster (results/perf/policy_tiny.json); without bf16 units, slower.
     precision: str = "fp32"
+    demo_fraction: float = 1.0  # train on this fraction of each task's demos (bench.demos.dataset.fraction_of_demos)
+    fraction_seed: int = 0  # which demos a fraction keeps: fixed, so every model of a study sees the same ones
+    keep_checkpoints: tuple[int, ...] = ()  # steps whose checkpoint is also kept as checkpoint_step<N>
 
 
 class StepBatches(Sampler):
@@ -236,7 +239,8 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
 
     entry = entry_of_config(model_cfg)
     model = entry.build(model_cfg)
-    dataset = LiberoDemoDataset(data, model.window_spec(), stats_path=out / "stats.json")
+    dataset = LiberoDemoDataset(data, model.window_spec(), stats_path=out / "stats.json",
+                                demo_fraction=cfg.demo_fraction, fraction_seed=cfg.fraction_seed)
     suites = {file_suite(p) for p in data}
     suite = suites.pop() if len(suites) == 1 else None  # recorded in the checkpoint: `bench run --suite` finds it
     text_cache = TextCache(make_text_encoder(model_cfg.text, model_cfg.text_max_tokens, model_cfg.text_embeddings))
@@ -288,7 +292,11 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
         save_checkpoint(core, out / "checkpoint", dataset.stats, text_cache,
                         extra={"trained_steps": step, "batch_size": cfg.batch_size,
                                "data_fingerprint": dataset.stats["fingerprint"], "num_demos": len(dataset.demos),
-                               "suite": suite})
+                               "demo_fraction": cfg.demo_fraction, "suite": suite})
+        if step in cfg.keep_checkpoints:  # e.g. convergence studies evaluate the policy part way through
+            kept = out / f"checkpoint_step{step}"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(out / "checkpoint", kept)
         torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                     "data_fingerprint": dataset.stats["fingerprint"], "elapsed_s": elapsed()}, state_path)
         log.flush()
@@ -331,7 +339,7 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
             log.flush()  # a crash or a kill loses no logged step
             if on_log:
                 on_log(step, {**row, "samples_per_s": rate})
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or step in cfg.keep_checkpoints:
             checkpoint(step)
     log.close()
     dataset.close()

@@ -245,3 +245,17 @@ def test_replayed_demos_get_the_wait_steps_back_in_their_budget(tmp_path):
     normal = plan_episodes(RunConfig(suite=suite, policy_name="zero", task_ids=[0], out=tmp_path, episodes=1),
                            object())
     assert normal[0].max_steps == suite.protocol.max_steps and normal[0].wait_steps == suite.protocol.wait_steps
+
+
+def test_demo_fractions_are_nested_per_task_subsets():
+    from bench.demos.dataset import _DemoIndex, fraction_of_demos
+
+    demos = [_DemoIndex(0, f"demo_{i}", 10, f"task{i % 3}", "l") for i in range(30)]
+    ten, half, full = (fraction_of_demos(demos, f, seed=0) for f in (0.1, 0.5, 1.0))
+    assert len(full) == 30 and len(half) == 15 and len(ten) == 3
+    assert {d.task for d in ten} == {"task0", "task1", "task2"}  # every task keeps its share
+    assert {d.key for d in ten} <= {d.key for d in half}  # a larger fraction adds demos, never swaps them
+    assert [d.key for d in half] == sorted((d.key for d in half), key=lambda k: int(k.split("_")[1]))  # file order
+    assert {d.key for d in fraction_of_demos(demos, 0.5, seed=1)} != {d.key for d in half}
+    with pytest.raises(ValueError, match="must be in"):
+        fraction_of_demos(demos, 0.0)

@@ -43,3 +43,38 @@ def future_slot(
     out.with_suffix(".json").write_text(json.dumps({**result, "provenance": prov}, indent=2))
     out.with_suffix(".md").write_text(future_slot_markdown(result, prov))
     console.print(out.with_suffix(".md").read_text().split("## Provenance")[0])
+
+
+@analyze_app.command("action-error")
+def action_error(
+    checkpoint: str = typer.Option(..., help="Checkpoint folder of any trained model."),
+    data: list[str] = typer.Option(..., "--data", "-d", help="Held-out demo file(s), LIBERO HDF5."),
+    windows: int = typer.Option(512, min=1, help="Windows spread evenly over the demos."),
+    seed: int = typer.Option(0, help="Seed of the sampled action chunks."),
+    out: Path = typer.Option(..., help="Where the result goes (JSON, with per-window errors)."),
+):
+    """Action error of a checkpoint on held-out demos (no simulator), with a 95% interval over demos."""
+    from bench.offline import action_error as measure
+    from bench.provenance import file_hash, provenance
+    from bench.training import checkpoint_info
+
+    for path in data:
+        if not Path(path).exists():
+            fail(f"--data {path}: no such file")
+    try:
+        checkpoint_info(checkpoint)
+    except FileNotFoundError as exc:
+        fail(f"--checkpoint: {exc}")
+    progress = Progress(TextColumn("[bold]action error"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console)
+    with progress:
+        bar = progress.add_task("windows", total=windows)
+        result = measure(checkpoint, data, windows=windows, seed=seed,
+                         progress=lambda done, total: progress.update(bar, completed=done, total=total))
+    prov = {**provenance(), "checkpoint_hash": file_hash(checkpoint), "data_hashes": {d: file_hash(d) for d in data}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**result, "provenance": prov}, indent=2))
+    tmp.rename(out)  # whole or absent: an ablation takes its presence for done
+    console.print(f"action error {result['mean']:.4f} [{result['ci_low']:.4f}, {result['ci_high']:.4f}] on "
+                  f"{result['windows']} windows of {result['demos']} demos -> {out}")

@@ -45,6 +45,10 @@ def train(
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (default: torch's choice)."),
     precision: str = typer.Option("fp32", help="fp32, or bf16 (autocast; fp32 weights): faster on CPUs and GPUs "
                                                "with bf16 units."),
+    demo_fraction: float = typer.Option(1.0, min=0.0, max=1.0, help="Train on this fraction of each task's demos "
+                                                                     "(smaller fractions are subsets of larger)."),
+    keep_checkpoints: str = typer.Option("", help="Steps whose checkpoints are also kept, as checkpoint_step<N> "
+                                                 "(e.g. 2000,4000)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its train state."),
     set_: list[str] = typer.Option([], "--set", help="Model config override KEY=VALUE (dotted keys reach nested "
                                                       "configs, e.g. video.feature_layer=2, gradient=joint)."),
@@ -79,9 +83,15 @@ def train(
             fail(f"--group-lr takes NAME=LR (e.g. video=1e-4), got {item!r}")
     if threads:
         torch.set_num_threads(threads)
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, group_lr=lrs,
+    try:
+        keep = tuple(int(x) for x in keep_checkpoints.split(",") if x.strip())
+    except ValueError:
+        fail(f"--keep-checkpoints takes comma-separated steps, got {keep_checkpoints!r}")
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, group_lr=lrs, keep_checkpoints=keep,
                       warmup=min(warmup, steps), checkpoint_every=checkpoint_every, seed=seed, num_workers=workers,
-                      precision=precision)
+                      precision=precision, demo_fraction=demo_fraction)
+    if not 0 < demo_fraction <= 1:
+        fail(f"--demo-fraction {demo_fraction} must be in (0, 1]")
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[losses]} {task.fields[rate]} samples/s"),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=console)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zlib
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -207,14 +208,36 @@ def open_source(path: Path, cameras: tuple[str, ...], source_id: int):
     return Hdf5Source(path, cameras, source_id)
 
 
+def fraction_of_demos(demos: list[_DemoIndex], fraction: float, seed: int = 0) -> list[_DemoIndex]:
+    """The same `fraction` of each task's demos (at least one), in their file order. Each task's demos are
+    ranked by a seeded permutation and a prefix kept, so smaller fractions are subsets of larger ones (a
+    sample-efficiency curve adds demos, it does not swap them)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"demo fraction {fraction} must be in (0, 1]")
+    if fraction == 1:
+        return list(demos)
+    keep: set[int] = set()
+    by_task: dict[str, list[int]] = {}
+    for i, d in enumerate(demos):
+        by_task.setdefault(d.task, []).append(i)
+    for task in sorted(by_task):
+        ids = by_task[task]
+        n = max(1, int(round(fraction * len(ids))))
+        order = np.random.default_rng([seed, zlib.crc32(task.encode())]).permutation(len(ids))
+        keep.update(ids[j] for j in order[:n])
+    return [d for i, d in enumerate(demos) if i in keep]
+
+
 class LiberoDemoDataset:
-    def __init__(self, paths: str | Path | list, spec: WindowSpec = WindowSpec(), stats_path: str | Path | None = None):
+    def __init__(self, paths: str | Path | list, spec: WindowSpec = WindowSpec(), stats_path: str | Path | None = None,
+                 demo_fraction: float = 1.0, fraction_seed: int = 0):
         self.paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
         self.spec = spec
         self.sources = [open_source(p, spec.cameras, i) for i, p in enumerate(self.paths)]
         self.demos: list[_DemoIndex] = [d for s in self.sources for d in s.demos]
         if not self.demos:
             raise DemoFileError(f"{', '.join(map(str, self.paths))}: no demos")
+        self.demos = fraction_of_demos(self.demos, demo_fraction, fraction_seed)
         self._starts = np.cumsum([0] + [d.length for d in self.demos])
         default = self.paths[0] / "bench_stats.json" if self.paths[0].is_dir() else self.paths[0].with_suffix(".stats.json")
         self.stats_path = Path(stats_path) if stats_path else default

@@ -125,6 +125,9 @@ def _write_video(path: str, frames: list[np.ndarray], fps: int = 20) -> str:
 def worker_main(conn, worker_id: int) -> None:
     """Entry point of the worker process."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # one rasteriser thread per worker: the workers already fill the cores, and Mesa's llvmpipe (the software
+    # renderer behind headless EGL here) otherwise starts one thread per core in each of them. Same pixels.
+    os.environ.setdefault("LP_NUM_THREADS", "1")
     from bench.sim.libero_env import LiberoSim
 
     sim = None

@@ -1,0 +1,209 @@
+"""The jobs of an ablation, run as the `bench` commands a user would type, cached by their hashes.
+
+Each job is a subprocess (`bench train`, `bench run`, `bench analyze action-error`) with its own log:
+the commands already resume exactly, set their float math before torch loads, and write their own
+provenance, so an ablation is only a planner and a cache over them. Folders, under ROOT:
+
+    train/<train key>/      bench train --resume --out (checkpoint/, checkpoint_step<N>/, losses.csv, log.txt)
+    eval/<eval key>/        bench run --resume --out (episodes.jsonl, summary.json, log.txt, done.json)
+    offline/<offline key>/  bench analyze action-error (action_error.json, log.txt)
+
+A job is done when its result file is there (a training: its checkpoint at the planned step); a
+killed job is rerun with --resume and continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.ablate.spec import Budget, TrainJob, Variant, job_hash
+
+ROOT = Path("runs/ablations")
+EVAL_MATH = "portable"  # closed-loop scores in the suite's default float math, as `bench run` gives them
+
+
+class JobFailed(RuntimeError):
+    pass
+
+
+def demo_fingerprint(path: str | Path) -> str:
+    """What a demo file holds (its demos and their lengths, how its frames were made), not where it is."""
+    import h5py
+
+    h = hashlib.sha256()
+    with h5py.File(path, "r") as f:
+        data = f["data"]
+        h.update(str(data.attrs.get("pixel_path", "")).encode())
+        for name in sorted(data):
+            h.update(f"{name}:{data[name].attrs.get('num_samples', len(data[name]['actions']))};".encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a checkpoint is scored: closed loop on the suite, offline on the held-out demos."""
+    suite: str
+    eval_tasks: str | None
+    episodes: int
+    max_steps: int | None
+    workers: int
+    heldout: str  # held-out demo file
+    heldout_fingerprint: str
+    offline_windows: int
+
+    @classmethod
+    def of(cls, suite: str, budget: Budget, heldout: str | Path) -> "Scoring":
+        return cls(suite=suite, eval_tasks=budget.eval_tasks, episodes=budget.episodes, max_steps=budget.max_steps,
+                   workers=budget.workers, heldout=str(heldout), heldout_fingerprint=demo_fingerprint(heldout),
+                   offline_windows=budget.offline_windows)
+
+
+def train_dir(job: TrainJob, root: Path = ROOT) -> Path:
+    return root / "train" / job.key()
+
+
+def checkpoint_of(job: TrainJob, step: int, root: Path = ROOT) -> Path:
+    base = train_dir(job, root)
+    return base / "checkpoint" if step == job.steps else base / f"checkpoint_step{step}"
+
+
+def eval_key(v: Variant, s: Scoring) -> str:
+    return job_hash("eval", {"train": v.train.key(), "step": v.step, "suite": s.suite, "tasks": s.eval_tasks,
+                             "episodes": s.episodes, "max_steps": s.max_steps, "math": EVAL_MATH})
+
+
+def offline_key(v: Variant, s: Scoring) -> str:
+    return job_hash("offline", {"train": v.train.key(), "step": v.step, "heldout": s.heldout_fingerprint,
+                                "windows": s.offline_windows})
+
+
+def eval_dir(v: Variant, s: Scoring, root: Path = ROOT) -> Path:
+    return root / "eval" / eval_key(v, s)
+
+
+def offline_file(v: Variant, s: Scoring, root: Path = ROOT) -> Path:
+    return root / "offline" / offline_key(v, s) / "action_error.json"
+
+
+def trained(job: TrainJob, root: Path = ROOT) -> bool:
+    from bench.training import checkpoint_info
+
+    ckpt = train_dir(job, root) / "checkpoint"
+    try:
+        return checkpoint_info(ckpt).get("trained_steps") == job.steps
+    except FileNotFoundError:
+        return False
+
+
+def evaluated(v: Variant, s: Scoring, root: Path = ROOT) -> bool:
+    return (eval_dir(v, s, root) / "done.json").exists()
+
+
+def scored_offline(v: Variant, s: Scoring, root: Path = ROOT) -> bool:
+    return offline_file(v, s, root).exists()
+
+
+def _bench(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench.cli", *args]
+
+
+def train_command(job: TrainJob, data: str, out: Path) -> list[str]:
+    cmd = _bench("train", "--policy", job.model, "--config", job.config, "--data", data, "--out", str(out),
+                 "--steps", str(job.steps), "--batch-size", str(job.batch_size), "--lr", str(job.lr),
+                 "--warmup", str(job.warmup), "--checkpoint-every", str(job.checkpoint_every), "--seed", str(job.seed),
+                 "--precision", job.precision, "--demo-fraction", str(job.demo_fraction), "--resume")
+    if job.keep_checkpoints:
+        cmd += ["--keep-checkpoints", ",".join(map(str, job.keep_checkpoints))]
+    for key, value in job.overrides.items():
+        cmd += ["--set", f"{key}={json.dumps(value)}"]
+    return cmd
+
+
+def eval_command(v: Variant, s: Scoring, root: Path = ROOT) -> list[str]:
+    cmd = _bench("run", "--suite", s.suite, "--policy", v.model, "--checkpoint", str(checkpoint_of(v.train, v.step, root)),
+                 "--episodes", str(s.episodes), "--workers", str(s.workers), "--math", EVAL_MATH,
+                 "--out", str(eval_dir(v, s, root)), "--resume")
+    if s.eval_tasks is not None:
+        cmd += ["--tasks", s.eval_tasks]
+    if s.max_steps is not None:
+        cmd += ["--max-steps", str(s.max_steps)]
+    return cmd
+
+
+def offline_command(v: Variant, s: Scoring, root: Path = ROOT) -> list[str]:
+    return _bench("analyze", "action-error", "--checkpoint", str(checkpoint_of(v.train, v.step, root)),
+                  "--data", s.heldout, "--windows", str(s.offline_windows), "--out", str(offline_file(v, s, root)))
+
+
+def run_logged(cmd: list[str], log: Path, poll=None) -> float:
+    """Run a bench command with its output appended to `log`, calling `poll()` every few seconds while it
+    runs (progress bars read the job's own files); its wall seconds, or JobFailed with the log's tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    with log.open("a") as fh:
+        fh.write(f"\n$ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=3)
+                    break
+                except subprocess.TimeoutExpired:
+                    if poll is not None:
+                        poll()
+        except BaseException:  # interrupted: stop the job too (it resumes next time)
+            proc.terminate()
+            proc.wait()
+            raise
+    if code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise JobFailed(f"`{' '.join(cmd[2:])}` exited {code}; the end of {log}:\n{tail}")
+    return time.perf_counter() - t
+
+
+def trained_steps(job: TrainJob, root: Path = ROOT) -> int:
+    """Steps logged so far (the progress of a running or interrupted training)."""
+    csv = train_dir(job, root) / "losses.csv"
+    if not csv.exists():
+        return 0
+    lines = csv.read_text().strip().splitlines()
+    return int(lines[-1].split(",", 1)[0]) if len(lines) > 1 else 0
+
+
+def episodes_done(v: Variant, s: Scoring, root: Path = ROOT) -> int:
+    path = eval_dir(v, s, root) / "episodes.jsonl"
+    return sum(1 for _ in path.open()) if path.exists() else 0
+
+
+def run_train(job: TrainJob, data: str, root: Path = ROOT, progress=None) -> None:
+    """Train (or finish training) `job`; `progress(steps_done, steps)` as it goes."""
+    if not trained(job, root):
+        out = train_dir(job, root)
+        poll = (lambda: progress(trained_steps(job, root), job.steps)) if progress else None
+        run_logged(train_command(job, data, out), out.parent / f"{out.name}.log", poll)
+
+
+def run_eval(v: Variant, s: Scoring, total: int, root: Path = ROOT, progress=None) -> None:
+    if not evaluated(v, s, root):
+        out = eval_dir(v, s, root)
+        poll = (lambda: progress(episodes_done(v, s, root), total)) if progress else None
+        wall = run_logged(eval_command(v, s, root), out.parent / f"{out.name}.log", poll)
+        (out / "done.json").write_text(json.dumps({"wall_s": wall, "variant": _describe(v)}, indent=2))
+
+
+def run_offline(v: Variant, s: Scoring, root: Path = ROOT) -> None:
+    if not scored_offline(v, s, root):
+        path = offline_file(v, s, root)
+        run_logged(offline_command(v, s, root), path.parent / "log.txt")
+
+
+def _describe(v: Variant) -> dict:
+    return {"ablation": v.ablation, "model": v.model, "value": v.value, "seed": v.seed, "step": v.step,
+            "train": v.train.key()}

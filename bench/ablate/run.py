@@ -1,0 +1,139 @@
+"""Plan an ablation (what is cached, what is left, how long it will take) and run what is left."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.ablate import jobs
+from bench.ablate.jobs import ROOT, Scoring
+from bench.ablate.spec import Budget, Spec, TrainJob, Variant, load_budget, variants
+
+# Used only when nothing cached says better (printed as assumed): seconds per simulated episode per worker,
+# and per offline window. Measured rates replace them as soon as one job of the kind has run.
+ASSUMED_EPISODE_S = 30.0
+ASSUMED_WINDOW_S = 0.1
+
+
+@dataclass
+class Plan:
+    spec: Spec
+    budget_name: str
+    budget: Budget
+    data: str
+    scoring: Scoring
+    variants: list[Variant]
+    tasks: int  # tasks each evaluation runs
+    root: Path = ROOT
+
+    @property
+    def trainings(self) -> list[TrainJob]:
+        """Distinct training jobs, in variant order (a convergence study trains each model once)."""
+        seen: dict[str, TrainJob] = {}
+        for v in self.variants:
+            seen.setdefault(v.train.key(), v.train)
+        return list(seen.values())
+
+    @property
+    def episodes_per_variant(self) -> int:
+        return self.tasks * self.budget.episodes
+
+
+def make_plan(spec: Spec, budget_name: str, data: str | Path, heldout: str | Path, root: Path = ROOT) -> Plan:
+    from bench.suites import get_suite, parse_task_ids
+
+    budget = load_budget(spec, budget_name)
+    scoring = Scoring.of(spec.suite, budget, heldout)
+    suite = get_suite(spec.suite)
+    tasks = len(parse_task_ids(budget.eval_tasks, len(suite.tasks())))
+    return Plan(spec=spec, budget_name=budget_name, budget=budget, data=str(data), scoring=scoring,
+                variants=variants(spec, budget, jobs.demo_fingerprint(data)), tasks=tasks, root=root)
+
+
+def status(plan: Plan) -> list[dict]:
+    """Per variant: what is done (training steps, episodes, offline score)."""
+    rows = []
+    for v in plan.variants:
+        rows.append({"model": v.model, "value": v.value, "seed": v.seed, "step": v.step,
+                     "trained": jobs.trained(v.train, plan.root),
+                     "steps_done": jobs.trained_steps(v.train, plan.root), "steps": v.train.steps,
+                     "evaluated": jobs.evaluated(v, plan.scoring, plan.root),
+                     "episodes_done": jobs.episodes_done(v, plan.scoring, plan.root),
+                     "offline": jobs.scored_offline(v, plan.scoring, plan.root)})
+    return rows
+
+
+def _cached_train_rate(model: str, batch_size: int, root: Path) -> float | None:
+    """Median samples/s logged by cached trainings of `model` at `batch_size` (None if none)."""
+    rates = []
+    for cfg in (root / "train").glob("*/train_config.json"):
+        info = json.loads(cfg.read_text())
+        if info.get("model") != model or info["train"]["batch_size"] != batch_size:
+            continue
+        lines = (cfg.parent / "losses.csv").read_text().strip().splitlines() if (cfg.parent / "losses.csv").exists() else []
+        if len(lines) > 1:
+            col = lines[0].split(",").index("samples_per_s")
+            rates += [float(r.split(",")[col]) for r in lines[1:]]
+    return statistics.median(rates) if rates else None
+
+
+def _cached_episode_s(root: Path) -> float | None:
+    walls = []
+    for path in (root / "eval").glob("*/episodes.jsonl"):
+        walls += [json.loads(line)["wall_time_s"] for line in path.read_text().splitlines() if line.strip()]
+    return statistics.median(walls) if walls else None
+
+
+def estimate(plan: Plan, probe=None) -> dict:
+    """Seconds left per kind of job, and which rates were measured or assumed. `probe(model, batch)` may
+    measure a training rate that nothing cached gives (samples/s)."""
+    out = {"train_s": 0.0, "eval_s": 0.0, "offline_s": 0.0, "rates": {}}
+    for job in plan.trainings:
+        left = job.steps - jobs.trained_steps(job, plan.root)
+        if left <= 0 or jobs.trained(job, plan.root):
+            continue
+        key = f"{job.model} training samples/s at batch {job.batch_size}"
+        if key not in out["rates"]:
+            rate = _cached_train_rate(job.model, job.batch_size, plan.root)
+            source = "measured by cached trainings"
+            if rate is None and probe is not None:
+                rate, source = probe(job.model, job.batch_size), "measured by a short probe"
+            out["rates"][key] = (rate, source if rate else "unknown")
+        rate = out["rates"][key][0]
+        if rate:
+            out["train_s"] += left * job.batch_size / rate
+    episode_s = _cached_episode_s(plan.root)
+    out["rates"]["seconds per episode per worker"] = ((episode_s, "measured by cached evaluations") if episode_s
+                                                      else (ASSUMED_EPISODE_S, "assumed"))
+    per_episode = out["rates"]["seconds per episode per worker"][0] / plan.scoring.workers
+    for v in plan.variants:
+        if not jobs.evaluated(v, plan.scoring, plan.root):
+            out["eval_s"] += (plan.episodes_per_variant - jobs.episodes_done(v, plan.scoring, plan.root)) * per_episode
+        if not jobs.scored_offline(v, plan.scoring, plan.root):
+            out["offline_s"] += plan.scoring.offline_windows * ASSUMED_WINDOW_S
+    out["total_s"] = out["train_s"] + out["eval_s"] + out["offline_s"]
+    return out
+
+
+def execute(plan: Plan, on_job=None, on_progress=None) -> list[str]:
+    """Run every job not yet done, variant by variant (results arrive early); a failed job is reported and
+    the others go on. Returns the failures' messages. `on_job(label)` announces each job,
+    `on_progress(done, total)` follows it."""
+    failures = []
+    for v in plan.variants:
+        label = f"{v.model} {plan.spec.axis.name}={v.value} seed {v.seed}"
+        try:
+            if not jobs.trained(v.train, plan.root):
+                on_job and on_job(f"train {label} ({v.train.key()})")
+                jobs.run_train(v.train, plan.data, plan.root, on_progress)
+            if not jobs.scored_offline(v, plan.scoring, plan.root):
+                on_job and on_job(f"offline {label}")
+                jobs.run_offline(v, plan.scoring, plan.root)
+            if not jobs.evaluated(v, plan.scoring, plan.root):
+                on_job and on_job(f"evaluate {label}")
+                jobs.run_eval(v, plan.scoring, plan.episodes_per_variant, plan.root, on_progress)
+        except jobs.JobFailed as exc:
+            failures.append(f"{label}: {exc}")
+    return failures

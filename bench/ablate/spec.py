@@ -1,0 +1,225 @@
+"""Ablation specs (data files in `ablations/`) and the jobs they expand into.
+
+A spec names a question, the models it asks it of, one axis (the setting that
+varies, with its values and the default the bundled model uses), and optionally
+the published curve to set beside ours. A budget (`ablations/budgets.yaml`,
+overridable per spec) says how long to train and how much to evaluate.
+
+A spec expands into variants, and each variant into three jobs:
+- a training job (`bench train`), defined by the model, its config, the training
+  settings and the data;
+- an evaluation job (`bench run` of one checkpoint of that training);
+- an offline job (action error of that checkpoint on held-out demos).
+A job's identity is the hash of everything that defines it, never of where or
+when it ran, so an interrupted ablation resumes and variants shared between
+ablations (every default-setting variant is the same training) are reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+ABLATIONS_DIR = Path(__file__).resolve().parents[2] / "ablations"
+BUDGETS = ("smoke", "small", "paper")
+AXIS_TARGETS = {
+    "config": "a model config setting (bench train --set KEY=VALUE)",
+    "demo_fraction": "the fraction of each task's demos trained on (bench train --demo-fraction)",
+    "progress": "the point of training a checkpoint is taken at, as a fraction of the steps",
+}
+
+
+# Every training job keeps its checkpoints at these fractions of its steps, so a convergence study reads them
+# from the same trainings every other ablation uses (keeping them does not change the training).
+KEPT_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+class SpecError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much one variant costs: its training, its closed-loop and offline evaluation, its seeds."""
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    checkpoint_every: int
+    precision: str
+    eval_tasks: str | None  # task ids ("0,3-5"), None = every task of the suite
+    episodes: int  # per task
+    max_steps: int | None  # None = the protocol's
+    workers: int
+    offline_windows: int
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str  # what the tables call it
+    target: str  # AXIS_TARGETS
+    values: tuple
+    default: object = None  # the value the bundled model uses (marked in tables)
+    key: str | None = None  # the config key, for target "config"
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    flag: str  # bench ablate --<flag>
+    title: str
+    question: str
+    models: tuple[str, ...]
+    config: str
+    axis: Axis
+    suite: str = "libero_spatial"
+    overrides: dict = field(default_factory=dict)  # model config settings every variant shares
+    published: dict | None = None  # {"file": ..., "select": {column: value}, "x": column, "series": {label: column}}
+    budgets: dict = field(default_factory=dict)  # per-budget overrides of ablations/budgets.yaml
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    model: str
+    config: str  # the named config ...
+    overrides: dict  # ... and the settings changed from it (how `bench train` is told)
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    checkpoint_every: int
+    precision: str
+    seed: int
+    demo_fraction: float
+    keep_checkpoints: tuple[int, ...]
+    data: str  # the demo file's content fingerprint (demo_fingerprint), not its path
+
+    def key(self) -> str:
+        """The hash of the resolved model config (not of how it was spelled: two ablations' default variants
+        are one training) and of every training setting."""
+        from bench.models.registry import model_config
+
+        definition = {k: v for k, v in asdict(self).items() if k not in ("config", "overrides")}
+        definition["resolved"] = model_config(self.model, self.config, **self.overrides).to_dict()
+        return job_hash("train", definition)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One cell of an ablation: a setting of the axis, for one model and seed."""
+    ablation: str
+    model: str
+    value: object
+    seed: int
+    train: TrainJob
+    step: int  # the training step whose checkpoint is scored
+
+
+def job_hash(kind: str, definition: dict) -> str:
+    text = json.dumps({"kind": kind, **definition}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def available() -> dict[str, Path]:
+    """Spec name -> file, for every spec in ablations/."""
+    return {p.stem: p for p in sorted(ABLATIONS_DIR.glob("*.yaml")) if p.stem != "budgets"}
+
+
+def load_spec(name_or_path: str | Path) -> Spec:
+    """A spec by name (ablations/<name>.yaml) or by path; errors name the file and the valid choices."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        specs = available()
+        if str(name_or_path) not in specs:
+            raise SpecError(f"unknown ablation {name_or_path!r}; valid: {', '.join(specs)}")
+        path = specs[str(name_or_path)]
+    if not path.is_file():
+        raise SpecError(f"{path}: no such spec file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML ({exc})") from None
+    return parse_spec(raw, str(path))
+
+
+def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
+    need = ("flag", "title", "question", "models", "config", "axis")
+    missing = [k for k in need if k not in (raw or {})]
+    if missing:
+        raise SpecError(f"{path}: missing {', '.join(missing)}")
+    ax = raw["axis"]
+    target = ax.get("target", "config")
+    if target not in AXIS_TARGETS:
+        raise SpecError(f"{path}: unknown axis target {target!r}; valid: {', '.join(AXIS_TARGETS)}")
+    values = tuple(ax.get("values") or ())
+    if not values:
+        raise SpecError(f"{path}: the axis has no values")
+    labelled = [v for v in values if isinstance(v, dict)]
+    if labelled and (len(labelled) != len(values) or target != "config"
+                     or not all(set(v) == {"label", "set"} for v in labelled)):
+        raise SpecError(f"{path}: labelled values ({{label: ..., set: {{KEY: VALUE}}}}) go on a config axis, "
+                        "every value labelled")
+    if target == "config" and not labelled and not ax.get("key"):
+        raise SpecError(f"{path}: a config axis needs `key` (the config setting it varies) or labelled values")
+    if target == "demo_fraction" and not all(0 < float(v) <= 1 for v in values):
+        raise SpecError(f"{path}: demo_fraction values must be in (0, 1], got {list(values)}")
+    if target == "progress" and not set(float(v) for v in values) <= set(KEPT_FRACTIONS):
+        raise SpecError(f"{path}: progress values must be among the kept checkpoints {list(KEPT_FRACTIONS)}, "
+                        f"got {list(values)}")
+    budgets = raw.get("budgets") or {}
+    bad = set(budgets) - set(BUDGETS)
+    if bad:
+        raise SpecError(f"{path}: unknown budget(s) {', '.join(sorted(bad))}; valid: {', '.join(BUDGETS)}")
+    axis = Axis(name=ax.get("name", ax.get("key", target)), target=target, values=values, default=ax.get("default"),
+                key=ax.get("key"))
+    return Spec(name=raw.get("name", Path(path).stem), flag=raw["flag"], title=raw["title"],
+                question=raw["question"].strip(), models=tuple(raw["models"]), config=raw["config"], axis=axis,
+                suite=raw.get("suite", "libero_spatial"), overrides=dict(raw.get("set") or {}),
+                published=raw.get("published"), budgets=budgets, path=path)
+
+
+def load_budget(spec: Spec, level: str) -> Budget:
+    if level not in BUDGETS:
+        raise SpecError(f"unknown budget {level!r}; valid: {', '.join(BUDGETS)}")
+    base = yaml.safe_load((ABLATIONS_DIR / "budgets.yaml").read_text())[level]
+    merged = {**base, **(spec.budgets.get(level) or {})}
+    unknown = set(merged) - {f for f in Budget.__dataclass_fields__}
+    if unknown:
+        raise SpecError(f"{spec.path}: unknown budget setting(s) {', '.join(sorted(unknown))}")
+    merged["seeds"] = tuple(merged["seeds"])
+    merged["warmup"] = min(merged["warmup"], merged["steps"])
+    return Budget(**merged)
+
+
+def variants(spec: Spec, budget: Budget, data_fingerprint: str) -> list[Variant]:
+    """Every (model, axis value, seed) of the spec at this budget, in table order."""
+    out = []
+    progress_axis = spec.axis.target == "progress"
+    keep = tuple(sorted({progress_step(budget.steps, f) for f in KEPT_FRACTIONS if f < 1}))
+    for model in spec.models:
+        for value in spec.axis.values:
+            for seed in budget.seeds:
+                overrides = dict(spec.overrides)
+                if isinstance(value, dict):  # a labelled value: several settings at once
+                    overrides.update(value["set"])
+                    value = value["label"]
+                elif spec.axis.target == "config":
+                    overrides[spec.axis.key] = value
+                fraction = float(value) if spec.axis.target == "demo_fraction" else 1.0
+                job = TrainJob(model=model, config=spec.config, overrides=overrides, steps=budget.steps,
+                               batch_size=budget.batch_size, lr=budget.lr, warmup=budget.warmup,
+                               checkpoint_every=budget.checkpoint_every, precision=budget.precision, seed=seed,
+                               demo_fraction=fraction, keep_checkpoints=keep, data=data_fingerprint)
+                step = progress_step(budget.steps, float(value)) if progress_axis else budget.steps
+                out.append(Variant(ablation=spec.name, model=model, value=value, seed=seed, train=job, step=step))
+    return out
+
+
+def progress_step(steps: int, fraction: float) -> int:
+    return max(1, int(round(steps * fraction)))

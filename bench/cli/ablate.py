@@ -1,0 +1,192 @@
+"""`bench ablate`: run the paper's ablations (specs in ablations/*.yaml) into tables."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from bench.cli.common import app, console, fail
+
+DATA = Path.home() / ".cache" / "dit4dit-bench" / "demos"
+LAST = Path("runs/ablations/last.json")
+
+
+def _flags() -> dict[str, str]:
+    """--flag -> spec name, from the spec files (a new spec file is a new flag)."""
+    from bench.ablate.spec import available, load_spec
+
+    return {"--" + load_spec(p).flag: name for name, p in available().items()}
+
+
+def _help() -> str:
+    try:
+        flags = ", ".join(sorted(_flags()))
+    except Exception as exc:  # a broken spec file must not break `bench --help`
+        flags = f"(specs unreadable: {exc})"
+    return ("Run ablations into tables: each flag is one spec in ablations/ (" + flags + "). Prints the plan, "
+            "the variant count and the estimated time first; every job is cached by its hash, so a stopped "
+            "ablation continues where it stopped when run again.")
+
+
+@app.command(help=_help(), context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def ablate(
+    ctx: typer.Context,
+    spec: list[Path] = typer.Option([], "--spec", help="A spec file (YAML, as in ablations/); repeatable."),
+    list_: bool = typer.Option(False, "--list", help="List the ablations and exit."),
+    budget: str = typer.Option("small", help="smoke (seconds, proves the pipeline), small (about six hours of "
+                                             "a 2-core CPU per ablation) or paper (GPUs)."),
+    out: Optional[Path] = typer.Option(None, help="Where <name>.csv/.md/.png go (default: results/ablations, "
+                                                  "runs/ablations/smoke for the smoke budget)."),
+    resume: bool = typer.Option(False, help="Run the ablations of the last `bench ablate` again, with its budget "
+                                            "and folders (jobs already done are reused either way)."),
+    data: Optional[Path] = typer.Option(None, help="Training demos (default: the suite's "
+                                                   "~/.cache/dit4dit-bench/demos/<suite>_128_from224.hdf5)."),
+    heldout: Optional[Path] = typer.Option(None, help="Held-out demos for the offline score (default: "
+                                                      "<suite>_128_from224_heldout.hdf5 beside them)."),
+    plan_only: bool = typer.Option(False, "--plan", help="Print the plan and estimate, run nothing."),
+    root: Path = typer.Option(Path("runs/ablations"), help="The job cache."),
+):
+    from bench.ablate.spec import BUDGETS, SpecError, available, load_spec
+
+    flags = _flags()
+    if list_:
+        _list()
+        return
+    chosen: list[str] = []
+    for arg in ctx.args:
+        if arg not in flags:
+            fail(f"unknown option {arg!r}; ablation flags: {', '.join(sorted(flags))} (or --spec FILE, --list)")
+        chosen.append(flags[arg])
+    if resume:
+        if not LAST.exists():
+            fail("--resume: no earlier `bench ablate` to resume (runs/ablations/last.json is missing)")
+        last = json.loads(LAST.read_text())
+        chosen, spec, budget = last["specs"], [], last["budget"]
+        out, data, heldout = (Path(last[k]) if last.get(k) else None for k in ("out", "data", "heldout"))
+        root = Path(last.get("root", root))
+    if budget not in BUDGETS:
+        fail(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
+    try:
+        specs = [load_spec(n) for n in chosen] + [load_spec(p) for p in spec]
+    except SpecError as exc:
+        fail(str(exc))
+    if not specs:
+        fail(f"name an ablation: {', '.join(sorted(flags))}, or --spec FILE (--list shows them: "
+             f"{len(available())} specs)")
+    out = out or (root / "smoke" if budget == "smoke" else Path("results/ablations"))
+    LAST.parent.mkdir(parents=True, exist_ok=True)
+    LAST.write_text(json.dumps({"specs": [str(s.path) for s in specs], "budget": budget, "out": str(out),
+                                "data": str(data) if data else None, "heldout": str(heldout) if heldout else None,
+                                "root": str(root)}, indent=2))
+    for s in specs:
+        _run_one(s, budget, out, data, heldout, root, plan_only)
+
+
+def _list() -> None:
+    from rich.table import Table
+
+    from bench.ablate.spec import available, load_spec
+
+    t = Table()
+    for col in ("flag", "title", "models", "axis", "values", "published beside"):
+        t.add_column(col)
+    for _name, path in available().items():
+        s = load_spec(path)
+        values = [v["label"] if isinstance(v, dict) else v for v in s.axis.values]
+        t.add_row("--" + s.flag, s.title, ", ".join(s.models), s.axis.name, ", ".join(map(str, values)),
+                  s.published["file"] if s.published else "")
+    console.print(t)
+
+
+def _data_files(suite: str, data: Optional[Path], heldout: Optional[Path]) -> tuple[Path, Path]:
+    data = data or DATA / f"{suite}_128_from224.hdf5"
+    heldout = heldout or data.with_name(data.stem + "_heldout.hdf5")
+    if not data.exists():
+        fail(f"--data {data}: no such file; make it with `make demos` (or pass --data)")
+    if not heldout.exists():
+        fail(f"--heldout {heldout}: no such file; make it with `make heldout-demos` (or pass --heldout)")
+    return data, heldout
+
+
+def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Optional[Path], root: Path,
+             plan_only: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bench.ablate import tables
+    from bench.ablate.run import estimate, execute, make_plan, status
+    from bench.ablate.spec import SpecError
+    from bench.provenance import provenance
+
+    data, heldout = _data_files(spec.suite, data, heldout)
+    try:
+        plan = make_plan(spec, budget, data, heldout, root)
+    except (SpecError, ValueError, KeyError) as exc:
+        fail(f"{spec.path}: {exc}")
+    _print_plan(plan, status(plan))
+    est = estimate(plan, probe=None if budget == "smoke" else _probe(plan))
+    for what, (rate, source) in est["rates"].items():
+        console.print(f"  {what}: {'?' if rate is None else f'{rate:.2f}'} ({source})")
+    console.print(f"[bold]estimated time left[/]: {est['total_s'] / 3600:.2f} h (training {est['train_s'] / 3600:.2f} h, "
+                  f"evaluation {est['eval_s'] / 3600:.2f} h, offline {est['offline_s'] / 3600:.2f} h)")
+    if plan_only:
+        return
+    t0 = time.perf_counter()
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console)
+    with progress:
+        bar = progress.add_task(spec.name, total=None)
+
+        def on_job(label: str) -> None:
+            progress.update(bar, description=f"{spec.name}: {label}", completed=0, total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        failures = execute(plan, on_job=on_job, on_progress=on_progress)
+    table = tables.write(plan, out, provenance(), wall_s=time.perf_counter() - t0)
+    console.print((out / f"{spec.name}.md").read_text().split("![")[0])
+    console.print(f"wrote {out / spec.name}.csv, .md, .png ({len(table)} variants)")
+    if failures:
+        for f in failures:
+            console.print(f"[red]failed:[/] {f}")
+        raise typer.Exit(1)
+
+
+def _print_plan(plan, rows: list[dict]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{plan.spec.title}: {len(plan.variants)} variants, {len(plan.trainings)} trainings "
+                    f"({plan.budget_name} budget: {plan.budget.steps} steps x {plan.budget.batch_size}, "
+                    f"{plan.episodes_per_variant} episodes and {plan.budget.offline_windows} held-out windows each)")
+    for col in ("model", plan.spec.axis.name, "seed", "training", "offline", "episodes"):
+        t.add_column(col)
+    for r in rows:
+        training = "done" if r["trained"] else (f"{r['steps_done']}/{r['steps']}" if r["steps_done"] else "to do")
+        t.add_row(r["model"], str(r["value"]), str(r["seed"]), training, "done" if r["offline"] else "to do",
+                  "done" if r["evaluated"] else f"{r['episodes_done']}/{plan.episodes_per_variant}")
+    console.print(t)
+
+
+def _probe(plan):
+    """A training-speed probe: 4 real steps of the model on the real data, in a scratch folder."""
+    def probe(model: str, batch: int) -> float | None:
+        import tempfile
+
+        import pandas as pd
+
+        from bench.models.registry import model_config
+        from bench.training import TrainConfig, train
+
+        console.print(f"  probing {model}'s training speed at batch {batch} (4 steps)...")
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = model_config(model, plan.spec.config, **plan.spec.overrides)
+            train(cfg, [plan.data], Path(tmp) / "probe", TrainConfig(steps=4, batch_size=batch, warmup=1, log_every=1,
+                                                                     checkpoint_every=10**9,
+                                                                     precision=plan.budget.precision))
+            rates = pd.read_csv(Path(tmp) / "probe" / "losses.csv")["samples_per_s"].iloc[1:]
+        return float(rates.median()) if len(rates) else None
+    return probe

@@ -1,0 +1,101 @@
+"""`bench ablate`: specs are data that parse and share their default training; a real smoke ablation
+trains, scores and tabulates; a killed one resumes without redoing finished jobs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.ablate.spec import SpecError, available, load_budget, load_spec, parse_spec, variants
+
+FIXTURE = "tests/fixtures/libero_object_t0_2demos_32.hdf5"
+TWO = """
+flag: two-timesteps
+title: Two feature timesteps
+question: does the pipeline run?
+models: [dit4dit]
+config: tiny
+axis: {name: feature timestep, key: feature_timestep, values: [0.5, 0.995], default: 0.995}
+"""
+
+
+def test_every_spec_parses_and_default_variants_share_one_training():
+    keys = {}
+    for name in available():
+        spec = load_spec(name)
+        for budget in ("smoke", "small", "paper"):
+            assert load_budget(spec, budget).steps > 0
+        vs = variants(spec, load_budget(spec, "small"), "data")
+        assert len(vs) == len(spec.models) * len(spec.axis.values)
+        labels = [v["label"] if isinstance(v, dict) else v for v in spec.axis.values]
+        assert spec.axis.default in labels, f"{name}: its default is not one of its values"
+        for v in vs:
+            if v.model == "dit4dit" and str(v.value) == str(spec.axis.default):
+                keys[name] = v.train.key()
+    # the bundled model's setting is one training, whichever ablation asks for it
+    assert len(set(keys.values())) == 1, keys
+
+
+def test_spec_errors_name_the_problem():
+    with pytest.raises(SpecError, match="unknown ablation 'nope'.*feature_timestep"):
+        load_spec("nope")
+    with pytest.raises(SpecError, match="missing axis"):
+        parse_spec({"flag": "x", "title": "x", "question": "x", "models": ["dit4dit"], "config": "tiny"})
+    bad = {"flag": "x", "title": "x", "question": "x", "models": ["dit4dit"], "config": "tiny",
+           "axis": {"target": "progress", "values": [0.3]}}
+    with pytest.raises(SpecError, match="kept checkpoints"):
+        parse_spec(bad)
+
+
+def _ablate(tmp_path: Path, spec: Path) -> list[str]:
+    return [sys.executable, "-m", "bench.cli", "ablate", "--spec", str(spec), "--budget", "smoke", "--data", FIXTURE,
+            "--heldout", FIXTURE, "--root", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+
+
+def test_a_killed_ablation_resumes_without_redoing_finished_jobs(tmp_path, gl):
+    spec = tmp_path / "two.yaml"
+    spec.write_text(TWO)
+    from bench.ablate.jobs import demo_fingerprint
+
+    smoke = load_budget(load_spec(spec), "smoke")
+    first, second = (v.train.key() for v in variants(load_spec(spec), smoke, demo_fingerprint(FIXTURE)))
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen(_ablate(tmp_path, spec), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 600
+    # kill everything once the second variant is under way (the first is trained, scored and evaluated)
+    while time.time() < deadline and not list((cache / "eval").glob("*/done.json")):
+        assert proc.poll() is None, "the ablation ended before it could be interrupted"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "out" / "two.csv").exists()
+    result = subprocess.run(_ablate(tmp_path, spec), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    logs = {k: (cache / "train" / f"{k}.log").read_text() for k in (first, second)}
+    assert logs[first].count("\n$ ") == 1, "a finished training was run again"
+    table = pd.read_csv(tmp_path / "out" / "two.csv")
+    assert list(table["value"]) == [0.5, 0.995] and table["episodes"].tolist() == [1, 1]
+    assert table["windows"].tolist() == [4, 4] and table["action_error"].notna().all()
+    md = (tmp_path / "out" / "two.md").read_text()
+    assert "What is significant" in md and "not the paper's 2B model" in md
+    assert (tmp_path / "out" / "two.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(available()))
+def test_every_ablation_runs_end_to_end_at_smoke(name, tmp_path, gl):
+    cmd = [sys.executable, "-m", "bench.cli", "ablate", "--" + load_spec(name).flag, "--budget", "smoke",
+           "--data", FIXTURE, "--heldout", FIXTURE, "--root", str(tmp_path / "cache"), "--out", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = pd.read_csv(tmp_path / f"{name}.csv")
+    assert len(table) == len(variants(load_spec(name), load_budget(load_spec(name), "smoke"), "x"))
+    assert table["action_error"].notna().all() and (table["episodes"] > 0).all()
