@@ -9,7 +9,7 @@ DATA ?= $(HOME)/.cache/dit4dit-bench
 # path) or 128 (rendered natively at 128 px: what the bundled checkpoint was trained on).
 DEMOS ?= 128_from224
 
-.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare
+.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations
 
 STEPS ?= 10000
 MODEL ?= dit4dit
@@ -126,6 +126,13 @@ baselines-compare: setup
 	$(BIN)/bench curves results/dit4dit/losses.csv $(foreach m,$(BASELINES),results/$(m)/losses.csv) \
 	  --out results/baselines/training_curves
 
+# The paper's ablations at the small budget (about six hours each on 2 cores), into results/ablations/.
+# Jobs are cached by hash: run it again after a stop and it continues. `bench ablate --list` shows them all.
+ABLATIONS ?= feature-timestep feature-layer data-fraction
+ABLATE_BUDGET ?= small
+ablations: setup
+	$(BIN)/bench ablate $(foreach a,$(ABLATIONS),--$(a)) --budget $(ABLATE_BUDGET)
+
 # The floor DiT4DiT is compared against: uniform random actions, same protocol (50 per task).
 random-eval: setup
 	$(BIN)/bench run --suite libero_spatial --policy random --out runs/random/libero_spatial --resume --publish results/random $(RUN_ARGS)
@@ -141,14 +148,19 @@ demos: setup
 	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --out $(DATA)/demos/libero_spatial_$(DEMOS).hdf5
 	$(BIN)/bench demos generate --suite libero_object --per-task 50 --resolution 128 --out $(DATA)/demos/libero_object_$(DEMOS).hdf5
 
-# Held-out demos for the bundled checkpoint: 2 per libero_spatial task, made as its training set was (native
-# 128 px renders), attempts from 1000 on (the training set numbers from 0, so none of these can be in it).
+# Held-out demos: 2 per libero_spatial task, attempts from 1000 on (training sets number from 0, so none of
+# these can be in one). heldout-demos: the training set's pixel path (ablations score on them);
+# heldout-demos-native: native 128 px renders, as the first bundled checkpoint's training set was made.
 heldout-demos: setup
+	$(BIN)/bench demos generate --suite libero_spatial --per-task 2 --resolution 128 --first-attempt 1000 \
+	  --out $(DATA)/demos/libero_spatial_$(DEMOS)_heldout.hdf5
+
+heldout-demos-native: setup
 	$(BIN)/bench demos generate --suite libero_spatial --per-task 2 --resolution 128 --first-attempt 1000 \
 	  --pixel-path native_render --out $(DATA)/demos/libero_spatial_128_heldout.hdf5
 
-# What the future-frame slot should hold when the bundled checkpoint's features are taken (issue 13, step 1).
-future-slot: heldout-demos
+# What the future-frame slot should hold when the first bundled checkpoint's features are taken (issue 13).
+future-slot: heldout-demos-native
 	$(BIN)/bench analyze future-slot --data $(DATA)/demos/libero_spatial_128_heldout.hdf5 --out results/dit4dit/future_slot
 
 # Every demo of both training sets replayed from its recorded initial state (all must succeed), into results/demos/.

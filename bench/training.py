@@ -59,6 +59,8 @@ class TrainConfig:
     demo_fraction: float = 1.0  # train on this fraction of each task's demos (bench.demos.dataset.fraction_of_demos)
     fraction_seed: int = 0  # which demos a fraction keeps: fixed, so every model of a study sees the same ones
     keep_checkpoints: tuple[int, ...] = ()  # steps whose checkpoint is also kept as checkpoint_step<N>
+    init_from: str | None = None  # a checkpoint whose `init_modules` weights start this training (pretraining)
+    init_modules: tuple[str, ...] = ("video_dit",)
 
 
 class StepBatches(Sampler):
@@ -177,6 +179,25 @@ def load_checkpoint(folder: str | Path, text_encoder: bool = True) -> tuple:
     return model, TextCache(encoder, table), stats
 
 
+def init_weights(model, checkpoint: str | Path, modules: tuple[str, ...]) -> None:
+    """Start `model`'s named submodules from a checkpoint's weights (the rest keeps its fresh init); every
+    weight of those modules must be there with the same shape."""
+    from safetensors.torch import load_file
+
+    saved = load_file(str(Path(checkpoint) / "model.safetensors"))
+    own = model.state_dict()
+    for module in modules:
+        prefix = module + "."
+        mine = {k: v for k, v in own.items() if k.startswith(prefix)}
+        if not mine:
+            raise ValueError(f"--init-modules {module}: this model has no such module")
+        missing = [k for k in mine if k not in saved or saved[k].shape != mine[k].shape]
+        if missing:
+            raise ValueError(f"{checkpoint} cannot initialise {module}: {len(missing)} of its weights are absent or "
+                             f"shaped differently (first: {missing[0]})")
+        model.load_state_dict({k: saved[k] for k in mine}, strict=False)
+
+
 def _param_groups(model, cfg: TrainConfig) -> list[dict]:
     groups = []
     for g in model.param_groups():
@@ -248,6 +269,8 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
     text_cache(languages)  # every instruction once, before the loop
 
     model.normalizer.set_stats(dataset.stats)
+    if cfg.init_from and not (resume and state_path.exists()):
+        init_weights(model, cfg.init_from, cfg.init_modules)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), betas=cfg.betas, weight_decay=cfg.weight_decay)
     start, elapsed_before = 0, 0.0
     if resume and state_path.exists():

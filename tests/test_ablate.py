@@ -32,12 +32,12 @@ def test_every_spec_parses_and_default_variants_share_one_training():
         spec = load_spec(name)
         for budget in ("smoke", "small", "paper"):
             assert load_budget(spec, budget).steps > 0
-        vs = variants(spec, load_budget(spec, "small"), "data")
+        vs = variants(spec, load_budget(spec, "small"), "data", "all data")
         assert len(vs) == len(spec.models) * len(spec.axis.values)
         labels = [v["label"] if isinstance(v, dict) else v for v in spec.axis.values]
         assert spec.axis.default in labels, f"{name}: its default is not one of its values"
         for v in vs:
-            if v.model == "dit4dit" and str(v.value) == str(spec.axis.default):
+            if v.arm == "dit4dit" and str(v.value) == str(spec.axis.default):
                 keys[name] = v.train.key()
     # the bundled model's setting is one training, whichever ablation asks for it
     assert len(set(keys.values())) == 1, keys
@@ -97,5 +97,5 @@ def test_every_ablation_runs_end_to_end_at_smoke(name, tmp_path, gl):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = pd.read_csv(tmp_path / f"{name}.csv")
-    assert len(table) == len(variants(load_spec(name), load_budget(load_spec(name), "smoke"), "x"))
+    assert len(table) == len(variants(load_spec(name), load_budget(load_spec(name), "smoke"), "x", "y"))
     assert table["action_error"].notna().all() and (table["episodes"] > 0).all()

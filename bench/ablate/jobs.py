@@ -32,16 +32,17 @@ class JobFailed(RuntimeError):
     pass
 
 
-def demo_fingerprint(path: str | Path) -> str:
-    """What a demo file holds (its demos and their lengths, how its frames were made), not where it is."""
+def demo_fingerprint(*paths: str | Path) -> str:
+    """What demo files hold (their suites, demos and lengths, how their frames were made), not where they are."""
     import h5py
 
     h = hashlib.sha256()
-    with h5py.File(path, "r") as f:
-        data = f["data"]
-        h.update(str(data.attrs.get("pixel_path", "")).encode())
-        for name in sorted(data):
-            h.update(f"{name}:{data[name].attrs.get('num_samples', len(data[name]['actions']))};".encode())
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            data = f["data"]
+            h.update(f"{data.attrs.get('suite', '')}|{data.attrs.get('pixel_path', '')}|".encode())
+            for name in sorted(data):
+                h.update(f"{name}:{data[name].attrs.get('num_samples', len(data[name]['actions']))};".encode())
     return h.hexdigest()[:16]
 
 
@@ -113,13 +114,16 @@ def _bench(*args: str) -> list[str]:
     return [sys.executable, "-m", "bench.cli", *args]
 
 
-def train_command(job: TrainJob, data: str, out: Path) -> list[str]:
-    cmd = _bench("train", "--policy", job.model, "--config", job.config, "--data", data, "--out", str(out),
+def train_command(job: TrainJob, data: list[str], out: Path, root: Path = ROOT) -> list[str]:
+    cmd = _bench("train", "--policy", job.model, "--config", job.config, *(a for d in data for a in ("--data", d)),
+                 "--out", str(out),
                  "--steps", str(job.steps), "--batch-size", str(job.batch_size), "--lr", str(job.lr),
                  "--warmup", str(job.warmup), "--checkpoint-every", str(job.checkpoint_every), "--seed", str(job.seed),
                  "--precision", job.precision, "--demo-fraction", str(job.demo_fraction), "--resume")
     if job.keep_checkpoints:
         cmd += ["--keep-checkpoints", ",".join(map(str, job.keep_checkpoints))]
+    if job.init_from:
+        cmd += ["--init-from", str(root / "train" / job.init_from / "checkpoint")]
     for key, value in job.overrides.items():
         cmd += ["--set", f"{key}={json.dumps(value)}"]
     return cmd
@@ -182,12 +186,12 @@ def episodes_done(v: Variant, s: Scoring, root: Path = ROOT) -> int:
     return sum(1 for _ in path.open()) if path.exists() else 0
 
 
-def run_train(job: TrainJob, data: str, root: Path = ROOT, progress=None) -> None:
-    """Train (or finish training) `job`; `progress(steps_done, steps)` as it goes."""
+def run_train(job: TrainJob, data: list[str], root: Path = ROOT, progress=None) -> None:
+    """Train (or finish training) `job` on the demo files `data`; `progress(steps_done, steps)` as it goes."""
     if not trained(job, root):
         out = train_dir(job, root)
         poll = (lambda: progress(trained_steps(job, root), job.steps)) if progress else None
-        run_logged(train_command(job, data, out), out.parent / f"{out.name}.log", poll)
+        run_logged(train_command(job, data, out, root), out.parent / f"{out.name}.log", poll)
 
 
 def run_eval(v: Variant, s: Scoring, total: int, root: Path = ROOT, progress=None) -> None:
@@ -205,5 +209,5 @@ def run_offline(v: Variant, s: Scoring, root: Path = ROOT) -> None:
 
 
 def _describe(v: Variant) -> dict:
-    return {"ablation": v.ablation, "model": v.model, "value": v.value, "seed": v.seed, "step": v.step,
+    return {"ablation": v.ablation, "arm": v.arm, "model": v.model, "value": v.value, "seed": v.seed, "step": v.step,
             "train": v.train.key()}

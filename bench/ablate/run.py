@@ -26,19 +26,37 @@ class Plan:
     scoring: Scoring
     variants: list[Variant]
     tasks: int  # tasks each evaluation runs
+    pretrain_data: list[str]  # every demo file the video pretraining learns from (empty: none needed)
     root: Path = ROOT
 
     @property
     def trainings(self) -> list[TrainJob]:
-        """Distinct training jobs, in variant order (a convergence study trains each model once)."""
+        """Distinct training jobs, in the order they run (a pretraining first; a convergence study trains
+        each model once)."""
         seen: dict[str, TrainJob] = {}
         for v in self.variants:
+            if v.pretrain is not None:
+                seen.setdefault(v.pretrain.key(), v.pretrain)
             seen.setdefault(v.train.key(), v.train)
         return list(seen.values())
 
     @property
     def episodes_per_variant(self) -> int:
         return self.tasks * self.budget.episodes
+
+
+def pretraining_files(data: str | Path, heldout: str | Path) -> list[str]:
+    """Every demo video we have for video pretraining: the demo files beside the training data made the same
+    way (same name ending), never the held-out ones."""
+    from bench.demos.libero_hdf5 import file_suite
+
+    data, heldout = Path(data), Path(heldout)
+    suite = file_suite(data)
+    if not suite or not data.name.startswith(suite):
+        return [str(data)]
+    ending = data.name[len(suite):]  # e.g. _128_from224.hdf5: the same resolution and pixel path
+    found = sorted(p for p in data.parent.glob(f"*{ending}") if p != heldout and file_suite(p))
+    return [str(p) for p in found] or [str(data)]
 
 
 def make_plan(spec: Spec, budget_name: str, data: str | Path, heldout: str | Path, root: Path = ROOT) -> Plan:
@@ -48,15 +66,18 @@ def make_plan(spec: Spec, budget_name: str, data: str | Path, heldout: str | Pat
     scoring = Scoring.of(spec.suite, budget, heldout)
     suite = get_suite(spec.suite)
     tasks = len(parse_task_ids(budget.eval_tasks, len(suite.tasks())))
+    pretrain = pretraining_files(data, heldout) if any(a.pretrain for a in spec.models) else []
     return Plan(spec=spec, budget_name=budget_name, budget=budget, data=str(data), scoring=scoring,
-                variants=variants(spec, budget, jobs.demo_fingerprint(data)), tasks=tasks, root=root)
+                variants=variants(spec, budget, jobs.demo_fingerprint(data),
+                                  jobs.demo_fingerprint(*pretrain) if pretrain else None),
+                tasks=tasks, pretrain_data=pretrain, root=root)
 
 
 def status(plan: Plan) -> list[dict]:
     """Per variant: what is done (training steps, episodes, offline score)."""
     rows = []
     for v in plan.variants:
-        rows.append({"model": v.model, "value": v.value, "seed": v.seed, "step": v.step,
+        rows.append({"model": v.arm, "value": v.value, "seed": v.seed, "step": v.step,
                      "trained": jobs.trained(v.train, plan.root),
                      "steps_done": jobs.trained_steps(v.train, plan.root), "steps": v.train.steps,
                      "evaluated": jobs.evaluated(v, plan.scoring, plan.root),
@@ -123,11 +144,14 @@ def execute(plan: Plan, on_job=None, on_progress=None) -> list[str]:
     `on_progress(done, total)` follows it."""
     failures = []
     for v in plan.variants:
-        label = f"{v.model} {plan.spec.axis.name}={v.value} seed {v.seed}"
+        label = f"{v.arm} {plan.spec.axis.name}={v.value} seed {v.seed}"
         try:
+            if v.pretrain is not None and not jobs.trained(v.pretrain, plan.root):
+                on_job and on_job(f"pretrain the video DiT for {label} ({v.pretrain.key()})")
+                jobs.run_train(v.pretrain, plan.pretrain_data, plan.root, on_progress)
             if not jobs.trained(v.train, plan.root):
                 on_job and on_job(f"train {label} ({v.train.key()})")
-                jobs.run_train(v.train, plan.data, plan.root, on_progress)
+                jobs.run_train(v.train, [plan.data], plan.root, on_progress)
             if not jobs.scored_offline(v, plan.scoring, plan.root):
                 on_job and on_job(f"offline {label}")
                 jobs.run_offline(v, plan.scoring, plan.root)

@@ -69,12 +69,26 @@ class Axis:
 
 
 @dataclass(frozen=True)
+class Arm:
+    """One line of an ablation's table: a registered model, maybe with settings of its own, maybe starting
+    from a video-pretrained DiT (pretrain: video)."""
+    label: str
+    model: str
+    overrides: dict = field(default_factory=dict)
+    pretrain: str | None = None
+
+
+PRETRAIN_KINDS = {"video": "the video DiT first trained on video prediction alone (action loss weight 0) over "
+                           "every demo file beside the training data, then the policy starts from it"}
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     flag: str  # bench ablate --<flag>
     title: str
     question: str
-    models: tuple[str, ...]
+    models: tuple[Arm, ...]
     config: str
     axis: Axis
     suite: str = "libero_spatial"
@@ -98,7 +112,8 @@ class TrainJob:
     seed: int
     demo_fraction: float
     keep_checkpoints: tuple[int, ...]
-    data: str  # the demo file's content fingerprint (demo_fingerprint), not its path
+    data: str  # the demo files' content fingerprint (demo_fingerprint), not their paths
+    init_from: str | None = None  # the key of the training whose video DiT this one starts from
 
     def key(self) -> str:
         """The hash of the resolved model config (not of how it was spelled: two ablations' default variants
@@ -112,13 +127,15 @@ class TrainJob:
 
 @dataclass(frozen=True)
 class Variant:
-    """One cell of an ablation: a setting of the axis, for one model and seed."""
+    """One cell of an ablation: a setting of the axis, for one arm (model) and seed."""
     ablation: str
-    model: str
+    arm: str  # the table's label
+    model: str  # the registered model
     value: object
     seed: int
     train: TrainJob
     step: int  # the training step whose checkpoint is scored
+    pretrain: TrainJob | None = None  # trained first, when the arm starts from a pretrained video DiT
 
 
 def job_hash(kind: str, definition: dict) -> str:
@@ -179,9 +196,22 @@ def parse_spec(raw: dict, path: str = "<spec>") -> Spec:
     axis = Axis(name=ax.get("name", ax.get("key", target)), target=target, values=values, default=ax.get("default"),
                 key=ax.get("key"))
     return Spec(name=raw.get("name", Path(path).stem), flag=raw["flag"], title=raw["title"],
-                question=raw["question"].strip(), models=tuple(raw["models"]), config=raw["config"], axis=axis,
+                question=raw["question"].strip(), models=tuple(_arm(m, path) for m in raw["models"]),
+                config=raw["config"], axis=axis,
                 suite=raw.get("suite", "libero_spatial"), overrides=dict(raw.get("set") or {}),
                 published=raw.get("published"), budgets=budgets, path=path)
+
+
+def _arm(entry, path: str) -> Arm:
+    if isinstance(entry, str):
+        return Arm(label=entry, model=entry)
+    unknown = set(entry) - {"label", "model", "set", "pretrain"}
+    if unknown or "model" not in entry:
+        raise SpecError(f"{path}: a model entry is a name or {{label, model, set, pretrain}}; got {entry}")
+    if entry.get("pretrain") not in (None, *PRETRAIN_KINDS):
+        raise SpecError(f"{path}: unknown pretrain {entry['pretrain']!r}; valid: {', '.join(PRETRAIN_KINDS)}")
+    return Arm(label=entry.get("label", entry["model"]), model=entry["model"], overrides=dict(entry.get("set") or {}),
+               pretrain=entry.get("pretrain"))
 
 
 def load_budget(spec: Spec, level: str) -> Budget:
@@ -197,27 +227,40 @@ def load_budget(spec: Spec, level: str) -> Budget:
     return Budget(**merged)
 
 
-def variants(spec: Spec, budget: Budget, data_fingerprint: str) -> list[Variant]:
-    """Every (model, axis value, seed) of the spec at this budget, in table order."""
+def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerprint: str | None = None
+             ) -> list[Variant]:
+    """Every (arm, axis value, seed) of the spec at this budget, in table order."""
     out = []
     progress_axis = spec.axis.target == "progress"
     keep = tuple(sorted({progress_step(budget.steps, f) for f in KEPT_FRACTIONS if f < 1}))
-    for model in spec.models:
+    for arm in spec.models:
         for value in spec.axis.values:
             for seed in budget.seeds:
-                overrides = dict(spec.overrides)
+                pretrain = None
+                if arm.pretrain == "video":
+                    if pretrain_fingerprint is None:
+                        raise SpecError(f"{spec.path}: arm {arm.label!r} needs pretraining data")
+                    pretrain = TrainJob(model=arm.model, config=spec.config,
+                                        overrides={**spec.overrides, **arm.overrides, "action_loss_weight": 0.0},
+                                        steps=budget.steps, batch_size=budget.batch_size, lr=budget.lr,
+                                        warmup=budget.warmup, checkpoint_every=budget.checkpoint_every,
+                                        precision=budget.precision, seed=seed, demo_fraction=1.0, keep_checkpoints=(),
+                                        data=pretrain_fingerprint)
+                overrides = {**spec.overrides, **arm.overrides}
                 if isinstance(value, dict):  # a labelled value: several settings at once
                     overrides.update(value["set"])
                     value = value["label"]
                 elif spec.axis.target == "config":
                     overrides[spec.axis.key] = value
                 fraction = float(value) if spec.axis.target == "demo_fraction" else 1.0
-                job = TrainJob(model=model, config=spec.config, overrides=overrides, steps=budget.steps,
+                job = TrainJob(model=arm.model, config=spec.config, overrides=overrides, steps=budget.steps,
                                batch_size=budget.batch_size, lr=budget.lr, warmup=budget.warmup,
                                checkpoint_every=budget.checkpoint_every, precision=budget.precision, seed=seed,
-                               demo_fraction=fraction, keep_checkpoints=keep, data=data_fingerprint)
+                               demo_fraction=fraction, keep_checkpoints=keep, data=data_fingerprint,
+                               init_from=pretrain.key() if pretrain else None)
                 step = progress_step(budget.steps, float(value)) if progress_axis else budget.steps
-                out.append(Variant(ablation=spec.name, model=model, value=value, seed=seed, train=job, step=step))
+                out.append(Variant(ablation=spec.name, arm=arm.label, model=arm.model, value=value, seed=seed,
+                                   train=job, step=step, pretrain=pretrain))
     return out
 
 

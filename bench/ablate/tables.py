@@ -58,7 +58,7 @@ def collect(plan: Plan) -> pd.DataFrame:
         k, n = (int(ep["success"].sum()), len(ep)) if ep is not None else (0, 0)
         lo, hi = wilson(k, n) if n else (float("nan"), float("nan"))
         done = jobs.eval_dir(v, plan.scoring, plan.root) / "done.json"
-        rows.append({"ablation": plan.spec.name, "budget": plan.budget_name, "model": v.model, "value": v.value,
+        rows.append({"ablation": plan.spec.name, "budget": plan.budget_name, "model": v.arm, "value": v.value,
                      "is_default": str(v.value) == str(default), "seed": v.seed, "step": v.step,
                      "train_job": v.train.key(), "successes": k, "episodes": n,
                      "success_rate": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi,

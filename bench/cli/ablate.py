@@ -97,7 +97,7 @@ def _list() -> None:
     for _name, path in available().items():
         s = load_spec(path)
         values = [v["label"] if isinstance(v, dict) else v for v in s.axis.values]
-        t.add_row("--" + s.flag, s.title, ", ".join(s.models), s.axis.name, ", ".join(map(str, values)),
+        t.add_row("--" + s.flag, s.title, ", ".join(a.label for a in s.models), s.axis.name, ", ".join(map(str, values)),
                   s.published["file"] if s.published else "")
     console.print(t)
 
@@ -183,7 +183,8 @@ def _probe(plan):
 
         console.print(f"  probing {model}'s training speed at batch {batch} (4 steps)...")
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = model_config(model, plan.spec.config, **plan.spec.overrides)
+            arm = next(a for a in plan.spec.models if a.model == model)
+            cfg = model_config(model, plan.spec.config, **plan.spec.overrides, **arm.overrides)
             train(cfg, [plan.data], Path(tmp) / "probe", TrainConfig(steps=4, batch_size=batch, warmup=1, log_every=1,
                                                                      checkpoint_every=10**9,
                                                                      precision=plan.budget.precision))

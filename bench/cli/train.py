@@ -49,6 +49,9 @@ def train(
                                                                      "(smaller fractions are subsets of larger)."),
     keep_checkpoints: str = typer.Option("", help="Steps whose checkpoints are also kept, as checkpoint_step<N> "
                                                  "(e.g. 2000,4000)."),
+    init_from: Optional[Path] = typer.Option(None, help="A checkpoint whose --init-modules weights start this "
+                                                         "training (e.g. a video-pretrained DiT4DiT)."),
+    init_modules: str = typer.Option("video_dit", help="Comma-separated submodules --init-from sets."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its train state."),
     set_: list[str] = typer.Option([], "--set", help="Model config override KEY=VALUE (dotted keys reach nested "
                                                       "configs, e.g. video.feature_layer=2, gradient=joint)."),
@@ -89,7 +92,11 @@ def train(
         fail(f"--keep-checkpoints takes comma-separated steps, got {keep_checkpoints!r}")
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, group_lr=lrs, keep_checkpoints=keep,
                       warmup=min(warmup, steps), checkpoint_every=checkpoint_every, seed=seed, num_workers=workers,
-                      precision=precision, demo_fraction=demo_fraction)
+                      precision=precision, demo_fraction=demo_fraction,
+                      init_from=str(init_from) if init_from else None,
+                      init_modules=tuple(m.strip() for m in init_modules.split(",") if m.strip()))
+    if init_from is not None and not (init_from / "model.safetensors").exists():
+        fail(f"--init-from {init_from}: not a checkpoint folder (no model.safetensors)")
     if not 0 < demo_fraction <= 1:
         fail(f"--demo-fraction {demo_fraction} must be in (0, 1]")
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),

@@ -67,7 +67,11 @@ class DiT4DiTConfig(ModelConfig):
     action_timesteps: TimestepSampler = field(default_factory=lambda: TimestepSampler("beta"))
     cond_timestep: float = 1e-4
     feature_timestep: float = 0.995
+    # video Euler steps from feature_timestep towards a clean future before the features are taken (the official
+    # capture_step_index + 1): 1 reads them from the first pass; k > 1 first takes k - 1 no-grad steps
+    feature_denoise_steps: int = 1
     video_loss_weight: float = 1.0
+    action_loss_weight: float = 1.0  # 0: the video DiT alone learns video prediction (video pretraining)
     gradient: str = "detached"
     future_slot: str = "pure_noise"  # what the feature pass sees after the current frame (FUTURE_SLOTS)
     action_repeats: int = 4  # action-loss draws per sample, each with fresh noise and timestep (the official
@@ -81,6 +85,8 @@ class DiT4DiTConfig(ModelConfig):
         check_choice("gradient mode", self.gradient, GRADIENT_MODES)
         check_choice("vae", self.vae, VAES)
         check_choice("future slot", self.future_slot, FUTURE_SLOTS)
+        if self.feature_denoise_steps < 1:
+            raise ValueError(f"feature_denoise_steps={self.feature_denoise_steps} must be at least 1")
         if self.action_repeats < 1:
             raise ValueError(f"action_repeats={self.action_repeats} must be at least 1")
         if not 0.0 <= self.feature_timestep <= 1.0:
@@ -161,9 +167,18 @@ class DiT4DiT(nn.Module):
         `future_slot` says (pure noise, or x0's future frames noised to tau_f)."""
         cfg = self.cfg
         noise = torch.randn_like(x0) if noise is None else noise
-        tf = torch.full((x0.shape[0],), cfg.feature_timestep, device=x0.device, dtype=x0.dtype)
-        return self.video_dit.features(self.feature_input(x0, noise, cfg.future_slot), tf, text,
-                                       cond_t=cfg.cond_timestep)
+        x = self.feature_input(x0, noise, cfg.future_slot)
+        k, t = cfg.feature_denoise_steps, cfg.feature_timestep
+        if k > 1:  # denoise the future slot k - 1 Euler steps along t_i = tau_f (1 - i / k), the condition kept
+            with torch.no_grad():
+                for i in range(k - 1):
+                    now, nxt = t * (1 - i / k), t * (1 - (i + 1) / k)
+                    v, _ = self.video_dit(x, torch.full((x.shape[0],), now, device=x.device, dtype=x.dtype), text,
+                                          cond_t=cfg.cond_timestep)
+                    x = torch.cat([x[:, :, :1], x[:, :, 1:] + (nxt - now) * v[:, :, 1:]], dim=2)
+            t = t / k
+        tf = torch.full((x0.shape[0],), t, device=x0.device, dtype=x0.dtype)
+        return self.video_dit.features(x, tf, text, cond_t=cfg.cond_timestep)
 
     def feature_input(self, x0: torch.Tensor, noise: torch.Tensor, future_slot: str) -> torch.Tensor:
         """The feature pass's latents: frame 0 of x0 at cond_timestep, the future slot pure noise or x0's future
@@ -222,7 +237,7 @@ class DiT4DiT(nn.Module):
                                        cfg.action_timesteps, cfg.action_repeats)
         out["action"] = action_loss
         out["video"] = video_loss
-        out["loss"] = action_loss + cfg.video_loss_weight * video_loss
+        out["loss"] = cfg.action_loss_weight * action_loss + cfg.video_loss_weight * video_loss
         return out
 
     # ------------------------------------------------------------------ inference
