@@ -1,0 +1,353 @@
+"""Read the committed results into report sections: titled lists of blocks (text, tables, figures).
+
+Every number comes from a results file, formatted here; nothing is typed in. A section whose files are
+broken (missing, unreadable, a key absent) is not built and is listed with the file and key that broke
+it; the rest of the report still builds. A section with no results yet is listed under "not run yet".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+NOT_POLICIES = {"reference", "verify", "perf", "demos", "baselines", "ablations"}  # results/ folders of other kinds
+PRIVILEGED = {"scripted": "privileged scripted expert (reads simulator state; makes the demos)"}
+
+
+class ResultFileError(ValueError):
+    """A results file the report cannot read: names the file and the key."""
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[dict] = field(default_factory=list)
+    sources: list[Path] = field(default_factory=list)  # result files it read (for the provenance appendix)
+
+    def text(self, text: str) -> None:
+        self.blocks.append({"kind": "text", "text": text})
+
+    def table(self, header: list[str], rows: list[list[str]], caption: str = "", size: float = 8.0) -> None:
+        self.blocks.append({"kind": "table", "header": [str(h) for h in header],
+                            "rows": [[str(c) for c in r] for r in rows], "caption": caption, "size": size})
+
+    def figure(self, path: Path, caption: str, width: float = 1.0) -> None:  # width: a fraction of the text width
+        self.blocks.append({"kind": "figure", "path": str(path), "caption": caption, "width": width})
+
+
+def read_json(path: Path, *keys: str) -> dict:
+    """A results JSON file that must have `keys`; ResultFileError names the file and the missing key."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ResultFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(f"{path}: not JSON ({exc})") from None
+    for key in keys:
+        node = data
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ResultFileError(f"{path}: no key '{key}'")
+            node = node[part]
+    return data
+
+
+def summary_rows(path: Path) -> pd.DataFrame:
+    data = read_json(path, "rows", "provenance")
+    table = pd.DataFrame(data["rows"])
+    for col in ("suite", "task", "episodes", "successes", "success_rate", "ci_low", "ci_high"):
+        if col not in table:
+            raise ResultFileError(f"{path}: rows have no key '{col}'")
+    return table
+
+
+def pct_ci(r) -> str:
+    return f"{100 * r['success_rate']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def policy_summaries(results: Path, suite: str) -> dict[str, Path]:
+    """label -> <suite>_summary.json of every evaluated policy (results/<label>/); a file identical to an
+    earlier one (a copy kept for comparison) is listed once, under the first label."""
+    found, seen = {}, {}
+    for path in sorted(results.glob(f"*/{suite}_summary.json")):
+        label = path.parent.name
+        if label in NOT_POLICIES:
+            continue
+        digest = _digest(path)
+        if digest in seen:
+            continue
+        seen[digest] = label
+        found[label] = path
+    return found
+
+
+def suites_with_results(results: Path) -> list[str]:
+    from bench.suites import SUITES
+
+    return [s for s in SUITES if policy_summaries(results, s)]
+
+
+def libero_section(results: Path, published: Path, figures: Path) -> Section:
+    from bench.report.figures import forest_plot
+
+    sec = Section("LIBERO: success per task")
+    sec.text("Success rate in percent with its Wilson 95% interval, per task and over the suite (ALL), for every "
+             "policy evaluated here (results/<policy>/). Every policy ran the same episodes (same initial states "
+             "and seeds) under the official protocol. Our learned policies are tiny models trained from scratch "
+             "on two CPU cores; they are not reproductions of the published full-scale models, whose numbers "
+             "follow in a separate table.")
+    for suite in suites_with_results(results):
+        paths = policy_summaries(results, suite)
+        tables = {label: summary_rows(p) for label, p in paths.items()}
+        sec.sources += list(paths.values())
+        first = next(iter(tables.values()))
+        header = ["task"] + [label + (" *" if label in PRIVILEGED else "") for label in tables]
+        rows = []
+        for _, r in first.iterrows():
+            name = "ALL" if r["task"] == "ALL" else f"{int(r['task_id'])}: {str(r['task']).replace('_', ' ')}"
+            cells = []
+            for t in tables.values():
+                match = t[(t["task"] == r["task"])]
+                cells.append(pct_ci(match.iloc[0]) if len(match) else "—")
+            rows.append([name, *cells])
+        episodes = ", ".join(f"{label}: {int(t[t['task'] == 'ALL']['episodes'].iloc[0])}" for label, t in tables.items())
+        note = "; * " + "; ".join(f"{k}: {v}" for k, v in PRIVILEGED.items() if k in tables) if any(
+            k in tables for k in PRIVILEGED) else ""
+        sec.table(header, rows, caption=f"{suite}: success % [95% CI]. Episodes: {episodes}{note}.", size=7.0)
+        fig = figures / f"forest_{suite}.png"
+        forest_plot(tables, fig, title=f"{suite}: success with 95% intervals")
+        sec.figure(fig, f"{suite}: every policy's success per task with its Wilson 95% interval (forest plot).")
+    pub = pd.read_csv(published, comment="#")
+    sec.sources.append(published)
+    cols = [c for c in pub.columns if c not in ("source",)]
+    sec.text("Published numbers (full-scale models, as reported; not measured here):")
+    sec.table(cols, [[str(v) for v in row] for row in pub[cols].itertuples(index=False)],
+              caption=f"Published LIBERO success % ({published.name}; sources in the file).", size=7.5)
+    return sec
+
+
+def comparisons_section(results: Path) -> Section | None:
+    """Every committed `bench compare` output (the first run against each other one)."""
+    csvs = sorted(p for p in results.glob("**/*.csv") if any(c.startswith("vs_") for c in
+                                                              pd.read_csv(p, nrows=0).columns))
+    if not csvs:
+        return None
+    sec = Section("Comparisons")
+    sec.text("Each table sets a reference policy (A) against another (B) on the same episodes: the difference "
+             "in success (points) with a paired bootstrap 95% interval, McNemar's exact test on the discordant "
+             "episodes (Holm-corrected over the tasks), a one-sided Fisher exact p, and the minimum difference the "
+             "episodes could detect with 80% power.")
+    for path in csvs:
+        table = pd.read_csv(path)
+        sec.sources.append(path)
+        rates = [c[: -len(":success_rate")] for c in table.columns if c.endswith(":success_rate")]
+        for b in [c[3:-len(":diff")] for c in table.columns if c.startswith("vs_") and c.endswith(":diff")]:
+            pre, a = f"vs_{b}:", rates[0]
+            need = [pre + k for k in ("diff", "diff_low", "diff_high", "mcnemar_p", "holm_p", "fisher_p", "mdd",
+                                      "significant")]
+            missing = [k for k in need if k not in table]
+            if missing:
+                raise ResultFileError(f"{path}: no column '{missing[0]}'")
+            rows = []
+            for _, r in table.iterrows():
+                name = "ALL" if r["task"] == "ALL" else f"{int(r['task_id'])}"
+                diff = "—" if pd.isna(r[pre + "diff"]) else (
+                    f"{100 * r[pre + 'diff']:+.1f} [{100 * r[pre + 'diff_low']:+.1f}, {100 * r[pre + 'diff_high']:+.1f}]")
+                rows.append([name, pct_ci({"success_rate": r[f"{a}:success_rate"], "ci_low": r[f"{a}:ci_low"],
+                                           "ci_high": r[f"{a}:ci_high"]}),
+                             pct_ci({"success_rate": r[f"{b}:success_rate"], "ci_low": r[f"{b}:ci_low"],
+                                     "ci_high": r[f"{b}:ci_high"]}), diff,
+                             f"{r[pre + 'mcnemar_p']:.2g}" if pd.notna(r[pre + "mcnemar_p"]) else "—",
+                             f"{r[pre + 'holm_p']:.2g}" if pd.notna(r[pre + "holm_p"]) else "—",
+                             f"{r[pre + 'fisher_p']:.2g}", "—" if pd.isna(r[pre + "mdd"]) else f"{100 * r[pre + 'mdd']:.1f}",
+                             "yes" if bool(r[pre + "significant"]) else "no"])
+            sec.table(["task", f"{a} %", f"{b} %", "A − B, points", "McNemar p", "Holm p", "Fisher p(A > B)",
+                       "MDD", "significant"], rows, caption=f"{a} (A) against {b} (B), from {path}.", size=7.0)
+    return sec
+
+
+def expert_and_demos_section(results: Path) -> Section | None:
+    expert = sorted(results.glob("scripted/*_summary.json"))
+    demos = sorted(results.glob("demos/*_summary.json"))
+    if not expert and not demos:
+        return None
+    sec = Section("Expert and demonstrations")
+    rows = []
+    for path in expert:
+        t = summary_rows(path)
+        r = t[t["task"] == "ALL"].iloc[0]
+        rows.append([str(r["suite"]), f"{int(r['successes'])}/{int(r['episodes'])}", pct_ci(r)])
+        sec.sources.append(path)
+    if rows:
+        sec.text("The scripted expert (privileged: it reads object poses from the simulator) makes the training "
+                 "demonstrations; only its successful episodes become demos.")
+        sec.table(["suite", "successes", "success % [95% CI]"], rows, caption="Scripted expert, official protocol.")
+    rows = []
+    for path in demos:
+        t = summary_rows(path)
+        r = t[t["task"] == "ALL"].iloc[0]
+        rows.append([str(r["suite"]), f"{int(r['successes'])}/{int(r['episodes'])}", f"{r['mean_steps']:.0f}"])
+        sec.sources.append(path)
+    if rows:
+        sec.text("Every demo is replayed from its recorded initial state with its recorded actions; it must "
+                 "succeed again, at exactly its recorded length.")
+        sec.table(["training set", "demos replayed to success", "mean steps"], rows, caption="Demo replays.")
+    return sec
+
+
+def perf_section(results: Path, figures: Path) -> Section | None:
+    from bench.report.figures import time_breakdown
+
+    perf = results / "perf"
+    if not perf.exists():
+        return None
+    sec = Section("Throughput, latency and where the time goes")
+    rows = []
+    if (perf / "eval.json").exists():
+        d = read_json(perf / "eval.json", "ours_episodes_per_hour", "naive_episodes_per_hour", "ratio")
+        rows.append(["episodes per hour: our runner vs a naive peer-style loop",
+                     f"{d['ours_episodes_per_hour']:.0f} vs {d['naive_episodes_per_hour']:.0f}", f"{d['ratio']:.2f}x"])
+        sec.sources.append(perf / "eval.json")
+    if (perf / "math.json").exists():
+        d = read_json(perf / "math.json", "median_chunk_latency_s", "chunk_latency_ratio_portable_over_native")
+        lat = d["median_chunk_latency_s"]
+        rows.append(["one action chunk: portable vs native float math",
+                     f"{1e3 * lat['portable']:.0f} vs {1e3 * lat['native']:.0f} ms",
+                     f"{d['chunk_latency_ratio_portable_over_native']:.2f}x"])
+        if "end_to_end" in d:
+            e = d["end_to_end"]
+            rows.append(["a short bench run: portable vs native",
+                         f"{e['median_wall_s']['portable']:.1f} vs {e['median_wall_s']['native']:.1f} s",
+                         f"{e['wall_ratio_portable_over_native']:.2f}x"])
+        sec.sources.append(perf / "math.json")
+    for path in sorted(perf.glob("policy_*.json")):
+        d = read_json(path, "results", "provenance")
+        cpu = (d["provenance"].get("machine") or {}).get("cpu_model") or (d["provenance"].get("machine") or {}).get(
+            "processor", "?")
+        for r in d["results"]:
+            lat = ", ".join(f"batch {b}: {1e3 * s:.0f} ms" for b, s in r["latency_s"].items())
+            rows.append([f"DiT4DiT {r['config']}, one action chunk ({path.name})", lat, f"CPU: {cpu}"])
+            if r.get("train_samples_per_s"):
+                rows.append([f"DiT4DiT {r['config']}, training samples/s fp32 vs bf16 autocast ({path.name})",
+                             f"{r['train_samples_per_s']:.1f} vs {r['train_samples_per_s_bf16']:.1f}",
+                             f"{r['train_bf16_speedup']:.2f}x"])
+        sec.sources.append(path)
+    if rows:
+        sec.table(["measurement", "values", "ratio / note"], rows,
+                  caption="Measured in one run each (ratios within a run; the machine is shared and noisy).", size=7.5)
+    timing = {}
+    for path in sorted(results.glob("*/libero_spatial_episodes.jsonl")):
+        if path.parent.name in NOT_POLICIES or path.parent.name in timing:
+            continue
+        recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if recs and all("timing" in r for r in recs):
+            timing[path.parent.name] = recs
+    if timing:
+        fig = figures / "time_breakdown.png"
+        time_breakdown(timing, fig)
+        sec.figure(fig, "Where an episode's time goes (libero_spatial evaluations; seconds per episode, mean): "
+                        "rendering the cameras, stepping the physics, creating environments, and the rest (the policy "
+                        "and the message passing).", width=0.85)
+    return sec if sec.blocks else None
+
+
+def contact_sheets_section(results: Path) -> Section | None:
+    sheets = sorted(results.glob("*/videos/*_videos.png"))
+    if not sheets:
+        return None
+    sec = Section("What the policies do: contact sheets")
+    sec.text("The first episodes of each task, eight frames each, failures first (from bench run --video).")
+    for path in sheets:
+        sec.figure(path, f"{path.parent.parent.name}: {path.stem.replace('_videos', '')}", width=1.0)
+        sec.sources.append(path)
+    return sec
+
+
+def training_section(results: Path) -> Section | None:
+    curves = sorted(p for p in results.glob("*/losses.png"))
+    if not curves:
+        return None
+    sec = Section("Training")
+    rows = []
+    for png in curves:
+        cfg = png.parent / "train_config.json"
+        if cfg.exists():
+            d = read_json(cfg, "train", "data_fingerprint")
+            t = d["train"]
+            model = d.get("model") if isinstance(d.get("model"), str) else "dit4dit"  # older runs: the config
+            rows.append([png.parent.name, model, str(t["steps"]), str(t["batch_size"]),
+                         t.get("precision", "fp32"), str(d.get("num_demos", "?")), str(d.get("parameters", "?"))])
+            sec.sources.append(cfg)
+        sec.figure(png, f"{png.parent.name}: training losses.", width=0.7)
+    if rows:
+        figures_first = sec.blocks
+        sec.blocks = []
+        sec.table(["run", "model", "steps", "batch", "precision", "demos", "parameters"], rows, caption="Training runs.")
+        sec.blocks += figures_first
+    return sec
+
+
+def ablations_section(results: Path) -> Section | None:
+    csvs = sorted((results / "ablations").glob("*.csv")) if (results / "ablations").exists() else []
+    if not csvs:
+        return None
+    sec = Section("Ablations")
+    sec.text("Each variant against its model's default, on the same episodes and held-out windows (paired); "
+             "tiny models at the stated budget, with the published full-scale curve beside ours where one exists.")
+    for path in csvs:
+        t = pd.read_csv(path)
+        for col in ("model", "value", "action_error", "action_error_low", "action_error_high", "successes", "episodes"):
+            if col not in t:
+                raise ResultFileError(f"{path}: no column '{col}'")
+        rows = [[str(r.model), str(r.value), f"{r.action_error:.4f} [{r.action_error_low:.4f}, {r.action_error_high:.4f}]",
+                 f"{int(r.successes)}/{int(r.episodes)}"] for r in t.itertuples()]
+        sec.table(["model", "setting", "action error [95% CI]", "successes"], rows, caption=f"{path.stem} ({path})")
+        if path.with_suffix(".png").exists():
+            sec.figure(path.with_suffix(".png"), f"{path.stem}")
+        sec.sources.append(path)
+    return sec
+
+
+NOT_RUN = {
+    "RoboCasa GR1 (24 tabletop tasks)": ("results/gr1", "needs its own simulator environment and the RoboCasa "
+                                         "assets download (issue 18)"),
+    "Zero-shot splits (object, category, quantity)": ("results/zeroshot", "the suites are not built yet (issue 19)"),
+    "Baselines against DiT4DiT": ("results/baselines", "the baselines are not trained yet: they need the regenerated "
+                                  "training set and many CPU-hours (issue 14)"),
+    "Ablations": ("results/ablations", "not run yet at the small budget (issue 15): `make ablations`"),
+    "Micro-benchmarks (pytest-benchmark)": ("results/perf/micro.json", "`make bench-micro` not run yet"),
+}
+
+
+def not_run(results: Path) -> list[dict]:
+    out = []
+    for what, (where, why) in NOT_RUN.items():
+        path = results.parent / where if not where.startswith("results/") else results / where[len("results/"):]
+        if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+            out.append({"what": what, "why": why})
+    return out
+
+
+def provenance_rows(paths: list[Path]) -> list[list[str]]:
+    """One row per result file: its command, commit and date, read from its provenance (JSON files, or the
+    train_config of a run)."""
+    rows = []
+    for path in dict.fromkeys(paths):
+        if path.suffix != ".json":
+            continue
+        try:
+            prov = json.loads(path.read_text()).get("provenance") or {}
+        except (OSError, json.JSONDecodeError):
+            continue
+        git = prov.get("git") or {}
+        rows.append([str(path), str(prov.get("command", "—")), (git.get("commit") or "—")[:10]
+                     + ("+dirty" if git.get("dirty") else ""), str(prov.get("created_at", "—"))[:19]])
+    return rows

@@ -1,0 +1,80 @@
+"""`bench report` from the committed results: the PDF's text carries the results files' numbers, every page
+renders, and a broken results file is named while the rest of the report builds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+RESULTS = Path("results")
+pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None,
+                                reason="needs poppler-utils (pdftotext, pdftoppm); .ci/run installs it")
+
+
+def _text(pdf: Path) -> str:
+    out = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return " ".join(out.split())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    out = tmp_path_factory.mktemp("report") / "report.pdf"
+    result = CliRunner().invoke(app, ["report", "--results", str(RESULTS), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_pdf_carries_the_results_numbers(built):
+    from bench.report.gather import pct_ci, policy_summaries
+
+    text = _text(built)
+    checked = 0
+    for suite in ("libero_spatial", "libero_object", "libero_goal", "libero_10"):
+        for label, path in policy_summaries(RESULTS, suite).items():
+            for row in json.loads(path.read_text())["rows"]:
+                assert pct_ci(row) in text, f"{path}: {row['task']} {pct_ci(row)} is not in the report"
+                checked += 1
+    assert checked >= 40
+    published = pd.read_csv("bench/published/libero_published.csv", comment="#")
+    for value in published["libero_spatial"]:
+        assert str(value) in text
+    eval_perf = json.loads((RESULTS / "perf" / "eval.json").read_text())
+    assert f"{eval_perf['ratio']:.2f}x" in text
+    for section in ("LIBERO: success per task", "Not run yet, and why", "Appendix: provenance"):
+        assert section in text
+    assert (built.with_suffix(".md")).read_text().count("|") > 100  # the markdown twin has the tables too
+
+
+def test_every_page_renders(built, tmp_path):
+    result = subprocess.run(["pdftoppm", "-r", "40", "-png", str(built), str(tmp_path / "page")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "Error" not in result.stderr, result.stderr
+    pages = sorted(tmp_path.glob("page-*.png"))
+    info = subprocess.run(["pdfinfo", str(built)], capture_output=True, text=True).stdout
+    assert len(pages) == int(next(ln.split()[-1] for ln in info.splitlines() if ln.startswith("Pages:"))) >= 5
+    assert all(p.stat().st_size > 2000 for p in pages)
+
+
+def test_a_broken_results_file_is_named_and_the_rest_builds(tmp_path):
+    from bench.report.build import build
+
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS, results, ignore=shutil.ignore_patterns("*.jsonl", "videos"))
+    perf = json.loads((results / "perf" / "eval.json").read_text())
+    del perf["ratio"]
+    (results / "perf" / "eval.json").write_text(json.dumps(perf))
+    data = build(results, tmp_path / "r.pdf")
+    broken = {x["what"]: x["error"] for x in data["not_built"]}
+    assert "eval.json" in broken["Throughput and latency"] and "'ratio'" in broken["Throughput and latency"]
+    assert any(s["title"].startswith("LIBERO") for s in data["sections"])
+    text = _text(tmp_path / "r.pdf")
+    assert "Not built: a results file is broken" in text and "'ratio'" in text
