@@ -76,6 +76,13 @@ def command_line(argv: list[str] | None = None) -> str:
     return " ".join(shlex.quote(a) for a in ["bench", *argv[1:]]) if argv else "bench"
 
 
+def _cpu_model() -> str:
+    from bench.mathmode import cpu_info
+
+    info = cpu_info()
+    return f"{info['model']} ({', '.join(info['isa'])})"
+
+
 def provenance(protocol=None, argv: list[str] | None = None, math: dict | None = None) -> dict:
     """`math`: bench.mathmode.describe() of the process that ran a policy (None where none ran)."""
     return {
@@ -83,7 +90,7 @@ def provenance(protocol=None, argv: list[str] | None = None, math: dict | None =
         "git": git_state(),
         "versions": package_versions(),
         "python": platform.python_version(),
-        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
+        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform(), "cpu": _cpu_model()},
         "protocol": protocol.to_dict() if protocol is not None else None,
         "protocol_hash": protocol.hash() if protocol is not None else None,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

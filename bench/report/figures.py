@@ -72,3 +72,20 @@ def time_breakdown(timing: dict[str, list[dict]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def micro_latency(rows: list[dict], path: Path) -> None:
+    """Median time of each micro-benchmark with its interquartile range (log scale: 10 ms to 1 s side by side)."""
+    plt, sns = _setup()
+    df = pd.DataFrame(rows).sort_values("median_ms")
+    fig, ax = plt.subplots(figsize=(6.0, 0.35 * len(df) + 1.0))
+    ax.barh(df["name"], df["median_ms"], xerr=df["iqr_ms"] / 2, color=sns.color_palette("Set2")[0], capsize=2)
+    ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("milliseconds (median; whiskers: half the IQR each side)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)

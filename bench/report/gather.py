@@ -230,8 +230,7 @@ def perf_section(results: Path, figures: Path) -> Section | None:
         sec.sources.append(perf / "math.json")
     for path in sorted(perf.glob("policy_*.json")):
         d = read_json(path, "results", "provenance")
-        cpu = (d["provenance"].get("machine") or {}).get("cpu_model") or (d["provenance"].get("machine") or {}).get(
-            "processor", "?")
+        cpu = (d["provenance"].get("machine") or {}).get("cpu") or "not recorded"
         for r in d["results"]:
             lat = ", ".join(f"batch {b}: {1e3 * s:.0f} ms" for b, s in r["latency_s"].items())
             rows.append([f"DiT4DiT {r['config']}, one action chunk ({path.name})", lat, f"CPU: {cpu}"])
@@ -240,16 +239,36 @@ def perf_section(results: Path, figures: Path) -> Section | None:
                              f"{r['train_samples_per_s']:.1f} vs {r['train_samples_per_s_bf16']:.1f}",
                              f"{r['train_bf16_speedup']:.2f}x"])
         sec.sources.append(path)
+    micro = perf / "micro.json"
+    if micro.exists():
+        from bench.report.figures import micro_latency
+
+        d = read_json(micro, "benchmarks", "machine_info")
+        bench_rows = []
+        for b in d["benchmarks"]:
+            st = b.get("stats") or {}
+            if "median" not in st or "iqr" not in st:
+                raise ResultFileError(f"{micro}: benchmark {b.get('name')} has no stats.median/iqr")
+            bench_rows.append({"name": b["name"].replace("test_", ""), "median_ms": 1e3 * st["median"],
+                               "iqr_ms": 1e3 * st["iqr"], "rounds": st.get("rounds", "?")})
+        sec.table(["micro-benchmark", "median ms", "IQR ms", "rounds"],
+                  [[r["name"], f"{r['median_ms']:.1f}", f"{r['iqr_ms']:.1f}", r["rounds"]] for r in bench_rows],
+                  caption=f"pytest-benchmark, one thread ({micro}; CPU: {d['machine_info'].get('cpu', {}).get('brand_raw', '?')}).")
+        fig = figures / "micro.png"
+        micro_latency(bench_rows, fig)
+        sec.figure(fig, "Micro-benchmarks: median with its interquartile range.", width=0.75)
+        sec.sources.append(micro)
     if rows:
         sec.table(["measurement", "values", "ratio / note"], rows,
                   caption="Measured in one run each (ratios within a run; the machine is shared and noisy).", size=7.5)
     timing = {}
-    for path in sorted(results.glob("*/libero_spatial_episodes.jsonl")):
-        if path.parent.name in NOT_POLICIES or path.parent.name in timing:
+    for label, summary in policy_summaries(results, "libero_spatial").items():
+        path = summary.with_name("libero_spatial_episodes.jsonl")
+        if not path.exists():
             continue
         recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         if recs and all("timing" in r for r in recs):
-            timing[path.parent.name] = recs
+            timing[label] = recs
     if timing:
         fig = figures / "time_breakdown.png"
         time_breakdown(timing, fig)
@@ -344,9 +363,14 @@ def provenance_rows(paths: list[Path]) -> list[list[str]]:
         if path.suffix != ".json":
             continue
         try:
-            prov = json.loads(path.read_text()).get("provenance") or {}
+            raw = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
+        prov = raw.get("provenance") or {}
+        if "commit_info" in raw:  # pytest-benchmark's own provenance
+            info = raw["commit_info"]
+            prov = {"command": "make bench-micro (pytest benchmarks --benchmark-json)", "created_at": raw.get("datetime"),
+                    "git": {"commit": info.get("id"), "dirty": info.get("dirty")}}
         git = prov.get("git") or {}
         rows.append([str(path), str(prov.get("command", "—")), (git.get("commit") or "—")[:10]
                      + ("+dirty" if git.get("dirty") else ""), str(prov.get("created_at", "—"))[:19]])
