@@ -36,6 +36,7 @@ CHECKPOINT_FILES = ("model.safetensors", "config.json", "stats.json", "text_cach
 
 
 PRECISIONS = ("fp32", "bf16")
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb"}  # --log-with name -> the package it needs
 
 
 @dataclass
@@ -61,6 +62,7 @@ class TrainConfig:
     keep_checkpoints: tuple[int, ...] = ()  # steps whose checkpoint is also kept as checkpoint_step<N>
     init_from: str | None = None  # a checkpoint whose `init_modules` weights start this training (pretraining)
     init_modules: tuple[str, ...] = ("video_dit",)
+    log_with: str | None = None  # also log to an experiment tracker (TRACKERS), offline, under <out>/trackers
 
 
 class StepBatches(Sampler):
@@ -198,6 +200,15 @@ def init_weights(model, checkpoint: str | Path, modules: tuple[str, ...]) -> Non
         model.load_state_dict({k: saved[k] for k in mine}, strict=False)
 
 
+def _check_tracker(name: str) -> None:
+    import importlib.util
+
+    if name not in TRACKERS:
+        raise ValueError(f"unknown tracker {name!r}; choose one of {', '.join(TRACKERS)}")
+    if importlib.util.find_spec(TRACKERS[name]) is None:
+        raise ValueError(f"--log-with {name} needs the {TRACKERS[name]} package: pip install {TRACKERS[name]}")
+
+
 def _param_groups(model, cfg: TrainConfig) -> list[dict]:
     groups = []
     for g in model.param_groups():
@@ -250,13 +261,21 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
 
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {cfg.precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if cfg.log_with is not None:
+        _check_tracker(cfg.log_with)
     out = Path(out)
     state_path = out / "train_state.pt"
     if out.exists() and any(out.iterdir()) and not resume:
         raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if cfg.log_with == "wandb":  # offline by default: nothing leaves the machine unless the user says so
+        import os
+
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_DIR", str(out / "trackers"))
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with=cfg.log_with,
+                              project_dir=str(out / "trackers") if cfg.log_with else None)
 
     entry = entry_of_config(model_cfg)
     model = entry.build(model_cfg)
@@ -297,6 +316,9 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
                 "provenance": provenance()}
     (out / ("train_config.json" if start == 0 else f"train_config.resume{start}.json")).write_text(
         json.dumps(run_info, indent=2))
+    if cfg.log_with:
+        hparams = {k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers(out.name, config={**hparams, "model": entry.name, "resumed_at": start})
     csv_path = out / "losses.csv"
     new_csv = not csv_path.exists() or start == 0
     if not new_csv:  # drop rows logged after the checkpoint we resume from (they will be redone)
@@ -360,10 +382,14 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
                 header_due = False
             writer.writerow([step, *(row[k] for k in names), *lrs.values(), float(grad_norm), rate, elapsed()])
             log.flush()  # a crash or a kill loses no logged step
+            if cfg.log_with:
+                accelerator.log({**row, **lrs, "grad_norm": float(grad_norm), "samples_per_s": rate}, step=step)
             if on_log:
                 on_log(step, {**row, "samples_per_s": rate})
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or step in cfg.keep_checkpoints:
             checkpoint(step)
     log.close()
     dataset.close()
+    if cfg.log_with:
+        accelerator.end_training()
     return out / "checkpoint"

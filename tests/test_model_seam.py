@@ -171,3 +171,14 @@ def test_export_stores_bf16_weights_that_load_back_into_the_model(tmp_path, pixe
     assert result.exit_code == 2 and "not empty" in result.output
     result = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(tmp_path / "x"), "--dtype", "fp8"])
     assert result.exit_code == 2 and "fp8" in result.output and "bf16" in result.output
+
+
+def test_log_with_tensorboard_writes_an_event_file(tmp_path, pixel_mlp):
+    from bench.training import TrainConfig, train
+
+    train(pixel_mlp, [FIXTURE], tmp_path / "run", TrainConfig(steps=2, batch_size=2, warmup=1, log_every=1,
+                                                              log_with="tensorboard"))
+    events = list((tmp_path / "run" / "trackers").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100
+    with pytest.raises(ValueError, match="unknown tracker 'mlflow'; choose one of tensorboard, wandb"):
+        train(pixel_mlp, [FIXTURE], tmp_path / "run2", TrainConfig(steps=1, log_with="mlflow"))

@@ -52,6 +52,8 @@ def train(
     init_from: Optional[Path] = typer.Option(None, help="A checkpoint whose --init-modules weights start this "
                                                          "training (e.g. a video-pretrained DiT4DiT)."),
     init_modules: str = typer.Option("video_dit", help="Comma-separated submodules --init-from sets."),
+    log_with: Optional[str] = typer.Option(None, help="Also log to tensorboard or wandb (offline; under "
+                                                        "<out>/trackers)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its train state."),
     set_: list[str] = typer.Option([], "--set", help="Model config override KEY=VALUE (dotted keys reach nested "
                                                       "configs, e.g. video.feature_layer=2, gradient=joint)."),
@@ -93,7 +95,7 @@ def train(
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, group_lr=lrs, keep_checkpoints=keep,
                       warmup=min(warmup, steps), checkpoint_every=checkpoint_every, seed=seed, num_workers=workers,
                       precision=precision, demo_fraction=demo_fraction,
-                      init_from=str(init_from) if init_from else None,
+                      init_from=str(init_from) if init_from else None, log_with=log_with,
                       init_modules=tuple(m.strip() for m in init_modules.split(",") if m.strip()))
     if init_from is not None and not (init_from / "model.safetensors").exists():
         fail(f"--init-from {init_from}: not a checkpoint folder (no model.safetensors)")
