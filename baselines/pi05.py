@@ -133,6 +133,25 @@ class Layer(nn.Module):
         e = e + self.expert.mlp(self.expert.norm2(e, temb))
         return p, e
 
+    # Inference: the prefix never attends to the expert, so its keys and values are computed once per chunk
+    # and each Euler step runs the expert alone against them (pi0's KV cache).
+    def prefix_only(self, p: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        b, n_p, w = p.shape
+        qp, kp, vp = self.prefix.qkv(self.prefix.norm1(p)).chunk(3, dim=-1)
+        h = lambda x: x.view(b, -1, self.heads, w // self.heads).transpose(1, 2)  # noqa: E731
+        ap = F.scaled_dot_product_attention(h(qp), h(kp), h(vp))
+        p = p + self.prefix.out(ap.transpose(1, 2).reshape(b, n_p, w))
+        return p + self.prefix.mlp(self.prefix.norm2(p)), (kp, vp)
+
+    def expert_only(self, e: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], temb: torch.Tensor) -> torch.Tensor:
+        b, n_e, w = e.shape
+        kp, vp = kv
+        qe, ke, ve = self.expert.qkv(self.expert.norm1(e, temb)).chunk(3, dim=-1)
+        h = lambda x: x.view(b, -1, self.heads, w // self.heads).transpose(1, 2)  # noqa: E731
+        ae = F.scaled_dot_product_attention(h(qe), h(torch.cat([kp, ke], 1)), h(torch.cat([vp, ve], 1)))
+        e = e + self.expert.out(ae.transpose(1, 2).reshape(b, n_e, w))
+        return e + self.expert.mlp(self.expert.norm2(e, temb))
+
 
 @lru_cache(maxsize=8)
 def attention_mask(n_prefix: int, n_expert: int) -> torch.Tensor:
@@ -212,10 +231,23 @@ class Pi05(nn.Module):
     @torch.no_grad()
     def predict(self, images: dict[str, torch.Tensor], state: torch.Tensor, text: torch.Tensor,
                 generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
-        prefix = self.prefix_tokens({c: v[:, None] for c, v in images.items()}, state, text)
-        start = torch.randn((prefix.shape[0], *self.chunk_shape), generator=generator, device=prefix.device)
-        actions = euler_sample(lambda a, t: self.run(prefix, a, t)[1], start, steps or self.cfg.euler_steps)
+        p = self.prefix_tokens({c: v[:, None] for c, v in images.items()}, state, text)
+        cache = []
+        for layer in self.layers:  # the prefix once per chunk
+            p, kv = layer.prefix_only(p)
+            cache.append(kv)
+        start = torch.randn((p.shape[0], *self.chunk_shape), generator=generator, device=p.device)
+        actions = euler_sample(lambda a, t: self.expert_velocity(cache, a, t), start, steps or self.cfg.euler_steps)
         return self.normalizer.unnormalize("actions", actions)
+
+    def expert_velocity(self, cache: list, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The velocity from the expert alone, against the prefix's cached keys and values (the same function
+        as `run`'s second output: the expert's attention is unmasked either way)."""
+        temb = self.time_mlp(sinusoidal(t * 1000, self.cfg.width))
+        e = self.action_in(noisy) + self.expert_pos
+        for layer, kv in zip(self.layers, cache):
+            e = layer.expert_only(e, kv, temb)
+        return self.action_out(self.norm_out(e, temb))
 
     def param_groups(self) -> list[dict]:
         expert = [p for n, p in self.named_parameters() if ".expert." in n or n.startswith(

@@ -131,6 +131,14 @@ def test_pi05_attention_is_prefix_lm():
         p1, v1 = model.run(prefix, torch.randn(2, 8, 7), torch.full((2,), 0.9))
         p2, v2 = model.run(prefix, torch.randn(2, 8, 7), torch.full((2,), 0.2))
         assert torch.equal(p1, p2) and not torch.allclose(v1, v2)
+        # inference caches the prefix's keys and values once per chunk: the same velocity as the full pass
+        cache, p = [], prefix
+        for layer in model.layers:
+            p, kv = layer.prefix_only(p)
+            cache.append(kv)
+        noisy, t = torch.randn(2, 8, 7), torch.full((2,), 0.5)
+        with torch.no_grad():
+            assert torch.allclose(model.expert_velocity(cache, noisy, t), model.run(prefix, noisy, t)[1], atol=1e-5)
 
 
 def test_pi05_knowledge_insulation_stops_the_flow_gradient_at_the_prefix():
