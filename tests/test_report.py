@@ -47,8 +47,25 @@ def test_the_pdf_carries_the_results_numbers(built):
     published = pd.read_csv("bench/published/libero_published.csv", comment="#")
     for value in published["libero_spatial"]:
         assert str(value) in text
+    # comparisons: every row's paired difference and its interval
+    for csv in RESULTS.glob("**/*_vs_*.csv"):
+        table = pd.read_csv(csv)
+        b = next(c[3:-len(":diff")] for c in table.columns if c.startswith("vs_") and c.endswith(":diff"))
+        for _, r in table.iterrows():
+            d, lo, hi = (100 * r[f"vs_{b}:{k}"] for k in ("diff", "diff_low", "diff_high"))
+            assert f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]" in text, f"{csv}: {r['task']}"
+    # demos replayed, throughput and latency
+    for path in (RESULTS / "demos").glob("*_summary.json"):
+        all_row = json.loads(path.read_text())["rows"][-1]
+        assert f"{all_row['successes']}/{all_row['episodes']}" in text
     eval_perf = json.loads((RESULTS / "perf" / "eval.json").read_text())
     assert f"{eval_perf['ratio']:.2f}x" in text
+    math = json.loads((RESULTS / "perf" / "math.json").read_text())
+    assert f"{math['chunk_latency_ratio_portable_over_native']:.2f}x" in text
+    micro = RESULTS / "perf" / "micro.json"
+    if micro.exists():
+        for bench in json.loads(micro.read_text())["benchmarks"]:
+            assert f"{1e3 * bench['stats']['median']:.1f}" in text, bench["name"]
     for section in ("LIBERO: success per task", "Not run yet, and why", "Appendix: provenance"):
         assert section in text
     assert (built.with_suffix(".md")).read_text().count("|") > 100  # the markdown twin has the tables too
