@@ -85,6 +85,11 @@ class Policy(TypingProtocol):
     # carries their hash.
 
 
+class RemotePolicyError(RuntimeError):
+    """A policy server failed (down, slow, died, or answered garbage): the message names host, port and what
+    went wrong. Its episodes are recorded with error kind `remote`, and `--resume` runs them again."""
+
+
 class SpecMismatch(ValueError):
     """The policy's declared I/O does not fit the suite's protocol."""
 

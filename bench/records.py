@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 # Errors that say nothing about the policy: `--resume` runs these episodes again.
-INFRA_ERRORS = ("worker_died", "timeout", "sim")
+INFRA_ERRORS = ("worker_died", "timeout", "sim", "remote")
 
 
 @dataclass
@@ -35,7 +35,7 @@ class EpisodeRecord:
     steps: int  # policy steps executed (wait steps excluded)
     wall_time_s: float  # from the start message to the last answer
     error: str | None = None  # why the episode did not run to its end, if it did not
-    error_kind: str | None = None  # policy | sim | worker_died | timeout
+    error_kind: str | None = None  # policy | sim | worker_died | timeout | remote (a policy server failed)
     video: str | None = None  # mp4 path relative to the run directory
     worker: int | None = None
     timing: dict = field(default_factory=dict)  # env_create_s, reset_s, step_s, render_s, episode_s
@@ -44,6 +44,8 @@ class EpisodeRecord:
     #                                 equal digests for a key mean a rerun reproduced the episode exactly
     math: str | None = None  # the policy process's float math, '<mode>:<fingerprint>' (bench/mathmode.py): equal
     #                          ids mean a rerun is expected to give the same bits; None = recorded before it was kept
+    policy_args: dict | None = None  # the --policy-arg values the policy was built with
+    policy_meta: dict | None = None  # what the policy reports about itself (a remote server's metadata)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

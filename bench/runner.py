@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from bench.mathmode import mode_of
-from bench.policy import EpisodeInfo, ObservationBatch, check_spec, validate_chunks
+from bench.policy import EpisodeInfo, ObservationBatch, RemotePolicyError, check_spec, validate_chunks
 from bench.provenance import file_hash, shown_path
 from bench.records import EpisodeRecord, append_record, finished_keys, read_records
 from bench.sim.worker import EpisodeStart, worker_main
@@ -49,6 +49,7 @@ class RunConfig:
     record_resolution: int | None = None  # record LIBERO-format trajectories (demo generation)
     record_pixel_path: str = "render_resize_uint8"  # how recorded frames are made (bench.models.frames)
     math: str | None = None  # the policy process's float math id (bench.mathmode), written into every record
+    policy_args: dict | None = None  # the policy's --policy-arg values, written into every record
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -190,7 +191,8 @@ class Runner:
             video=str(Path(video).relative_to(self.cfg.out)) if video else None, worker=w.wid,
             timing={k: round(v, 4) for k, v in (timing or {}).items()},
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), final_state=final_state,
-            math=self.cfg.math,
+            math=self.cfg.math, policy_args=self.cfg.policy_args or None,
+            policy_meta=getattr(self.policy, "metadata", None),
         )
         append_record(self.records_path, rec)
         w.episode = None
@@ -308,9 +310,12 @@ class Runner:
     def _act(self, requests: list[tuple[_Worker, dict]]) -> None:
         batch = ObservationBatch.stack([obs for _, obs in requests])
         t = time.perf_counter()
+        kind = "policy"
         try:
             chunks = self.policy.act(batch)
             arr, errors = validate_chunks(chunks, len(batch), self.policy.spec)
+        except RemotePolicyError as exc:  # the server, not the policy: --resume runs these again
+            arr, errors, kind = None, [str(exc)] * len(batch), "remote"
         except Exception as exc:  # a policy bug fails these episodes, not the run
             arr, errors = None, [f"policy raised {type(exc).__name__}: {exc}"] * len(batch)
         self.policy_s += time.perf_counter() - t
@@ -318,7 +323,7 @@ class Runner:
         n_exec = self.cfg.protocol.executed_chunk
         for i, (w, obs) in enumerate(requests):
             if errors[i] is not None:
-                self._record(w, w.episode, False, obs["step"], error=errors[i], error_kind="policy")
+                self._record(w, w.episode, False, obs["step"], error=errors[i], error_kind=kind)
                 continue
             try:
                 w.conn.send(("chunk", w.episode.key, arr[i, :n_exec]))

@@ -43,6 +43,7 @@ class Source:
     seed_option: int | None  # the policy's --seed, when the run overrode the protocol's seed
     math: str | None  # the records' math id (None: recorded before math was kept)
     invocations: list[dict]
+    policy_args: dict | None = None  # the --policy-arg values the records' policy was built with
 
 
 def _resolve_recorded_path(shown: str | None) -> Path | None:
@@ -80,7 +81,8 @@ def load_source(path: Path) -> Source:
     protocol = _protocol(suite, protocol_hash, invocations, records_path)
     checkpoint = _checkpoint(one("checkpoint"), ckpt_hash, policy, records_path)
     seed_option = protocol.seed if protocol.seed != suite.protocol.seed else None
-    return Source(records, suite, protocol, policy, checkpoint, ckpt_hash, seed_option, math, invocations)
+    return Source(records, suite, protocol, policy, checkpoint, ckpt_hash, seed_option, math, invocations,
+                  one("policy_args"))
 
 
 def _protocol(suite: Suite, protocol_hash: str, invocations: list[dict], where: Path) -> Protocol:

@@ -28,6 +28,8 @@ def run(
     video: int = typer.Option(0, min=0, help="Save an mp4 of the first N episodes of each task."),
     checkpoint: Optional[str] = typer.Option(None, help="Policy checkpoint path."),
     demos: Optional[str] = typer.Option(None, help="Demo file (LIBERO HDF5) for the replay policy."),
+    policy_arg: list[str] = typer.Option([], "--policy-arg", help="NAME=VALUE for the policy (repeatable; bench "
+                                                                  "list policies shows each policy's)."),
     seed: Optional[int] = typer.Option(None, help="Override the protocol's seed (changes the protocol hash)."),
     max_steps: Optional[int] = typer.Option(None, min=1, help="Override max steps (changes the protocol hash)."),
     episode_timeout: float = typer.Option(900.0, min=1.0, help="Seconds before an episode is abandoned."),
@@ -45,7 +47,7 @@ def run(
     task_ids = parse_tasks(s, tasks)
     if policy is None:
         policy, checkpoint = default_policy(s.name, checkpoint)
-    pol = build_policy(policy, checkpoint=checkpoint, demos=demos, seed=seed)
+    pol = build_policy(policy, checkpoint=checkpoint, demos=demos, seed=seed, policy_args=policy_arg)
     canonical = canonical_policy(policy)
     loaded = getattr(pol, "checkpoint_path", None)
     checkpoint = checkpoint or (str(loaded) if loaded is not None else None)
@@ -60,7 +62,8 @@ def run(
         protocol = protocol.replace(max_steps=max_steps)
     cfg = RunConfig(suite=s, policy_name=canonical, task_ids=task_ids, out=out, episodes=episodes, workers=workers,
                     resume=resume, videos_per_task=video, checkpoint=checkpoint, protocol=protocol,
-                    episode_timeout_s=episode_timeout, math=math_desc["id"])
+                    episode_timeout_s=episode_timeout, math=math_desc["id"],
+                    policy_args=_typed_args(policy, policy_arg))
     try:
         gl = configure_headless_gl()
     except HeadlessGLError as exc:
@@ -90,6 +93,12 @@ def run(
             if (out / name).exists():  # videos.png only with --video
                 shutil.copyfile(out / name, publish / f"{s.name}_{name}")
         console.print(f"published to {publish}/{s.name}_summary.*")
+
+
+def _typed_args(policy: str, items: list[str]) -> dict:
+    from bench.policies import load_all, parse_policy_args
+
+    return parse_policy_args(load_all().get(policy), items) if items else {}
 
 
 def default_policy(suite: str, checkpoint: Optional[str]) -> tuple[str, Optional[str]]:
@@ -143,7 +152,9 @@ def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies")
             e = reg.get(name)
             params = ", ".join(f"{c} {parameter_count(name, c) / 1e6:.2f} M" for c in models.get(name).configs
                                ) if name in models else ""
-            t.add_row(name, " ".join(f"--{o}" for o in e.options), params, e.help)
+            opts = " ".join(f"--{o}" for o in e.options)
+            args = "\n".join(f"--policy-arg {a.describe()}" for a in e.args)
+            t.add_row(name, "\n".join(x for x in (opts, args) if x), params, e.help)
         console.print(t)
 
 
@@ -217,7 +228,7 @@ def verify(
     mode = math or mode_of(src.math)
     set_math(mode)
     options = {"demos": src.checkpoint} if src.policy == "replay" else {"checkpoint": src.checkpoint}
-    pol = build_policy(src.policy, seed=src.seed_option, **options)
+    pol = build_policy(src.policy, seed=src.seed_option, policy_args=src.policy_args, **options)
     math_desc = confirm_math(mode)
     chosen = select(src.records, None if all_ else episodes)
     if not chosen:
@@ -227,7 +238,7 @@ def verify(
         fail(f"{out} already holds episode records; choose another --out")
     cfg = RunConfig(suite=src.suite, policy_name=src.policy, task_ids=sorted({r["task_id"] for r in chosen}), out=out,
                     episodes=max(r["init_id"] for r in chosen) + 1, workers=workers, checkpoint=src.checkpoint,
-                    protocol=src.protocol, math=math_desc["id"])
+                    protocol=src.protocol, math=math_desc["id"], policy_args=src.policy_args)
     try:
         configure_headless_gl()
     except HeadlessGLError as exc:

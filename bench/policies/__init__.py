@@ -19,19 +19,61 @@ POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay", "bench.poli
 
 
 @dataclass(frozen=True)
+class PolicyArg:
+    """A policy argument given as `--policy-arg name=value` (typed, with a default)."""
+    name: str
+    type: type  # int, float, str or bool
+    default: Any
+    help: str = ""
+
+    def parse(self, text: str) -> Any:
+        if self.type is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{self.name} takes true or false, got {text!r}")
+        try:
+            return self.type(text)
+        except ValueError:
+            raise ValueError(f"{self.name} takes {self.type.__name__}, got {text!r}") from None
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.type.__name__} = {self.default!r}" + (f" ({self.help})" if self.help else "")
+
+
+@dataclass(frozen=True)
 class PolicyEntry:
     name: str
     factory: Callable[..., Any]
     help: str
-    options: tuple[str, ...]  # keyword options the factory accepts
+    options: tuple[str, ...]  # the fixed command-line options the factory accepts (--checkpoint, --demos, --seed)
+    args: tuple[PolicyArg, ...] = ()  # its --policy-arg arguments
 
 
 POLICIES: Registry[PolicyEntry] = Registry("policy")
 _loaded = False
 
 
-def register(name: str, factory: Callable[..., Any], help: str, options: tuple[str, ...] = ()) -> None:
-    POLICIES.add(name, PolicyEntry(name, factory, help, options))
+def register(name: str, factory: Callable[..., Any], help: str, options: tuple[str, ...] = (),
+             args: tuple[PolicyArg, ...] = ()) -> None:
+    POLICIES.add(name, PolicyEntry(name, factory, help, options, args))
+
+
+def parse_policy_args(entry: PolicyEntry, items: list[str]) -> dict[str, Any]:
+    """`name=value` strings -> typed keyword arguments; an unknown or ill-typed one is a ValueError naming the
+    valid arguments."""
+    known = {a.name: a for a in entry.args}
+    valid = "; ".join(a.describe() for a in entry.args) or "none"
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--policy-arg takes NAME=VALUE, got {item!r}; {entry.name} takes: {valid}")
+        if name not in known:
+            raise ValueError(f"policy {entry.name!r} has no argument {name!r}; it takes: {valid}")
+        out[name] = known[name].parse(value)
+    return out
 
 
 def load_all() -> Registry[PolicyEntry]:
@@ -45,12 +87,18 @@ def load_all() -> Registry[PolicyEntry]:
     return POLICIES
 
 
-def make_policy(name: str, **options):
-    """Build a policy by name; options left as None are not passed."""
+def make_policy(name: str, policy_args: list[str] | dict | None = None, **options):
+    """Build a policy by name; options left as None are not passed. `policy_args`: `--policy-arg` strings
+    (or already typed values), checked against the policy's declared arguments."""
     entry = load_all().get(name)
     given = {k: v for k, v in options.items() if v is not None}
     extra = sorted(set(given) - set(entry.options) - {"seed"})
     if extra:
         takes = ", ".join(f"--{o}" for o in entry.options) or "no options"
         raise ValueError(f"policy {entry.name!r} does not use {', '.join('--' + o for o in extra)} (it takes {takes})")
-    return entry.factory(**{k: v for k, v in given.items() if k in entry.options or k == "seed"})
+    kwargs = {k: v for k, v in given.items() if k in entry.options or k == "seed"}
+    if policy_args:
+        typed = (parse_policy_args(entry, policy_args) if isinstance(policy_args, list)
+                 else parse_policy_args(entry, [f"{k}={v}" for k, v in policy_args.items()]))
+        kwargs.update(typed)
+    return entry.factory(**kwargs)
