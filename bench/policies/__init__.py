@@ -15,7 +15,8 @@ from typing import Any, Callable
 from bench.registry import Registry, import_plugins
 
 # Modules that register policies when imported; later model packages add themselves here.
-POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay", "bench.policies.scripted"]
+POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay", "bench.policies.scripted",
+                  "bench.policies.remote"]
 
 
 @dataclass(frozen=True)
