@@ -9,7 +9,7 @@ DATA ?= $(HOME)/.cache/dit4dit-bench
 # path) or 128 (rendered natively at 128 px: what the bundled checkpoint was trained on).
 DEMOS ?= 128_from224
 
-.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro
+.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote
 
 STEPS ?= 10000
 MODEL ?= dit4dit
@@ -132,6 +132,10 @@ ABLATIONS ?= feature-timestep feature-layer data-fraction
 ABLATE_BUDGET ?= small
 ablations: setup
 	$(BIN)/bench ablate $(foreach a,$(ABLATIONS),--$(a)) --budget $(ABLATE_BUDGET)
+
+# What the remote path costs (bench serve + openpi-client against in-process), and throughput by client count.
+perf-remote: setup
+	$(BIN)/bench perf remote --policy dit4dit --out results/perf/remote.json
 
 # Micro-benchmarks (pytest-benchmark): one action chunk per model, one env step, one render.
 bench-micro: setup

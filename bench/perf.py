@@ -188,3 +188,97 @@ def run_math_benchmark(rounds: int, calls: int, e2e_tasks: list[int], e2e_rounds
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     return result
+
+
+def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...], out: Path, log=print) -> dict:
+    """What the remote path costs, in one run: the median time of one action chunk in-process (the policy's
+    act on one row) and through `bench serve` + openpi-client on 127.0.0.1 (the same policy in another
+    process), and the chunks per second `bench serve` answers to 1, 2, 4... concurrent clients (which it
+    batches into shared act calls)."""
+    import socket
+    import statistics
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.request
+
+    import numpy as np
+    from openpi_client.websocket_client_policy import WebsocketClientPolicy
+
+    from bench.policies import make_policy
+    from bench.policy import EpisodeInfo, ObservationBatch
+    from bench.provenance import provenance
+    from bench.suites import get_suite
+
+    rng = np.random.default_rng(0)
+    img = {c: rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for c in ("agentview", "eye_in_hand")}
+    state = rng.normal(size=8).astype(np.float32)
+    prompt = get_suite("libero_spatial").task(0).language
+    policy = make_policy(policy_name)
+    policy.reset(EpisodeInfo(key="bench/perf", task=get_suite("libero_spatial").task(0), init_id=0, seed=7))
+    batch = ObservationBatch(["bench/perf"], {c: v[None] for c, v in img.items()}, state[None], [prompt],
+                             np.zeros(1, dtype=np.int64))
+    policy.act(batch)  # warm-up
+    local = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        policy.act(batch)
+        local.append(time.perf_counter() - t)
+    log(f"in-process: {1e3 * statistics.median(local):.1f} ms per chunk")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "--policy", policy_name, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError("bench serve did not start") from None
+                time.sleep(0.5)
+        obs = {"observation/image": img["agentview"], "observation/wrist_image": img["eye_in_hand"],
+               "observation/state": state, "prompt": prompt}
+        client = WebsocketClientPolicy("127.0.0.1", port)
+        client.infer(obs)  # warm-up
+        remote = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            client.infer(obs)
+            remote.append(time.perf_counter() - t)
+        log(f"through bench serve: {1e3 * statistics.median(remote):.1f} ms per chunk")
+        throughput = {}
+        for k in clients:
+            conns = [WebsocketClientPolicy("127.0.0.1", port) for _ in range(k)]
+            for c in conns:
+                c.infer(obs)
+
+            def work(c):
+                for _ in range(calls):
+                    c.infer(obs)
+            threads = [threading.Thread(target=work, args=(c,)) for c in conns]
+            t = time.perf_counter()
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            throughput[k] = k * calls / (time.perf_counter() - t)
+            log(f"{k} concurrent client(s): {throughput[k]:.1f} chunks/s")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    result = {"what": run_remote_benchmark.__doc__.strip(), "policy": policy_name, "calls": calls,
+              "median_chunk_s": {"in_process": statistics.median(local), "remote": statistics.median(remote)},
+              "remote_overhead_s": statistics.median(remote) - statistics.median(local),
+              "remote_over_in_process": statistics.median(remote) / statistics.median(local),
+              "chunks_per_s_by_clients": throughput,
+              "scaling_4_over_1": throughput.get(4, float("nan")) / throughput[1] if 1 in throughput else None,
+              "provenance": provenance()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    return result

@@ -92,3 +92,25 @@ def perf_math(
     if "end_to_end" in result:
         console.print_json(data={k: result["end_to_end"][k] for k in ("median_wall_s", "wall_ratio_portable_over_native")})
     console.print(f"written to {out}")
+
+
+@perf_app.command("remote")
+def perf_remote(
+    policy: str = typer.Option("dit4dit", "--policy", "-p", help="The policy served (bench list policies)."),
+    calls: int = typer.Option(30, min=1, help="Chunks per measurement (per client for throughput)."),
+    clients: str = typer.Option("1,2,4", help="Concurrent client counts for the throughput part."),
+    out: Path = typer.Option(Path("results/perf/remote.json"), help="Where to write the measurements."),
+):
+    """The remote path's cost: one chunk in-process vs through bench serve, and throughput by client count."""
+    from bench.cli.common import set_math
+
+    set_math("portable")  # as bench serve and bench run compute, before torch loads
+    from bench.perf import run_remote_benchmark
+
+    try:
+        counts = tuple(int(c) for c in clients.split(",") if c.strip())
+    except ValueError:
+        fail(f"--clients takes comma-separated counts, got {clients!r}")
+    result = run_remote_benchmark(policy, calls, counts, out, log=console.print)
+    console.print_json(data={k: result[k] for k in ("median_chunk_s", "remote_overhead_s", "chunks_per_s_by_clients")})
+    console.print(f"written to {out}")
