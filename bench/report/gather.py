@@ -228,6 +228,15 @@ def perf_section(results: Path, figures: Path) -> Section | None:
                          f"{e['median_wall_s']['portable']:.1f} vs {e['median_wall_s']['native']:.1f} s",
                          f"{e['wall_ratio_portable_over_native']:.2f}x"])
         sec.sources.append(perf / "math.json")
+    if (perf / "remote.json").exists():
+        d = read_json(perf / "remote.json", "median_chunk_s.in_process", "median_chunk_s.remote", "chunks_per_s_by_clients")
+        m = d["median_chunk_s"]
+        rows.append([f"one action chunk of {d.get('policy', '?')}: in-process vs through bench serve",
+                     f"{1e3 * m['in_process']:.0f} vs {1e3 * m['remote']:.0f} ms",
+                     f"{m['remote'] / m['in_process']:.2f}x"])
+        rows.append(["bench serve: chunks per second by concurrent clients",
+                     ", ".join(f"{k}: {v:.1f}" for k, v in d["chunks_per_s_by_clients"].items()), ""])
+        sec.sources.append(perf / "remote.json")
     for path in sorted(perf.glob("policy_*.json")):
         d = read_json(path, "results", "provenance")
         cpu = (d["provenance"].get("machine") or {}).get("cpu") or "not recorded"
