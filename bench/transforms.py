@@ -40,16 +40,6 @@ class RepackKeys:
 
 
 @dataclass(frozen=True)
-class Keep:
-    """Pass `keys` through unchanged beside another transform's output (e.g. bench's episode fields)."""
-    keys: tuple[str, ...]
-    inner: Transform
-
-    def __call__(self, data: dict) -> dict:
-        return {**self.inner(data), **{k: data[k] for k in self.keys if k in data}}
-
-
-@dataclass(frozen=True)
 class ResizeWithPad:
     """Images to size x size without distortion, zero-padded (openpi's image handling)."""
     keys: tuple[str, ...]

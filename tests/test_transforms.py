@@ -1,0 +1,52 @@
+"""The peers' request and response transforms (bench/transforms.py) on one observation row."""
+
+import numpy as np
+import pytest
+
+from bench.transforms import PEERS, Dit4ditActions, RepackKeys, ResizeWithPad, Rotate180, to_openpi_observation
+
+
+def row():
+    rng = np.random.default_rng(0)
+    return {"agentview": rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
+            "eye_in_hand": rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
+            "state": np.arange(8, dtype=np.float32) / 10, "prompt": "put the bowl on the plate"}
+
+
+def test_small_transforms():
+    with pytest.raises(KeyError, match="missing 'nope'"):
+        RepackKeys({"a": "nope"})({"b": 1})
+    img = np.zeros((100, 200, 3), dtype=np.uint8)
+    out = ResizeWithPad(("x",), 224)({"x": img})["x"]
+    assert out.shape == (224, 224, 3) and out[:50].max() == 0  # letterboxed, not stretched
+    r = row()
+    twice = Rotate180(("agentview",))(Rotate180(("agentview",))(r))
+    assert np.array_equal(twice["agentview"], r["agentview"])
+    assert np.array_equal(Rotate180(("agentview",))(r)["agentview"][0, 0], r["agentview"][-1, -1])
+
+
+def test_openpi_round_trip_is_exact():
+    r = row()
+    back = to_openpi_observation(PEERS["openpi"].request(r))
+    assert all(np.array_equal(back[k], r[k]) for k in ("agentview", "eye_in_hand", "state")) and back["prompt"] == r["prompt"]
+
+
+def test_gr00t_layout():
+    req = PEERS["gr00t"].request(row())
+    assert req["video.image"].shape == (1, 224, 224, 3) and req["state.gripper"].shape == (1, 2)
+    assert req["state.yaw"].tolist() == [[pytest.approx(0.5)]] and req["annotation.human.action.task_description"] == [
+        "put the bowl on the plate"]
+
+
+def test_dit4dit_layout_and_post_processing():
+    req = PEERS["dit4dit"].request(row())
+    assert req["image"][0].shape == (224, 448, 3) and req["lang"] == "put the bowl on the plate"
+    assert req["state"].shape == (1, 16) and req["state"][0, :4] == pytest.approx([np.sin(0), np.cos(0), np.sin(.1),
+                                                                                   np.cos(.1)])
+    norm = np.zeros((1, 8, 8))
+    norm[0, :, 6] = [0.0, 0.2, 0.6, 1.0, 2.0, -1.0, 0.5, 0.49]
+    norm[0, :, 0] = 0.0  # the middle of [low, high]
+    out = Dit4ditActions(low=(-2,) * 6 + (0,), high=(2,) * 6 + (1,))({"normalized_actions": norm})["actions"]
+    assert out.shape == (8, 7) and out[:, 0] == pytest.approx(0.0)
+    # the gripper: to 0/1 at 0.5, unnormalised to [0, 1], then above 0.5 (open) is -1 and the rest +1
+    assert out[:, 6].tolist() == [1, 1, -1, -1, -1, 1, -1, 1]
