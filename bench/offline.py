@@ -21,15 +21,19 @@ BOOTSTRAP_SAMPLES = 2000
 METRIC = "masked mean squared error of the sampled action chunk in the model's normalised action space"
 
 
-def cluster_bootstrap(values: np.ndarray, clusters: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
-                      confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the mean of `values` when whole clusters (demos) are resampled."""
+def _cluster_means(values: np.ndarray, clusters: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    """Bootstrap means of `values` with whole clusters (demos) resampled with replacement."""
     ids, inverse = np.unique(clusters, return_inverse=True)
     sums = np.bincount(inverse, weights=values, minlength=len(ids))
     counts = np.bincount(inverse, minlength=len(ids))
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(ids), size=(samples, len(ids)))
-    means = sums[pick].sum(1) / counts[pick].sum(1)
+    pick = np.random.default_rng(seed).integers(0, len(ids), size=(samples, len(ids)))
+    return sums[pick].sum(1) / counts[pick].sum(1)
+
+
+def cluster_bootstrap(values: np.ndarray, clusters: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+                      confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the mean of `values` when whole clusters (demos) are resampled."""
+    means = _cluster_means(values, clusters, samples, seed)
     tail = (1 - confidence) / 2
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
@@ -79,12 +83,7 @@ def paired_difference(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, sample
     """Mean of a - b over paired windows (the same windows, scored with the same noise), a 95% cluster
     bootstrap interval over demos, and the two-sided bootstrap p of "no difference"."""
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    ids, inverse = np.unique(clusters, return_inverse=True)
-    sums = np.bincount(inverse, weights=d, minlength=len(ids))
-    counts = np.bincount(inverse, minlength=len(ids))
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(ids), size=(samples, len(ids)))
-    means = sums[pick].sum(1) / counts[pick].sum(1)
+    means = _cluster_means(d, clusters, samples, seed)
     p = min(1.0, 2 * min(np.mean(means <= 0), np.mean(means >= 0)))
     return {"diff": float(d.mean()), "low": float(np.quantile(means, 0.025)), "high": float(np.quantile(means, 0.975)),
             "p": float(p)}

@@ -196,7 +196,6 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
     process), and the chunks per second `bench serve` answers to 1, 2, 4... concurrent clients (which it
     batches into shared act calls)."""
     import socket
-    import statistics
     import subprocess
     import sys
     import threading
@@ -219,13 +218,10 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
     policy.reset(EpisodeInfo(key="bench/perf", task=get_suite("libero_spatial").task(0), init_id=0, seed=7))
     batch = ObservationBatch(["bench/perf"], {c: v[None] for c, v in img.items()}, state[None], [prompt],
                              np.zeros(1, dtype=np.int64))
-    policy.act(batch)  # warm-up
-    local = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        policy.act(batch)
-        local.append(time.perf_counter() - t)
-    log(f"in-process: {1e3 * statistics.median(local):.1f} ms per chunk")
+    from bench.models.perf import _time as median_time  # one warm-up call, then the median of `calls`
+
+    local = median_time(lambda: policy.act(batch), calls)
+    log(f"in-process: {1e3 * local:.1f} ms per chunk")
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -245,13 +241,8 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
         obs = {"observation/image": img["agentview"], "observation/wrist_image": img["eye_in_hand"],
                "observation/state": state, "prompt": prompt}
         client = WebsocketClientPolicy("127.0.0.1", port)
-        client.infer(obs)  # warm-up
-        remote = []
-        for _ in range(calls):
-            t = time.perf_counter()
-            client.infer(obs)
-            remote.append(time.perf_counter() - t)
-        log(f"through bench serve: {1e3 * statistics.median(remote):.1f} ms per chunk")
+        remote = median_time(lambda: client.infer(obs), calls)
+        log(f"through bench serve: {1e3 * remote:.1f} ms per chunk")
         throughput = {}
         for k in clients:
             conns = [WebsocketClientPolicy("127.0.0.1", port) for _ in range(k)]
@@ -273,9 +264,8 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
         server.terminate()
         server.wait(timeout=30)
     result = {"what": run_remote_benchmark.__doc__.strip(), "policy": policy_name, "calls": calls,
-              "median_chunk_s": {"in_process": statistics.median(local), "remote": statistics.median(remote)},
-              "remote_overhead_s": statistics.median(remote) - statistics.median(local),
-              "remote_over_in_process": statistics.median(remote) / statistics.median(local),
+              "median_chunk_s": {"in_process": local, "remote": remote},
+              "remote_overhead_s": remote - local, "remote_over_in_process": remote / local,
               "chunks_per_s_by_clients": throughput,
               "scaling_4_over_1": throughput.get(4, float("nan")) / throughput[1] if 1 in throughput else None,
               "provenance": provenance()}

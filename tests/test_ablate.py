@@ -31,7 +31,7 @@ def test_every_spec_parses_and_default_variants_share_one_training():
     for name in available():
         spec = load_spec(name)
         for budget in ("smoke", "small", "paper"):
-            assert load_budget(spec, budget).steps > 0
+            assert load_budget(spec, budget).schedule.steps > 0
         vs = variants(spec, load_budget(spec, "small"), "data", "all data")
         assert len(vs) == len(spec.models) * len(spec.axis.values)
         labels = [v["label"] if isinstance(v, dict) else v for v in spec.axis.values]

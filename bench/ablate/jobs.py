@@ -71,7 +71,7 @@ def train_dir(job: TrainJob, root: Path = ROOT) -> Path:
 
 def checkpoint_of(job: TrainJob, step: int, root: Path = ROOT) -> Path:
     base = train_dir(job, root)
-    return base / "checkpoint" if step == job.steps else base / f"checkpoint_step{step}"
+    return base / "checkpoint" if step == job.schedule.steps else base / f"checkpoint_step{step}"
 
 
 def eval_key(v: Variant, s: Scoring) -> str:
@@ -97,7 +97,7 @@ def trained(job: TrainJob, root: Path = ROOT) -> bool:
 
     ckpt = train_dir(job, root) / "checkpoint"
     try:
-        return checkpoint_info(ckpt).get("trained_steps") == job.steps
+        return checkpoint_info(ckpt).get("trained_steps") == job.schedule.steps
     except FileNotFoundError:
         return False
 
@@ -115,11 +115,12 @@ def _bench(*args: str) -> list[str]:
 
 
 def train_command(job: TrainJob, data: list[str], out: Path, root: Path = ROOT) -> list[str]:
+    sch = job.schedule
     cmd = _bench("train", "--policy", job.model, "--config", job.config, *(a for d in data for a in ("--data", d)),
                  "--out", str(out),
-                 "--steps", str(job.steps), "--batch-size", str(job.batch_size), "--lr", str(job.lr),
-                 "--warmup", str(job.warmup), "--checkpoint-every", str(job.checkpoint_every), "--seed", str(job.seed),
-                 "--precision", job.precision, "--demo-fraction", str(job.demo_fraction), "--resume")
+                 "--steps", str(sch.steps), "--batch-size", str(sch.batch_size), "--lr", str(sch.lr),
+                 "--warmup", str(sch.warmup), "--checkpoint-every", str(sch.checkpoint_every), "--seed", str(job.seed),
+                 "--precision", sch.precision, "--demo-fraction", str(job.demo_fraction), "--resume")
     if job.keep_checkpoints:
         cmd += ["--keep-checkpoints", ",".join(map(str, job.keep_checkpoints))]
     if job.init_from:
@@ -190,7 +191,7 @@ def run_train(job: TrainJob, data: list[str], root: Path = ROOT, progress=None) 
     """Train (or finish training) `job` on the demo files `data`; `progress(steps_done, steps)` as it goes."""
     if not trained(job, root):
         out = train_dir(job, root)
-        poll = (lambda: progress(trained_steps(job, root), job.steps)) if progress else None
+        poll = (lambda: progress(trained_steps(job, root), job.schedule.steps)) if progress else None
         run_logged(train_command(job, data, out, root), out.parent / f"{out.name}.log", poll)
 
 

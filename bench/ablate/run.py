@@ -79,7 +79,7 @@ def status(plan: Plan) -> list[dict]:
     for v in plan.variants:
         rows.append({"model": v.arm, "value": v.value, "seed": v.seed, "step": v.step,
                      "trained": jobs.trained(v.train, plan.root),
-                     "steps_done": jobs.trained_steps(v.train, plan.root), "steps": v.train.steps,
+                     "steps_done": jobs.trained_steps(v.train, plan.root), "steps": v.train.schedule.steps,
                      "evaluated": jobs.evaluated(v, plan.scoring, plan.root),
                      "episodes_done": jobs.episodes_done(v, plan.scoring, plan.root),
                      "offline": jobs.scored_offline(v, plan.scoring, plan.root)})
@@ -112,19 +112,20 @@ def estimate(plan: Plan, probe=None) -> dict:
     measure a training rate that nothing cached gives (samples/s)."""
     out = {"train_s": 0.0, "eval_s": 0.0, "offline_s": 0.0, "rates": {}}
     for job in plan.trainings:
-        left = job.steps - jobs.trained_steps(job, plan.root)
+        batch = job.schedule.batch_size
+        left = job.schedule.steps - jobs.trained_steps(job, plan.root)
         if left <= 0 or jobs.trained(job, plan.root):
             continue
-        key = f"{job.model} training samples/s at batch {job.batch_size}"
+        key = f"{job.model} training samples/s at batch {batch}"
         if key not in out["rates"]:
-            rate = _cached_train_rate(job.model, job.batch_size, plan.root)
+            rate = _cached_train_rate(job.model, batch, plan.root)
             source = "measured by cached trainings"
             if rate is None and probe is not None:
-                rate, source = probe(job.model, job.batch_size), "measured by a short probe"
+                rate, source = probe(job.model, batch), "measured by a short probe"
             out["rates"][key] = (rate, source if rate else "unknown")
         rate = out["rates"][key][0]
         if rate:
-            out["train_s"] += left * job.batch_size / rate
+            out["train_s"] += left * batch / rate
     episode_s = _cached_episode_s(plan.root)
     out["rates"]["seconds per episode per worker"] = ((episode_s, "measured by cached evaluations") if episode_s
                                                       else (ASSUMED_EPISODE_S, "assumed"))

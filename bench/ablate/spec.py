@@ -43,14 +43,20 @@ class SpecError(ValueError):
 
 
 @dataclass(frozen=True)
-class Budget:
-    """How much one variant costs: its training, its closed-loop and offline evaluation, its seeds."""
+class Schedule:
+    """How one training runs (the `bench train` settings a budget fixes)."""
     steps: int
     batch_size: int
     lr: float
     warmup: int
     checkpoint_every: int
     precision: str
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much one variant costs: its training, its closed-loop and offline evaluation, its seeds."""
+    schedule: Schedule
     eval_tasks: str | None  # task ids ("0,3-5"), None = every task of the suite
     episodes: int  # per task
     max_steps: int | None  # None = the protocol's
@@ -103,12 +109,7 @@ class TrainJob:
     model: str
     config: str  # the named config ...
     overrides: dict  # ... and the settings changed from it (how `bench train` is told)
-    steps: int
-    batch_size: int
-    lr: float
-    warmup: int
-    checkpoint_every: int
-    precision: str
+    schedule: Schedule
     seed: int
     demo_fraction: float
     keep_checkpoints: tuple[int, ...]
@@ -219,12 +220,14 @@ def load_budget(spec: Spec, level: str) -> Budget:
         raise SpecError(f"unknown budget {level!r}; valid: {', '.join(BUDGETS)}")
     base = yaml.safe_load((ABLATIONS_DIR / "budgets.yaml").read_text())[level]
     merged = {**base, **(spec.budgets.get(level) or {})}
-    unknown = set(merged) - {f for f in Budget.__dataclass_fields__}
+    schedule_keys = set(Schedule.__dataclass_fields__)
+    unknown = set(merged) - schedule_keys - set(Budget.__dataclass_fields__)
     if unknown:
         raise SpecError(f"{spec.path}: unknown budget setting(s) {', '.join(sorted(unknown))}")
+    schedule = {k: merged.pop(k) for k in list(merged) if k in schedule_keys}
+    schedule["warmup"] = min(schedule["warmup"], schedule["steps"])
     merged["seeds"] = tuple(merged["seeds"])
-    merged["warmup"] = min(merged["warmup"], merged["steps"])
-    return Budget(**merged)
+    return Budget(schedule=Schedule(**schedule), **merged)
 
 
 def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerprint: str | None = None
@@ -232,7 +235,8 @@ def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerp
     """Every (arm, axis value, seed) of the spec at this budget, in table order."""
     out = []
     progress_axis = spec.axis.target == "progress"
-    keep = tuple(sorted({progress_step(budget.steps, f) for f in KEPT_FRACTIONS if f < 1}))
+    steps = budget.schedule.steps
+    keep = tuple(sorted({progress_step(steps, f) for f in KEPT_FRACTIONS if f < 1}))
     for arm in spec.models:
         for value in spec.axis.values:
             for seed in budget.seeds:
@@ -242,9 +246,7 @@ def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerp
                         raise SpecError(f"{spec.path}: arm {arm.label!r} needs pretraining data")
                     pretrain = TrainJob(model=arm.model, config=spec.config,
                                         overrides={**spec.overrides, **arm.overrides, "action_loss_weight": 0.0},
-                                        steps=budget.steps, batch_size=budget.batch_size, lr=budget.lr,
-                                        warmup=budget.warmup, checkpoint_every=budget.checkpoint_every,
-                                        precision=budget.precision, seed=seed, demo_fraction=1.0, keep_checkpoints=(),
+                                        schedule=budget.schedule, seed=seed, demo_fraction=1.0, keep_checkpoints=(),
                                         data=pretrain_fingerprint)
                 overrides = {**spec.overrides, **arm.overrides}
                 if isinstance(value, dict):  # a labelled value: several settings at once
@@ -253,12 +255,10 @@ def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerp
                 elif spec.axis.target == "config":
                     overrides[spec.axis.key] = value
                 fraction = float(value) if spec.axis.target == "demo_fraction" else 1.0
-                job = TrainJob(model=arm.model, config=spec.config, overrides=overrides, steps=budget.steps,
-                               batch_size=budget.batch_size, lr=budget.lr, warmup=budget.warmup,
-                               checkpoint_every=budget.checkpoint_every, precision=budget.precision, seed=seed,
-                               demo_fraction=fraction, keep_checkpoints=keep, data=data_fingerprint,
+                job = TrainJob(model=arm.model, config=spec.config, overrides=overrides, schedule=budget.schedule,
+                               seed=seed, demo_fraction=fraction, keep_checkpoints=keep, data=data_fingerprint,
                                init_from=pretrain.key() if pretrain else None)
-                step = progress_step(budget.steps, float(value)) if progress_axis else budget.steps
+                step = progress_step(steps, float(value)) if progress_axis else steps
                 out.append(Variant(ablation=spec.name, arm=arm.label, model=arm.model, value=value, seed=seed,
                                    train=job, step=step, pretrain=pretrain))
     return out

@@ -233,7 +233,8 @@ def markdown(plan: Plan, table: pd.DataFrame, provenance: dict, wall_s: float | 
     spec, b = plan.spec, plan.budget
     data = pooled(table)
     lines = [f"# Ablation: {spec.title}", "", spec.question, "",
-             f"Budget `{plan.budget_name}`: {b.steps} training steps at batch {b.batch_size} ({b.precision}), "
+             f"Budget `{plan.budget_name}`: {b.schedule.steps} training steps at batch {b.schedule.batch_size} "
+             f"({b.schedule.precision}), "
              f"seeds {list(b.seeds)}; closed loop: {b.episodes} episodes on each of {plan.tasks} {spec.suite} "
              f"tasks ({plan.episodes_per_variant} per variant); offline: action error on {b.offline_windows} windows "
              f"of held-out demos (`{Path(plan.scoring.heldout).name}`). These are tiny models trained from scratch "

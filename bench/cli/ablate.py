@@ -160,7 +160,7 @@ def _print_plan(plan, rows: list[dict]) -> None:
     from rich.table import Table
 
     t = Table(title=f"{plan.spec.title}: {len(plan.variants)} variants, {len(plan.trainings)} trainings "
-                    f"({plan.budget_name} budget: {plan.budget.steps} steps x {plan.budget.batch_size}, "
+                    f"({plan.budget_name} budget: {plan.budget.schedule.steps} steps x {plan.budget.schedule.batch_size}, "
                     f"{plan.episodes_per_variant} episodes and {plan.budget.offline_windows} held-out windows each)")
     for col in ("model", plan.spec.axis.name, "seed", "training", "offline", "episodes"):
         t.add_column(col)
@@ -187,7 +187,7 @@ def _probe(plan):
             cfg = model_config(model, plan.spec.config, **plan.spec.overrides, **arm.overrides)
             train(cfg, [plan.data], Path(tmp) / "probe", TrainConfig(steps=4, batch_size=batch, warmup=1, log_every=1,
                                                                      checkpoint_every=10**9,
-                                                                     precision=plan.budget.precision))
+                                                                     precision=plan.budget.schedule.precision))
             rates = pd.read_csv(Path(tmp) / "probe" / "losses.csv")["samples_per_s"].iloc[1:]
         return float(rates.median()) if len(rates) else None
     return probe

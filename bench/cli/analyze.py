@@ -12,6 +12,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench.cli.common import analyze_app, console, fail
 
 
+def _check_data(data: list[str]) -> None:
+    for path in data:
+        if not Path(path).exists():
+            fail(f"--data {path}: no such file")
+
+
+def _over_windows(label: str, windows: int, measure, checkpoint: str, data: list[str]) -> tuple[dict, dict]:
+    """Run `measure(progress=...)` under a progress bar over windows; its result and the provenance (with the
+    checkpoint's and the data's hashes)."""
+    from bench.provenance import file_hash, provenance
+
+    progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console)
+    with progress:
+        bar = progress.add_task("windows", total=windows)
+        result = measure(progress=lambda done, total: progress.update(bar, completed=done, total=total))
+    return result, {**provenance(), "checkpoint_hash": file_hash(checkpoint),
+                    "data_hashes": {d: file_hash(d) for d in data}}
+
+
 @analyze_app.command("future-slot")
 def future_slot(
     data: list[str] = typer.Option(..., "--data", "-d", help="Held-out demo file(s), LIBERO HDF5."),
@@ -24,21 +44,13 @@ def future_slot(
     the noised current frame, or pure noise (paired: the same noise for all three)."""
     from bench.analysis import future_slot_errors, future_slot_markdown
     from bench.policies.trained import BUNDLED
-    from bench.provenance import file_hash, provenance
 
-    for path in data:
-        if not Path(path).exists():
-            fail(f"--data {path}: no such file")
+    _check_data(data)
     ckpt = checkpoint or str(BUNDLED)
     if not (Path(ckpt) / "model.safetensors").exists():
         fail(f"--checkpoint {ckpt}: not a DiT4DiT checkpoint (no model.safetensors)")
-    progress = Progress(TextColumn("[bold]future slot"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console)
-    with progress:
-        bar = progress.add_task("windows", total=windows)
-        result = future_slot_errors(ckpt, data, windows=windows, seed=seed,
-                                    progress=lambda done, total: progress.update(bar, completed=done, total=total))
-    prov = {**provenance(), "checkpoint_hash": file_hash(ckpt), "data_hashes": {d: file_hash(d) for d in data}}
+    result, prov = _over_windows("future slot", windows, lambda progress: future_slot_errors(
+        ckpt, data, windows=windows, seed=seed, progress=progress), ckpt, data)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({**result, "provenance": prov}, indent=2))
     out.with_suffix(".md").write_text(future_slot_markdown(result, prov))
@@ -55,23 +67,15 @@ def action_error(
 ):
     """Action error of a checkpoint on held-out demos (no simulator), with a 95% interval over demos."""
     from bench.offline import action_error as measure
-    from bench.provenance import file_hash, provenance
     from bench.training import checkpoint_info
 
-    for path in data:
-        if not Path(path).exists():
-            fail(f"--data {path}: no such file")
+    _check_data(data)
     try:
         checkpoint_info(checkpoint)
     except FileNotFoundError as exc:
         fail(f"--checkpoint: {exc}")
-    progress = Progress(TextColumn("[bold]action error"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console)
-    with progress:
-        bar = progress.add_task("windows", total=windows)
-        result = measure(checkpoint, data, windows=windows, seed=seed,
-                         progress=lambda done, total: progress.update(bar, completed=done, total=total))
-    prov = {**provenance(), "checkpoint_hash": file_hash(checkpoint), "data_hashes": {d: file_hash(d) for d in data}}
+    result, prov = _over_windows("action error", windows, lambda progress: measure(
+        checkpoint, data, windows=windows, seed=seed, progress=progress), checkpoint, data)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({**result, "provenance": prov}, indent=2))
