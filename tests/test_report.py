@@ -95,3 +95,22 @@ def test_a_broken_results_file_is_named_and_the_rest_builds(tmp_path):
     assert any(s["title"].startswith("LIBERO") for s in data["sections"])
     text = _text(tmp_path / "r.pdf")
     assert "Not built: a results file is broken" in text and "'ratio'" in text
+
+
+def test_ablation_and_baseline_results_enter_the_report(tmp_path):
+    """Results of kinds not committed yet (an ablation table as `bench ablate` writes it, a comparison of
+    several policies as `bench compare` writes it) get their sections, with their numbers."""
+    from bench.report.build import build
+
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS, results, ignore=shutil.ignore_patterns("*.jsonl", "videos"))
+    (results / "ablations").mkdir()
+    rows = [{"ablation": "feature_layer", "model": "dit4dit", "value": v, "successes": k, "episodes": 50,
+             "action_error": e, "action_error_low": e - 0.01, "action_error_high": e + 0.01}
+            for v, k, e in ((1, 2, 0.2345), (3, 7, 0.1234))]
+    pd.DataFrame(rows).to_csv(results / "ablations" / "feature_layer.csv", index=False)
+    data = build(results, tmp_path / "r.pdf")
+    assert not data["not_built"], data["not_built"]
+    text = _text(tmp_path / "r.pdf")
+    assert "Ablations" in text and "0.2345 [0.2245, 0.2445]" in text and "7/50" in text
+    assert not any(x["what"] == "Ablations" for x in data["not_run"])
