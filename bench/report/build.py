@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,10 +46,9 @@ def _sections(results: Path, figures: Path) -> tuple[list[gather.Section], list[
     return sections, broken
 
 
-def _cover(results: Path, sections: list[gather.Section]) -> dict:
-    from bench.provenance import git_state, package_versions
+def _cover(results: Path, sections: list[gather.Section], git: dict) -> dict:
+    from bench.provenance import package_versions
 
-    git = git_state()
     hashes = set()
     for sec in sections:
         for path in sec.sources:
@@ -74,11 +74,14 @@ def _cover(results: Path, sections: list[gather.Section]) -> dict:
     }
 
 
-def collect(results: Path, figures: Path) -> dict:
+def collect(results: Path, figures: Path, git: dict | None = None) -> dict:
+    from bench.provenance import git_state
+
+    git = git or git_state()
     figures.mkdir(parents=True, exist_ok=True)
     sections, broken = _sections(results, figures)
     sources = [p for s in sections for p in s.sources]
-    return {"title": TITLE, "cover": _cover(results, sections),
+    return {"title": TITLE, "cover": _cover(results, sections, git),
             "sections": [{"title": s.title, "blocks": s.blocks} for s in sections],
             "not_run": gather.not_run(results), "not_built": broken,
             "provenance": gather.provenance_rows(sources)}
@@ -113,17 +116,21 @@ def build(results: Path, out: Path, template: Path = TEMPLATE) -> dict:
     """Write OUT (PDF), OUT with .md (the twin) and OUT's figures in <stem>_files/; returns the data."""
     import typst
 
+    from bench.provenance import git_state
+
+    git = git_state()  # before this build rewrites the report's own files
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     figures = out.parent / f"{out.stem}_files"
     shutil.rmtree(figures, ignore_errors=True)
-    data = collect(Path(results), figures)
+    data = collect(Path(results), figures, git)
     for sec in data["sections"]:  # absolute paths: the Typst root is "/" so that results and figures both resolve
         for b in sec["blocks"]:
             if b["kind"] == "figure":
                 b["path"] = str(Path(b["path"]).resolve())
-    data_path = figures / "data.json"
-    data_path.write_text(json.dumps(data, indent=1))
-    typst.compile(str(template), output=str(out), root="/", sys_inputs={"data": str(data_path.resolve())})
+    with tempfile.TemporaryDirectory() as tmp:  # the layout's input: absolute paths, so not kept beside the PDF
+        data_path = Path(tmp) / "data.json"
+        data_path.write_text(json.dumps(data, indent=1))
+        typst.compile(str(template), output=str(out), root="/", sys_inputs={"data": str(data_path.resolve())})
     out.with_suffix(".md").write_text(markdown(data, out.parent), encoding="utf-8")
     return data

@@ -129,7 +129,7 @@ def libero_section(results: Path, published: Path, figures: Path) -> Section:
     sec.sources.append(published)
     cols = [c for c in pub.columns if c not in ("source",)]
     sec.text("Published numbers (full-scale models, as reported; not measured here):")
-    sec.table(cols, [[str(v) for v in row] for row in pub[cols].itertuples(index=False)],
+    sec.table(cols, [["—" if pd.isna(v) else str(v) for v in row] for row in pub[cols].itertuples(index=False)],
               caption=f"Published LIBERO success % ({published.name}; sources in the file).", size=7.5)
     return sec
 
@@ -300,7 +300,13 @@ def contact_sheets_section(results: Path) -> Section | None:
 
 
 def training_section(results: Path) -> Section | None:
-    curves = sorted(p for p in results.glob("*/losses.png"))
+    curves, seen = [], set()
+    for png in sorted(results.glob("*/losses.png")):  # a copy kept for comparison is shown once
+        csv = png.with_name("losses.csv")
+        digest = _digest(csv) if csv.exists() else _digest(png)
+        if digest not in seen:
+            seen.add(digest)
+            curves.append(png)
     if not curves:
         return None
     sec = Section("Training")
