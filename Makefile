@@ -9,7 +9,7 @@ DATA ?= $(HOME)/.cache/dit4dit-bench
 # path) or 128 (rendered natively at 128 px: what the bundled checkpoint was trained on).
 DEMOS ?= 128_from224
 
-.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote
+.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1
 
 STEPS ?= 10000
 MODEL ?= dit4dit
@@ -85,13 +85,21 @@ train: setup
 	$(BIN)/bench train --policy $(MODEL) --config tiny --data $(DATA)/demos/libero_spatial_$(DEMOS).hdf5 \
 	  --steps $(STEPS) --out $(TRAIN_DIR) --precision $(PRECISION) --resume
 
-# Copy the trained checkpoint into the package; the old evaluation's episodes belong to the old
+# Copy the trained checkpoint into the package; the old evaluations' episodes belong to the old
 # checkpoint (a run dir refuses another one), so they are moved aside.
+# Idempotent: a second `make bundle` of the same checkpoint changes nothing (so a chain can be rerun).
+# A new bundled checkpoint changes what `make run` does: regenerate results/reference (make reference) and
+# the golden digest in tests/test_mathmode.py with it.
 bundle:
-	rm -rf $(BUNDLED) && mkdir -p $(BUNDLED) results/dit4dit
-	cp $(TRAIN_DIR)/checkpoint/* $(BUNDLED)/
-	cp $(TRAIN_DIR)/losses.csv $(TRAIN_DIR)/losses.png $(TRAIN_DIR)/train_config*.json results/dit4dit/
-	if [ -d runs/dit4dit/libero_spatial ]; then mv runs/dit4dit/libero_spatial runs/dit4dit/libero_spatial.before-$$(date +%Y%m%d-%H%M%S); fi
+	@if cmp -s $(TRAIN_DIR)/checkpoint/model.safetensors $(BUNDLED)/model.safetensors; then \
+	  echo "$(BUNDLED) already holds $(TRAIN_DIR)/checkpoint"; \
+	else \
+	  rm -rf $(BUNDLED) && mkdir -p $(BUNDLED) results/dit4dit && \
+	  cp $(TRAIN_DIR)/checkpoint/* $(BUNDLED)/ && \
+	  cp $(TRAIN_DIR)/losses.csv $(TRAIN_DIR)/losses.png $(TRAIN_DIR)/train_config*.json results/dit4dit/ && \
+	  for run in runs/dit4dit/libero_spatial runs/dit4dit/videos; do \
+	    if [ -d $$run ]; then mv $$run $$run.before-$$(date +%Y%m%d-%H%M%S); fi; done; \
+	fi
 
 # The bundled checkpoint at the official protocol (50 episodes per task), into results/dit4dit/.
 dit4dit-eval: setup
@@ -156,9 +164,20 @@ dit4dit-vs-random: setup
 
 # Training sets for DiT4DiT and the baselines: 50 successful expert demos per task at 128x128.
 # Reruns top the files up (an interrupted run keeps what it made).
-demos: setup
-	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --out $(DATA)/demos/libero_spatial_$(DEMOS).hdf5
+demos: demos-spatial
 	$(BIN)/bench demos generate --suite libero_object --per-task 50 --resolution 128 --out $(DATA)/demos/libero_object_$(DEMOS).hdf5
+
+demos-spatial: setup
+	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --out $(DATA)/demos/libero_spatial_$(DEMOS).hdf5
+
+# The retrained DiT4DiT from start to end, every step resumable (rerun it after a stop): the training set,
+# held-out demos, 10000 steps, the bundle, the official-protocol evaluation, its comparisons with random and
+# with the first bundled checkpoint (results/dit4dit_v1), and its contact sheet.
+dit4dit-retrain: demos-spatial heldout-demos train bundle dit4dit-eval dit4dit-vs-random dit4dit-vs-v1 dit4dit-videos
+
+dit4dit-vs-v1: setup
+	$(BIN)/bench compare results/dit4dit/libero_spatial_summary.json results/dit4dit_v1/libero_spatial_summary.json \
+	  --out results/dit4dit/libero_spatial_vs_v1
 
 # Held-out demos: 2 per libero_spatial task, attempts from 1000 on (training sets number from 0, so none of
 # these can be in one). heldout-demos: the training set's pixel path (ablations score on them);
