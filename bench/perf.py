@@ -28,7 +28,7 @@ from bench.suites import LIBERO_CAMERAS, Protocol, Suite
 
 def naive_loop(suite: Suite, task_ids: list[int], episodes: int, protocol: Protocol, progress=None) -> dict:
     """Peer-style evaluation loop; returns wall time, env steps and where the time went."""
-    from bench.sim.libero_env import LiberoSim, libero_state
+    from bench.sim.libero.env import LiberoSim, libero_state
 
     policy = ZeroPolicy()
     timing: dict[str, float] = defaultdict(float)
@@ -41,7 +41,7 @@ def naive_loop(suite: Suite, task_ids: list[int], episodes: int, protocol: Proto
         sim = LiberoSim(task, protocol, hard_reset=True, camera_obs=True)
         timing["env_create_s"] += time.perf_counter() - t
         env = sim.env
-        init_states = suite.init_states(tid)
+        init_states = suite.initial_conditions(tid)
         for i in range(episodes):
             t = time.perf_counter()
             env.reset()  # a hard reset: the model and the renderer are rebuilt

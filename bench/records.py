@@ -46,6 +46,7 @@ class EpisodeRecord:
     #                          ids mean a rerun is expected to give the same bits; None = recorded before it was kept
     policy_args: dict | None = None  # the --policy-arg values the policy was built with
     policy_meta: dict | None = None  # what the policy reports about itself (a remote server's metadata)
+    sim: dict | None = None  # what the sim worker reported: backend, python version, simulator package versions
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

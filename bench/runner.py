@@ -14,7 +14,6 @@ that call, with the reason.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -23,13 +22,14 @@ from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from bench.mathmode import mode_of
 from bench.policy import EpisodeInfo, ObservationBatch, RemotePolicyError, check_spec, validate_chunks
 from bench.provenance import file_hash, shown_path
 from bench.records import EpisodeRecord, append_record, finished_keys, read_records
-from bench.sim.worker import EpisodeStart, worker_main
+from bench.sim.backend import BackendNotReady, get_backend
+from bench.sim.process import WorkerProcess
+from bench.sim.worker import EpisodeStart
 from bench.suites import Protocol, Suite, TaskInfo
 
 
@@ -64,7 +64,7 @@ class Planned:
     key: str
     task: TaskInfo
     init_id: int
-    init_state: np.ndarray
+    initial: object  # the initial condition handed to the sim: a state array or a seed
     wait_steps: int
     video: bool
     max_steps: int  # the policy's step budget after the wait steps
@@ -73,9 +73,10 @@ class Planned:
 @dataclass
 class _Worker:
     wid: int
-    proc: mp.Process | None = None
-    conn: object = None
-    task_file: str | None = None  # bddl file of the env the worker holds
+    proc: WorkerProcess | None = None
+    conn: object = None  # its bench.sim.codec.Channel
+    env_id: str | None = None  # the env the worker holds
+    sim: dict | None = None  # what the worker said about itself: backend, python, simulator versions
     episode: Planned | None = None
     started: float = 0.0
     steps: int = 0  # policy steps of the current episode, as last reported
@@ -97,7 +98,7 @@ def plan_episodes(cfg: RunConfig, policy) -> list[Planned]:
             states, wait = list(custom(task)), 0
             budget = cfg.protocol.max_steps + cfg.protocol.wait_steps
         else:
-            states, wait = list(cfg.suite.init_states(tid)), cfg.protocol.wait_steps
+            states, wait = list(cfg.suite.initial_conditions(tid)), cfg.protocol.wait_steps
             budget = cfg.protocol.max_steps
             if cfg.episodes > len(states):
                 raise ValueError(
@@ -105,7 +106,7 @@ def plan_episodes(cfg: RunConfig, policy) -> list[Planned]:
                     f"{cfg.suite.name} task {tid}: use at most {len(states)}"
                 )
         for i, state in enumerate(states[: cfg.episodes]):
-            plan.append(Planned(f"{cfg.suite.name}/{tid}/{i}", task, i, np.asarray(state), wait,
+            plan.append(Planned(f"{cfg.suite.name}/{tid}/{i}", task, i, state, wait,
                                 i < cfg.videos_per_task, budget))
     if not plan and custom is not None:
         cover = policy.describe_coverage() if hasattr(policy, "describe_coverage") else ""
@@ -142,7 +143,6 @@ class Runner:
         self.records_path = cfg.out / "episodes.jsonl"
         self.ckpt_hash = file_hash(cfg.checkpoint)
         self.ckpt_shown = shown_path(cfg.checkpoint)  # as every record shows it
-        self._ctx = mp.get_context("spawn")  # GL contexts do not survive fork
         self.policy_s = 0.0
         self.policy_calls = 0
         self.workers: list[_Worker] = []  # live during run(); tests use it to inject faults
@@ -162,11 +162,8 @@ class Runner:
         return [p for p in plan if p.key not in done]
 
     def _spawn(self, w: _Worker) -> None:
-        parent, child = self._ctx.Pipe()
-        w.proc = self._ctx.Process(target=worker_main, args=(child, w.wid), daemon=True, name=f"sim-{w.wid}")
-        w.proc.start()
-        child.close()
-        w.conn, w.task_file, w.episode = parent, None, None
+        w.proc = WorkerProcess(get_backend(self.cfg.suite.backend), w.wid)
+        w.conn, w.env_id, w.episode, w.sim = w.proc.channel, None, None, None
 
     def _kill(self, w: _Worker) -> None:
         if w.proc is not None and w.proc.is_alive():
@@ -192,7 +189,7 @@ class Runner:
             timing={k: round(v, 4) for k, v in (timing or {}).items()},
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), final_state=final_state,
             math=self.cfg.math, policy_args=self.cfg.policy_args or None,
-            policy_meta=getattr(self.policy, "metadata", None),
+            policy_meta=getattr(self.policy, "metadata", None), sim=w.sim,
         )
         append_record(self.records_path, rec)
         w.episode = None
@@ -203,28 +200,28 @@ class Runner:
         """Give an idle worker the next episode. Building an env costs ~7 s, so prefer
         (1) the task the worker's env holds, (2) a task no other worker holds, the one
         with most episodes left, (3) the task with most episodes left."""
-        pick = next((p for p in queue if p.task.bddl_file == w.task_file), None)
+        pick = next((p for p in queue if p.task.env_id == w.env_id), None)
         if pick is None:
             left: dict[str, int] = {}
             for p in queue:
-                left[p.task.bddl_file] = left.get(p.task.bddl_file, 0) + 1
-            held = {o.task_file for o in self.workers if o is not w}
+                left[p.task.env_id] = left.get(p.task.env_id, 0) + 1
+            held = {o.env_id for o in self.workers if o is not w}
             free = [t for t in left if t not in held]
             task = max(free or left, key=lambda t: left[t])
-            pick = next(p for p in queue if p.task.bddl_file == task)
+            pick = next(p for p in queue if p.task.env_id == task)
         queue.remove(pick)
         if w.proc is None:
             self._spawn(w)
         video = str(self.cfg.out / "videos" / f"{pick.key.replace('/', '_')}.mp4") if pick.video else None
-        start = EpisodeStart(pick.key, pick.task, self.cfg.protocol, pick.init_state, self.cfg.protocol.seed,
+        start = EpisodeStart(pick.key, pick.task, self.cfg.protocol, pick.initial, self.cfg.protocol.seed,
                              pick.wait_steps, pick.max_steps, self.policy.spec.cameras, video,
                              privileged=self.policy.spec.privileged, record=self.cfg.record_resolution,
                              record_pixel_path=self.cfg.record_pixel_path)
-        w.episode, w.started, w.task_file = pick, time.perf_counter(), pick.task.bddl_file
+        w.episode, w.started, w.env_id = pick, time.perf_counter(), pick.task.env_id
         w.steps = 0
         self.policy.reset(EpisodeInfo(pick.key, pick.task, pick.init_id, self.cfg.protocol.seed))
         try:
-            w.conn.send(("start", start))
+            w.conn.send(["start", start.to_message()])
         except (BrokenPipeError, OSError) as exc:
             self._worker_died(w, f"could not reach the worker: {exc}")
 
@@ -268,6 +265,12 @@ class Runner:
                         self._worker_died(w, "its pipe closed")
                         continue
                     kind, key = msg[0], msg[1]
+                    if kind == "hello":
+                        if "error" in msg[2]:
+                            raise BackendNotReady(
+                                f"the {msg[2]['backend']} sim worker could not load its simulator: {msg[2]['error']}")
+                        w.sim = msg[2]
+                        continue
                     if w.episode is None or key != w.episode.key:
                         continue  # a stale answer for an episode already recorded
                     if kind == "obs":
@@ -281,7 +284,7 @@ class Runner:
                                      video=res["video"], final_state=res.get("final_state"))
                     elif kind == "error":
                         self._record(w, w.episode, False, w.steps, error=msg[2], error_kind="sim")
-                        w.task_file = None  # the worker dropped its env
+                        w.env_id = None  # the worker dropped its env
                 now = time.perf_counter()
                 for w in busy:
                     if w.episode is None or any(w is r[0] for r in requests):
@@ -299,7 +302,7 @@ class Runner:
             for w in workers:
                 if w.conn is not None:
                     try:
-                        w.conn.send(("close",))
+                        w.conn.send(["close"])
                     except (BrokenPipeError, OSError):
                         pass
             for w in workers:
@@ -326,6 +329,6 @@ class Runner:
                 self._record(w, w.episode, False, obs["step"], error=errors[i], error_kind=kind)
                 continue
             try:
-                w.conn.send(("chunk", w.episode.key, arr[i, :n_exec]))
+                w.conn.send(["chunk", w.episode.key, arr[i, :n_exec]])
             except (BrokenPipeError, OSError) as exc:
                 self._worker_died(w, f"could not send actions: {exc}")

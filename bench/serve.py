@@ -61,7 +61,7 @@ class PolicyServer:
                     task = get_suite(ep["suite"]).task(int(ep["task_id"]))
                 else:  # a foreign client: the instruction is all we know of its task
                     task = TaskInfo(suite="remote", task_id=-1, name=r.row["prompt"], language=r.row["prompt"],
-                                    bddl_file="")
+                                    env_id="")
                 self.policy.reset(EpisodeInfo(key=ep["key"], task=task, init_id=int(ep.get("init_id", 0)),
                                               seed=int(ep.get("seed", 0))))
         cams = self.policy.spec.cameras

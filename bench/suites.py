@@ -8,15 +8,10 @@ numbers are compared only when they were produced the same way.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
-
-import numpy as np
 
 from bench.registry import Registry
 
@@ -51,6 +46,11 @@ class Protocol:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Protocol":
+        """Inverse of to_dict, also for a dict that crossed a worker channel (lists for tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
     def hash(self) -> str:
         """Short stable hash of every setting; equal hashes mean comparable episodes."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
@@ -62,26 +62,41 @@ class Protocol:
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """One task of a suite, enough for a worker to build its environment."""
+    """One task of a suite, enough for a worker of its backend to build its environment."""
 
     suite: str
     task_id: int
     name: str
     language: str
-    bddl_file: str
+    env_id: str  # the backend's identity of the environment (LIBERO: the BDDL file's path)
+    backend: str = "libero"  # bench.sim.backend.BACKENDS
+    tags: tuple[str, ...] = ()  # e.g. articulated, rearrangement, held-out-objects
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaskInfo":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 @dataclass(frozen=True)
 class Suite:
     name: str
-    benchmark: str  # name in libero's benchmark registry
+    source: str  # the backend's name for this set of tasks (LIBERO: its benchmark registry name)
     protocol: Protocol
     episodes_per_task: int = 50
     description: str = ""
     aliases: tuple[str, ...] = field(default=())
+    backend: str = "libero"  # which simulator runs it (bench.sim.backend.BACKENDS)
+
+    def _catalog(self):
+        from bench.sim.backend import get_backend
+
+        return get_backend(self.backend).catalog_module()
 
     def tasks(self) -> list[TaskInfo]:
-        return _libero_tasks(self.benchmark, self.name)
+        return self._catalog().tasks(self)
 
     def task(self, task_id: int) -> TaskInfo:
         tasks = self.tasks()
@@ -89,30 +104,9 @@ class Suite:
             raise IndexError(f"task id {task_id} out of range for {self.name}: valid ids 0-{len(tasks) - 1}")
         return tasks[task_id]
 
-    def init_states(self, task_id: int) -> np.ndarray:
-        return _libero_init_states(self.benchmark, task_id)
-
-
-def _quiet_benchmark(name: str):
-    """libero prints '[info] ...' on every benchmark construction; keep stdout clean."""
-    from libero.libero import benchmark
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        return benchmark.get_benchmark_dict()[name]()
-
-
-@lru_cache(maxsize=None)
-def _libero_tasks(benchmark_name: str, suite_name: str) -> list[TaskInfo]:
-    b = _quiet_benchmark(benchmark_name)
-    return [
-        TaskInfo(suite_name, i, b.get_task(i).name, b.get_task(i).language, b.get_task_bddl_file_path(i))
-        for i in range(b.n_tasks)
-    ]
-
-
-@lru_cache(maxsize=64)
-def _libero_init_states(benchmark_name: str, task_id: int) -> np.ndarray:
-    return np.asarray(_quiet_benchmark(benchmark_name).get_task_init_states(task_id))
+    def initial_conditions(self, task_id: int):
+        """Where each trial of a task starts: trial i uses entry i (a state array, or a seed)."""
+        return self._catalog().initial_conditions(self, task_id)
 
 
 SUITES: Registry[Suite] = Registry("suite")

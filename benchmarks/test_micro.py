@@ -41,14 +41,14 @@ def test_action_chunk(benchmark, model):
 
 @pytest.fixture(scope="module")
 def sim():
-    from bench.sim.libero_env import LiberoSim
+    from bench.sim.libero.env import LiberoSim
     from bench.sim.rendering import configure_headless_gl
     from bench.suites import get_suite
 
     configure_headless_gl()
     suite = get_suite("libero_spatial")
     s = LiberoSim(suite.tasks()[0], suite.protocol)
-    s.reset_to(suite.init_states(0)[0], 7)
+    s.reset_to(suite.initial_conditions(0)[0], 7)
     yield s
     s.close()
 

@@ -102,7 +102,7 @@ def test_baselines_train_save_and_serve_through_the_seam(tmp_path, name):
     assert checkpoint_info(ckpt)["model"] == name
     policy = make_policy(name, checkpoint=str(ckpt))
     prompt = next(iter(policy.text.table))  # an instruction the checkpoint was trained on
-    task = TaskInfo(suite="libero_object", task_id=0, name="t", language=prompt, bddl_file="x.bddl")
+    task = TaskInfo(suite="libero_object", task_id=0, name="t", language=prompt, env_id="x.bddl")
     policy.reset(EpisodeInfo(key="e", task=task, init_id=0, seed=7))
     rng = np.random.default_rng(0)
     obs = ObservationBatch(["e"], {c: rng.integers(0, 256, (1, 224, 224, 3), dtype=np.uint8) for c in cfg.cameras},

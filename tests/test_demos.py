@@ -137,7 +137,7 @@ def test_generate_then_replay_every_demo(tmp_path, gl):
         assert "grasp" not in g.attrs and "(:goal" in g.attrs["bddl_file_content"]
         assert np.array_equal(g.attrs["init_state"], g["states"][0])
         # the demo starts at LIBERO's init state with the protocol's wait steps as its first actions
-        assert np.allclose(g["states"][0], suite.init_states(1)[g.attrs["init_id"]])
+        assert np.allclose(g["states"][0], suite.initial_conditions(1)[g.attrs["init_id"]])
         assert np.allclose(g["actions"][:10], suite.protocol.wait_action)
     policy = ReplayPolicy(str(out))
     cfg = RunConfig(suite=suite, policy_name="replay", task_ids=[1], out=tmp_path / "replay", workers=1)
@@ -153,12 +153,12 @@ def test_generate_then_replay_every_demo(tmp_path, gl):
 
 def test_soft_reset_clears_the_grippers_integrated_command(gl):
     """robosuite's gripper integrates its commands; a soft reset must not carry a closed grip over."""
-    from bench.sim.libero_env import LiberoSim
+    from bench.sim.libero.env import LiberoSim
     from bench.suites import get_suite
 
     suite = get_suite("libero_object")
     sim = LiberoSim(suite.task(0), suite.protocol)
-    init = suite.init_states(0)[0]
+    init = suite.initial_conditions(0)[0]
     sim.reset_to(init, seed=7)
     first = [sim.state().copy() for _ in range(6) if sim.step(np.array([0, 0, 0, 0, 0, 0, -1.0])) or True]
     for _ in range(12):

@@ -251,7 +251,7 @@ def test_policy_adapter_acts_and_does_not_depend_on_batching_bit_for_bit(tmp_pat
                                                 "actions": {"q01": [-1] * 7, "q99": [1] * 7}},
                     TextCache(table={prompt: torch.randn(cfg.text_max_tokens, 384)}))
     policy = make_policy("dit4dit", checkpoint=str(tmp_path / "ckpt"))
-    task = TaskInfo(suite="libero_object", task_id=0, name="t", language=prompt, bddl_file="x.bddl")
+    task = TaskInfo(suite="libero_object", task_id=0, name="t", language=prompt, env_id="x.bddl")
     keys = ["e0", "e1", "e2"]
     for i, k in enumerate(keys):
         policy.reset(EpisodeInfo(key=k, task=task, init_id=i, seed=7))

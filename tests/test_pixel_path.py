@@ -15,12 +15,12 @@ CAMS = ("agentview", "eye_in_hand")
 
 
 def test_demo_frames_are_the_frames_a_model_makes_of_the_observation(gl):
-    from bench.sim.libero_env import LiberoSim
+    from bench.sim.libero.env import LiberoSim
 
     suite = get_suite("libero_spatial")
     sim = LiberoSim(suite.task(0), suite.protocol)
     try:
-        sim.reset_to(suite.init_states(0)[0], suite.protocol.seed)
+        sim.reset_to(suite.initial_conditions(0)[0], suite.protocol.seed)
         for _ in range(6):  # move the arm: a state that is not the initial one
             sim.step(np.array([0.4, 0.2, -0.2, 0.0, 0.0, 0.0, -1.0]))
         stored = record_frames(sim, CAMS, 128)  # what a demo file holds (LIBERO's upside-down convention)

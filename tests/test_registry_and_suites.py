@@ -50,8 +50,8 @@ def test_libero_tasks_and_init_states_come_from_the_bundled_package():
     long = get_suite("libero_long")
     tasks = long.tasks()
     assert len(tasks) == 10
-    assert all(t.language and t.bddl_file.endswith(".bddl") for t in tasks)
-    init = long.init_states(0)
+    assert all(t.language and t.env_id.endswith(".bddl") for t in tasks)
+    init = long.initial_conditions(0)
     assert init.ndim == 2 and init.shape[0] == 50 and np.isfinite(init).all()
     assert len(get_suite("libero_90").tasks()) == 90
     assert len(get_suite("libero_spatial_swap").tasks()) == 10

@@ -51,6 +51,11 @@ def test_bad_policy_output_fails_only_those_episodes(tmp_path, gl):
     assert recs[0]["error_kind"] == "policy" and "non-finite" in recs[0]["error"] and not recs[0]["success"]
     assert recs[1]["error_kind"] == "policy" and "shape" in recs[1]["error"]
     assert recs[2]["error"] is None and recs[2]["steps"] == 16  # the run went on
+    # each record names the simulator stack its worker ran, as the worker reported it
+    from importlib import metadata
+
+    assert recs[2]["sim"]["backend"] == "libero"
+    assert recs[2]["sim"]["versions"]["mujoco"] == metadata.version("mujoco")
 
 
 def test_spec_mismatch_fails_before_any_step(tmp_path):
@@ -87,11 +92,11 @@ def test_replay_reproduces_a_recorded_demo(tmp_path, gl):
     LIBERO-layout file, replay it through the runner: the end effector follows."""
     from bench.demos.libero_hdf5 import Demo, read_demos, write_demos
     from bench.policies.replay import ReplayPolicy
-    from bench.sim.libero_env import LiberoSim
+    from bench.sim.libero.env import LiberoSim
 
     task = SUITE.task(0)
     sim = LiberoSim(task, SUITE.protocol)
-    init = SUITE.init_states(0)[3]
+    init = SUITE.initial_conditions(0)[3]
     sim.reset_to(init, seed=7)
     rng = np.random.default_rng(0)
     actions, states, ee = [], [], []
@@ -105,7 +110,7 @@ def test_replay_reproduces_a_recorded_demo(tmp_path, gl):
     path = tmp_path / "demo.hdf5"
     write_demos(path, [Demo("demo_0", task.name, task.language, np.array(actions), np.array(states), init,
                             {"ee_states": np.array(ee)})],
-                task.bddl_file, {"language_instruction": task.language, "problem_name": "libero_tabletop_manipulation"})
+                task.env_id, {"language_instruction": task.language, "problem_name": "libero_tabletop_manipulation"})
     assert read_demos(path)[0].actions.shape == (24, 7)
 
     policy = ReplayPolicy(str(path))
@@ -124,10 +129,10 @@ def test_replay_reproduces_a_recorded_demo(tmp_path, gl):
 
 
 def test_rendered_frames_are_fresh_and_upright(gl):
-    from bench.sim.libero_env import LiberoSim
+    from bench.sim.libero.env import LiberoSim
 
     sim = LiberoSim(SUITE.task(0), SUITE.protocol.replace(resolution=64))
-    sim.reset_to(SUITE.init_states(0)[0], seed=7)
+    sim.reset_to(SUITE.initial_conditions(0)[0], seed=7)
     a = sim.render(("agentview", "eye_in_hand"))
     assert a["agentview"].shape == (64, 64, 3) and a["agentview"].dtype == np.uint8
     assert np.array_equal(a["agentview"], sim.render(("agentview",))["agentview"])  # deterministic

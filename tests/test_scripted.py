@@ -14,12 +14,12 @@ def test_wrap_pi_is_mod_pi():
 
 
 def test_privileged_scene_state(gl):
-    from bench.sim.libero_env import LiberoSim
+    from bench.sim.libero.env import LiberoSim
 
     suite = get_suite("libero_goal")
     task = next(t for t in suite.tasks() if "turn on the stove" in t.language)
     sim = LiberoSim(task, suite.protocol)
-    sim.reset_to(suite.init_states(task.task_id)[0], seed=7)
+    sim.reset_to(suite.initial_conditions(task.task_id)[0], seed=7)
     scene = sim.privileged()
     sim.close()
     assert scene["goal"] == [["turnon", "flat_stove_1"]]

@@ -129,7 +129,13 @@ def run_with_progress(runner, queue: list, label: str) -> None:
         if rec.error:
             progress.console.print(f"[yellow]{rec.key}: {rec.error_kind}: {rec.error.splitlines()[0]}[/]")
 
+    from bench.sim.backend import BackendNotReady
+
     runner.on_episode = on_episode
     with progress:
         bar = progress.add_task(label, total=len(queue), succ=0)
-        runner.run(queue)
+        try:
+            runner.run(queue)
+        except BackendNotReady as exc:  # the simulator's environment or assets are missing: say which step
+            progress.stop()
+            fail(str(exc))

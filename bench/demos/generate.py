@@ -71,7 +71,7 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                 missing = per_task - have.get(task.name, 0)
                 if missing <= 0:
                     continue
-                inits = suite.init_states(tid)
+                inits = suite.initial_conditions(tid)
                 for _ in range(missing if round_ == 0 else int(np.ceil(missing * 1.5))):  # top-up rounds
                     k = attempts[tid]
                     attempts[tid] += 1
@@ -86,8 +86,8 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                 if kept.get(p.task.task_id, 0) + have.get(p.task.name, 0) >= per_task:
                     return
                 writer.add(traj, {
-                    "bddl_file_name": p.task.bddl_file,
-                    "bddl_file_content": Path(p.task.bddl_file).read_text(),
+                    "bddl_file_name": p.task.env_id,
+                    "bddl_file_content": Path(p.task.env_id).read_text(),
                     "problem_info": {"problem_name": "libero", "domain_name": "robosuite",
                                      "language_instruction": p.task.language},
                     "language_instruction": p.task.language, "task_id": p.task.task_id, "init_id": p.init_id,

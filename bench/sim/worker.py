@@ -1,14 +1,17 @@
-"""A sim worker: one process that owns one LIBERO env at a time and runs episodes.
+"""A sim worker: one process that owns one simulator env at a time and runs episodes.
 
-The runner talks to it over a pipe:
+It runs `python -m bench.sim.worker`, possibly in another Python environment than the runner's
+(its backend decides), so messages are plain data (bench/sim/codec.py) over a socket:
 
-    runner -> worker   ("start", EpisodeStart)      begin an episode (abandons any current one)
-                       ("chunk", key, actions)      execute these actions (already cut to the
-                                                    executed prefix of the policy's chunk)
-                       ("close",)
-    worker -> runner   ("obs", key, observation)    the policy must act
-                       ("done", key, result)        the episode ended (success or max steps)
-                       ("error", key, message)      the simulator raised; the episode is lost
+    runner -> worker   ["start", EpisodeStart dict]  begin an episode (abandons any current one)
+                       ["chunk", key, actions]       execute these actions (already cut to the
+                                                     executed prefix of the policy's chunk)
+                       ["close"]
+    worker -> runner   ["hello", null, info]          sent once: backend, python, simulator versions,
+                                                     or `error` when the backend cannot be imported
+                       ["obs", key, observation]     the policy must act
+                       ["done", key, result]         the episode ended (success or max steps)
+                       ["error", key, message]       the simulator raised; the episode is lost
 
 The env is created lazily for the first episode of a task and reused (soft reset)
 for the next episodes of the same task.
@@ -16,12 +19,17 @@ for the next episodes of the same task.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import importlib
 import os
+import platform
+import signal
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +41,7 @@ class EpisodeStart:
     key: str
     task: TaskInfo
     protocol: Protocol
-    init_state: np.ndarray
+    initial: Any  # the task's initial condition: a state array or a seed (the backend's catalog says which)
     seed: int
     wait_steps: int
     max_steps: int
@@ -42,6 +50,14 @@ class EpisodeStart:
     privileged: bool = False  # send the scene state too (scripted experts)
     record: int | None = None  # record a LIBERO-format trajectory with images at this size (see record_frames)
     record_pixel_path: str = "render_resize_uint8"  # bench.models.frames.DEMO_PIXEL_PATHS
+
+    def to_message(self) -> dict:
+        return dict(asdict(self), task=self.task.to_dict(), protocol=self.protocol.to_dict())
+
+    @classmethod
+    def from_message(cls, d: dict) -> "EpisodeStart":
+        return cls(**dict(d, task=TaskInfo.from_dict(d["task"]), protocol=Protocol.from_dict(d["protocol"]),
+                          cameras=tuple(d["cameras"])))
 
 
 class _Episode:
@@ -122,46 +138,53 @@ def _write_video(path: str, frames: list[np.ndarray], fps: int = 20) -> str:
     return path
 
 
-def worker_main(conn, worker_id: int) -> None:
-    """Entry point of the worker process."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    # one rasteriser thread per worker: the workers already fill the cores, and Mesa's llvmpipe (the software
-    # renderer behind headless EGL here) otherwise starts one thread per core in each of them. Same pixels.
-    os.environ.setdefault("LP_NUM_THREADS", "1")
-    from bench.sim.libero_env import LiberoSim
+def serve(channel, backend_name: str) -> None:
+    """Answer the runner's messages until it closes the channel."""
+    from bench.sim.backend import get_backend
 
+    try:
+        backend = importlib.import_module(get_backend(backend_name).worker)
+        hello = {"backend": backend_name, "python": platform.python_version(), "versions": backend.versions()}
+    except Exception as exc:  # the backend's simulator is not installed in this environment
+        channel.send(["hello", None, {"backend": backend_name, "error": f"{type(exc).__name__}: {exc}"}])
+        return
+    channel.send(["hello", None, hello])
     sim = None
-    sim_task: str | None = None
+    sim_key: tuple | None = None
     ep: _Episode | None = None
     while True:
         try:
-            msg = conn.recv()
-        except EOFError:
+            msg = channel.recv()
+        except (EOFError, OSError):
             break
         kind = msg[0]
         if kind == "close":
             break
-        key = msg[1].key if kind == "start" else msg[1]
+        key = msg[1]["key"] if kind == "start" else msg[1]
         try:
             if kind == "start":
-                start: EpisodeStart = msg[1]
+                start = EpisodeStart.from_message(msg[1])
+                if start.task.backend != backend_name:
+                    raise RuntimeError(f"task {start.task.name} needs the {start.task.backend} backend, "
+                                       f"this worker runs {backend_name}")
                 create_s = 0.0
-                if sim is None or sim_task != start.task.bddl_file or sim.protocol != start.protocol:
+                env_key = (start.task.env_id, start.protocol)
+                if sim is None or sim_key != env_key:
                     if sim is not None:
                         sim.close()
                     t = time.perf_counter()
-                    sim, sim_task = LiberoSim(start.task, start.protocol), start.task.bddl_file
+                    sim, sim_key = backend.make(start.task, start.protocol), env_key
                     create_s = time.perf_counter() - t
                 ep = _Episode(start, sim, create_s)
                 t = time.perf_counter()
-                sim.reset_to(start.init_state, start.seed)
+                sim.reset_to(start.initial, start.seed)
                 ep.timing["reset_s"] = time.perf_counter() - t
                 ep.frame()
                 wait = np.asarray(start.protocol.wait_action, dtype=np.float64)
                 for _ in range(start.wait_steps):  # objects settle; done is ignored, as openpi does
                     ep.step(wait)  # recorded too: a demo is every action from its initial state
                 sim.steps = 0  # wait steps do not count towards the policy's step budget
-                conn.send(("obs", key, ep.observation()))
+                channel.send(["obs", key, ep.observation()])
             elif kind == "chunk":
                 if ep is None or ep.start.key != key:
                     raise RuntimeError(f"chunk for episode {key} which is not running here")
@@ -171,16 +194,42 @@ def worker_main(conn, worker_id: int) -> None:
                     if done or sim.steps >= ep.start.max_steps:
                         break
                 if done or sim.steps >= ep.start.max_steps:
-                    conn.send(("done", key, ep.result(done)))
+                    channel.send(["done", key, ep.result(done)])
                     ep = None
                 else:
-                    conn.send(("obs", key, ep.observation()))
+                    channel.send(["obs", key, ep.observation()])
             else:
                 raise RuntimeError(f"unknown message {kind!r}")
         except Exception as exc:  # the simulator raised: report, drop the env, keep serving
-            conn.send(("error", key, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+            channel.send(["error", key, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"])
             if sim is not None:
                 sim.close()
-            sim, sim_task, ep = None, None, None
+            sim, sim_key, ep = None, None, None
     if sim is not None:
         sim.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bench.sim.worker --fd N --backend NAME`: serve the runner on inherited socket N."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fd", type=int, required=True)
+    ap.add_argument("--backend", required=True)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # one rasteriser thread per worker: the workers already fill the cores, and Mesa's llvmpipe (the software
+    # renderer behind headless EGL here) otherwise starts one thread per core in each of them. Same pixels.
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle; it closes the channel
+    from multiprocessing.connection import Connection
+
+    from bench.sim.codec import Channel
+
+    channel = Channel(Connection(args.fd))
+    try:
+        serve(channel, args.backend)
+    finally:
+        channel.close()
+
+
+if __name__ == "__main__":
+    main()

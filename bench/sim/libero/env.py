@@ -45,7 +45,7 @@ class LiberoSim:
         res = protocol.resolution
         with contextlib.redirect_stdout(io.StringIO()):
             self.env = OffScreenRenderEnv(
-                bddl_file_name=task.bddl_file,
+                bddl_file_name=task.env_id,
                 camera_heights=res,
                 camera_widths=res,
                 camera_names=[LIBERO_CAMERAS[c] for c in protocol.cameras],
@@ -110,7 +110,7 @@ class LiberoSim:
 
     def privileged(self) -> dict:
         """Scene state for experts (object poses and extents, sites, joints, goal)."""
-        from bench.sim.privileged import SceneIndex, snapshot
+        from bench.sim.libero.privileged import SceneIndex, snapshot
 
         if self._scene_index is None:
             self._scene_index = SceneIndex(self.env.env)

@@ -1,0 +1,42 @@
+"""LIBERO suites' tasks and initial states, read from libero's benchmark registry (runner side)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from functools import lru_cache
+
+import numpy as np
+
+from bench.suites import Suite, TaskInfo
+
+
+def _quiet_benchmark(name: str):
+    """libero prints '[info] ...' on every benchmark construction; keep stdout clean."""
+    from libero.libero import benchmark
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return benchmark.get_benchmark_dict()[name]()
+
+
+@lru_cache(maxsize=None)
+def _tasks(benchmark_name: str, suite_name: str) -> tuple[TaskInfo, ...]:
+    b = _quiet_benchmark(benchmark_name)
+    return tuple(
+        TaskInfo(suite_name, i, b.get_task(i).name, b.get_task(i).language, b.get_task_bddl_file_path(i))
+        for i in range(b.n_tasks)
+    )
+
+
+@lru_cache(maxsize=64)
+def _init_states(benchmark_name: str, task_id: int) -> np.ndarray:
+    return np.asarray(_quiet_benchmark(benchmark_name).get_task_init_states(task_id))
+
+
+def tasks(suite: Suite) -> list[TaskInfo]:
+    return list(_tasks(suite.source, suite.name))
+
+
+def initial_conditions(suite: Suite, task_id: int) -> np.ndarray:
+    """Trial i starts from init state i of the task's committed init file."""
+    return _init_states(suite.source, task_id)
