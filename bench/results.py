@@ -105,6 +105,26 @@ def plot_summary(table: pd.DataFrame, path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
+def simulator_stacks(records: list[dict]) -> list[dict]:
+    """The distinct simulator stacks (backend, python, versions) the episodes ran on, as workers reported them."""
+    seen: dict[str, dict] = {}
+    for r in records:
+        if r.get("sim"):
+            seen.setdefault(json.dumps(r["sim"], sort_keys=True), r["sim"])
+    return list(seen.values())
+
+
+def stack_notes(stacks: list[dict]) -> list[str]:
+    """Warnings a reader must see beside the numbers."""
+    notes = []
+    if len(stacks) > 1:
+        notes.append(f"These episodes ran on {len(stacks)} different simulator stacks (see Simulator).")
+    if any((s.get("versions") or {}).get("assets") == "standin" for s in stacks):
+        notes.append("Stand-in assets: these episodes ran on generated primitive shapes, not the benchmark's "
+                     "objects; the numbers measure the harness, not a policy, and compare with nobody's.")
+    return notes
+
+
 def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.DataFrame:
     """Write summary.{md,csv,json,png} (and videos.png if episodes were recorded) next to episodes.jsonl
     and return the table."""
@@ -114,10 +134,13 @@ def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.Da
     policies = sorted({str(r.get("policy")) for r in records if r.get("policy")})
     plot_summary(table, out_dir / "summary.png", title=f"{', '.join(policies)} ({provenance.get('command', '')})")
     prov = json.dumps(provenance, indent=2, sort_keys=True)
+    sims = simulator_stacks(records)
+    notes = "".join(f"\n\n**{n}**" for n in stack_notes(sims))
     (out_dir / "summary.md").write_text(
-        f"# Results\n\n{to_markdown(table)}\n\n## Provenance\n\n```json\n{prov}\n```\n", encoding="utf-8"
+        f"# Results\n\n{to_markdown(table)}{notes}\n\n## Simulator\n\n```json\n{json.dumps(sims, indent=2)}\n```\n\n"
+        f"## Provenance\n\n```json\n{prov}\n```\n", encoding="utf-8"
     )
-    payload = {"provenance": provenance, "rows": json.loads(table.to_json(orient="records"))}
+    payload = {"provenance": provenance, "simulators": sims, "rows": json.loads(table.to_json(orient="records"))}
     (out_dir / "summary.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     git = provenance.get("git") or {}
     caption = f"{provenance.get('command', '')}  (commit {(git.get('commit') or '?')[:7]}{' dirty' if git.get('dirty') else ''})"

@@ -42,9 +42,16 @@ class Protocol:
     init_states: str = "trial i uses init state i"
     success: str = "env done (BDDL goal predicates)"
     name: str = "openpi-libero-v1"
+    # Fields added after results were committed: left out of to_dict (and the hash) at their default, so
+    # the protocols of earlier results keep their hash.
+    render_size: tuple[int, int] | None = None  # (width, height) rendered, padded square, resized to resolution
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        for name, default in _ADDED_LATER.items():
+            if d[name] == default:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Protocol":
@@ -58,6 +65,9 @@ class Protocol:
 
     def replace(self, **changes) -> "Protocol":
         return dataclasses.replace(self, **changes)
+
+
+_ADDED_LATER = {"render_size": None}
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,23 @@ for _base in ("libero_spatial", "libero_object", "libero_goal", "libero_10"):
             Suite(_name, _name, Protocol(max_steps=_MAX_STEPS[_base]), description=f"{_text} of {_base}"),
             aliases=("libero_long_" + _variant,) if _base == "libero_10" else (),
         )
+
+# RoboCasa GR1 tabletop as GR00T N1 and DiT4DiT evaluate it (bench/sim/robocasa_gr1).
+GR1_LAYOUT = "left_arm(7)+right_arm(7)+left_hand(6)+right_hand(6)+waist(3)"
+GR1_PROTOCOL = Protocol(
+    max_steps=720, wait_steps=0, wait_action=(), executed_chunk=12, seed=7, cameras=("ego_view",),
+    resolution=256, render_size=(1280, 800), flip_images=True, state_layout=f"joint_pos:{GR1_LAYOUT}",
+    action_dim=29, action_convention=f"absolute joint position targets:{GR1_LAYOUT}", control="joint position@20Hz",
+    init_states="trial i resets the env with seed episode_seed(seed, i)", success="info['success'] ever true",
+    name="dit4dit-gr1-v1",
+)
+SUITES.add("robocasa_gr1", Suite("robocasa_gr1", "official", GR1_PROTOCOL, backend="robocasa_gr1",
+                                 description="RoboCasa GR1 tabletop, the 24 official tasks (own environment: "
+                                             "bench setup robocasa-gr1)"), aliases=("gr1",))
+SUITES.add("robocasa_gr1_splitb", Suite("robocasa_gr1_splitb", "heldout_objects", GR1_PROTOCOL,
+                                        backend="robocasa_gr1",
+                                        description="RoboCasa GR1 SplitB: the 18 rearrangement tasks with held-out "
+                                                    "object instances (zero-shot objects)"))
 
 
 def get_suite(name: str) -> Suite:

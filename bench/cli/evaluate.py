@@ -84,6 +84,11 @@ def run(
     run_with_progress(runner, queue, s.name)
     table = summarize_dir(out, provenance(protocol))
     print_table(table)
+    from bench.records import read_records
+    from bench.results import simulator_stacks, stack_notes
+
+    for note in stack_notes(simulator_stacks(read_records(out / "episodes.jsonl"))):
+        console.print(f"[bold yellow]{note}[/]")
     console.print(f"records: {out / 'episodes.jsonl'}; summary: {out / 'summary.md'}")
     if publish is not None:
         import shutil
@@ -127,19 +132,19 @@ def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies")
     if what is ListWhat.suites:
         from bench.suites import SUITES
 
-        t = Table("suite", "aliases", "max steps", "protocol", "description")
+        t = Table("suite", "aliases", "simulator", "max steps", "protocol", "description")
         for name in SUITES:
             st = SUITES.get(name)
-            t.add_row(name, ", ".join(SUITES.aliases_of(name)), str(st.protocol.max_steps),
+            t.add_row(name, ", ".join(SUITES.aliases_of(name)), st.backend, str(st.protocol.max_steps),
                       f"{st.protocol.name}#{st.protocol.hash()}", st.description)
         console.print(t)
     elif what is ListWhat.tasks:
         if suite is None:
             fail("bench list tasks needs --suite (see bench list suites)")
         s = load_suite(suite)
-        t = Table("id", "task", "instruction")
+        t = Table("id", "task", "instruction", "tags")
         for task in s.tasks():
-            t.add_row(str(task.task_id), task.name, task.language)
+            t.add_row(str(task.task_id), task.name, task.language, ", ".join(task.tags))
         console.print(t)
     else:
         from bench.policies import load_all

@@ -8,7 +8,7 @@ import numpy as np
 
 from bench.policies import register
 from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
-from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
+from bench.suites import GR1_PROTOCOL, LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
 
 # Both cameras are declared so these policies cost the runner what a real
 # vision policy costs (the perf benchmark relies on it).
@@ -55,3 +55,21 @@ class RandomPolicy:
 
 register("zero", lambda seed=0: ZeroPolicy(), help="no motion, gripper open (a lower bound)")
 register("random", lambda seed=0: RandomPolicy(seed), help="uniform random actions, seeded per episode")
+
+
+class HoldPolicy:
+    """RoboCasa GR1: command the joint positions the robot is at (absolute targets), so it stays put.
+    The GR1 counterpart of `zero`: a lower bound and a harness check for a 29-d joint-space suite."""
+
+    spec = PolicySpec(cameras=("ego_view",), state_layout=GR1_PROTOCOL.state_layout, action_dim=29,
+                      action_convention=GR1_PROTOCOL.action_convention, chunk_length=16)
+
+    def reset(self, episode: EpisodeInfo) -> None:
+        pass
+
+    def act(self, batch: ObservationBatch) -> np.ndarray:
+        state = np.asarray(batch.state, dtype=np.float32)
+        return np.repeat(state[:, None, :], self.spec.chunk_length, axis=1)
+
+
+register("hold", lambda seed=0: HoldPolicy(), help="GR1: hold the current joint positions (a lower bound)")

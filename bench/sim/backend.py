@@ -73,6 +73,8 @@ class Backend:
     worker: str  # module imported inside sim workers
     description: str
     own_environment: bool = False  # workers run in the Python of `bench setup <name>`, not this one
+    worker_env: tuple[tuple[str, str], ...] = ()  # environment variables its workers need
+    needs_assets: bool = False  # `bench setup` must have pointed it at assets before anything runs
 
     def setup_record(self) -> Path:
         return STATE_DIR / f"{self.name}.json"
@@ -90,6 +92,9 @@ class Backend:
         python = Path(info["python"])
         if not python.exists():
             raise BackendNotReady(f"{record} names {python}, which no longer exists: run `{setup}` again")
+        if self.needs_assets and not info.get("assets"):
+            raise BackendNotReady(f"the {self.name} environment has no assets yet: download them (see `bench setup "
+                                  f"--help`) and run `{setup} --assets DIR`, or `{setup} --standin` to try the path")
         return str(python)
 
     def settings(self) -> dict:
@@ -104,7 +109,17 @@ class Backend:
 BACKENDS: Registry[Backend] = Registry("simulator backend")
 BACKENDS.add("libero", Backend("libero", "bench.sim.libero.catalog", "bench.sim.libero.worker",
                                "LIBERO (robosuite 1.4, MuJoCo 2.3) in this Python environment"))
+BACKENDS.add("robocasa_gr1", Backend("robocasa_gr1", "bench.sim.robocasa_gr1.catalog", "bench.sim.robocasa_gr1.worker",
+                                     "RoboCasa GR1 tabletop (robosuite 1.5, MuJoCo 3.3) in its own environment",
+                                     own_environment=True,
+                                     # task classes hash their names (str hash: randomised per process otherwise)
+                                     worker_env=(("PYTHONHASHSEED", "0"),), needs_assets=True))
 
 
 def get_backend(name: str) -> Backend:
     return BACKENDS.get(name)
+
+
+def episode_seed(protocol_seed: int, trial: int) -> int:
+    """The env seed of trial `trial` for a backend whose initial conditions are seeds: one rule for all."""
+    return protocol_seed * 1_000_003 + trial

@@ -7,6 +7,7 @@ which would load this environment's numpy into a worker that needs its own.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -38,9 +39,10 @@ class WorkerProcess:
     def __init__(self, backend: Backend, worker_id: int):
         python = backend.python()  # raises BackendNotReady before anything starts
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
+        env = dict(os.environ, **dict(backend.worker_env))
         if backend.own_environment:
             env["PYTHONPATH"] = str(source_path(backend))
+            env["BENCH_BACKEND_SETTINGS"] = json.dumps(backend.settings())
         cmd = [python, "-m", "bench.sim.worker", "--fd", str(theirs.fileno()), "--backend", backend.name]
         try:
             self.popen = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)

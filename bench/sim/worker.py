@@ -91,7 +91,9 @@ class _Episode:
     def observation(self) -> dict:
         s = self.start
         images = self.sim.render(s.cameras)
-        obs = {"key": s.key, "images": images, "state": self.sim.state(), "prompt": s.task.language,
+        instruction = getattr(self.sim, "instruction", None)  # a sim that words each episode's task itself
+        prompt = (instruction() if instruction else None) or s.task.language
+        obs = {"key": s.key, "images": images, "state": self.sim.state(), "prompt": prompt,
                "step": self.sim.steps}
         if s.privileged:
             obs["privileged"] = self.sim.privileged()
