@@ -152,6 +152,10 @@ for _base in ("libero_spatial", "libero_object", "libero_goal", "libero_10"):
             Suite(_name, _name, Protocol(max_steps=_MAX_STEPS[_base]), description=f"{_text} of {_base}"),
             aliases=("libero_long_" + _variant,) if _base == "libero_10" else (),
         )
+# Our own LIBERO suites (BDDL problems and committed initial states under bench/sim/libero/suites/).
+SUITES.add("gr1_tabletop_proxy", Suite(
+    "gr1_tabletop_proxy", "data:gr1_tabletop_proxy", Protocol(max_steps=300),
+    description="PROXY of RoboCasa GR1's 24 tabletop tasks in LIBERO (Panda, LIBERO objects; not GR1)"))
 
 # RoboCasa GR1 tabletop as GR00T N1 and DiT4DiT evaluate it (bench/sim/robocasa_gr1).
 GR1_LAYOUT = "left_arm(7)+right_arm(7)+left_hand(6)+right_hand(6)+waist(3)"

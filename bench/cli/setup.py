@@ -42,3 +42,42 @@ def setup(
         console.print("[yellow]no assets yet:[/] the tasks need RoboCasa's object assets; download them and run "
                       "`bench setup robocasa-gr1 --assets DIR` (or `--standin` to try the path offline)")
     console.print(f"[green]ready:[/] bench run --suite robocasa_gr1 (python {record['python']})", highlight=False)
+
+
+@app.command("init-states")
+def init_states(
+    suite: str = typer.Option(..., "--suite", "-s", help="One of our own LIBERO suites (bench list suites)."),
+    n: int = typer.Option(50, min=1, help="Initial states per task."),
+    seed: int = typer.Option(0, help="Base seed (task i samples from seed + i)."),
+    tasks: Optional[str] = typer.Option(None, help="Task ids, e.g. 0,3-5 (default: all)."),
+):
+    """Sample, check (no interpenetration, at rest after the wait steps) and save a suite's initial states."""
+    from rich.progress import Progress
+
+    from bench.cli.common import load_suite, parse_tasks
+    from bench.sim.libero.init_states import write_suite_init_states
+    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
+
+    s = load_suite(suite)
+    if s.backend != "libero" or not s.source.startswith("data:"):
+        fail(f"--suite {s.name}: its initial states come with its simulator; init-states makes them for our own "
+             "LIBERO suites (those whose source is data:...)")
+    ids = parse_tasks(s, tasks)
+    try:
+        configure_headless_gl()
+    except HeadlessGLError as exc:
+        fail(str(exc), code=1)
+    with Progress(console=console) as progress:
+        bars: dict[str, int] = {}
+
+        def tick(task: str, kept: int, tried: int) -> None:
+            if task not in bars:
+                bars[task] = progress.add_task(task[:50], total=n)
+            progress.update(bars[task], completed=kept, description=f"{task[:40]} ({tried} tried)")
+
+        try:
+            report = write_suite_init_states(s, n, seed, ids, progress=tick)
+        except RuntimeError as exc:
+            fail(str(exc), code=1)
+    for name, info in report["tasks"].items():
+        console.print(f"{name}: {info['attempts']} candidates, rejected {info['rejected'] or 'none'}", highlight=False)

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from bench.sim.libero import data_suites
 from bench.suites import Suite, TaskInfo
 
 
@@ -33,10 +34,21 @@ def _init_states(benchmark_name: str, task_id: int) -> np.ndarray:
     return np.asarray(_quiet_benchmark(benchmark_name).get_task_init_states(task_id))
 
 
+def _data_name(suite: Suite) -> str | None:
+    return suite.source[len("data:"):] if suite.source.startswith("data:") else None
+
+
 def tasks(suite: Suite) -> list[TaskInfo]:
-    return list(_tasks(suite.source, suite.name))
+    data = _data_name(suite)
+    if data is None:
+        return list(_tasks(suite.source, suite.name))
+    return [TaskInfo(suite.name, i, t.name, t.language, str(data_suites.bddl_path(data, t)), tags=t.tags)
+            for i, t in enumerate(data_suites.manifest(data))]
 
 
 def initial_conditions(suite: Suite, task_id: int) -> np.ndarray:
     """Trial i starts from init state i of the task's committed init file."""
-    return _init_states(suite.source, task_id)
+    data = _data_name(suite)
+    if data is None:
+        return _init_states(suite.source, task_id)
+    return data_suites.init_states(data)[data_suites.manifest(data)[task_id].name]
