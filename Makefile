@@ -9,7 +9,7 @@ DATA ?= $(HOME)/.cache/dit4dit-bench
 # path) or 128 (rendered natively at 128 px: what the bundled checkpoint was trained on).
 DEMOS ?= 128_from224
 
-.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1
+.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos
 
 STEPS ?= 10000
 MODEL ?= dit4dit
@@ -208,3 +208,19 @@ expert-eval: setup
 	for s in libero_spatial libero_object libero_goal libero_10; do \
 	  $(BIN)/bench run --suite $$s --policy scripted --out runs/scripted/$$s --resume --publish results/scripted || exit 1; \
 	done
+
+# RoboCasa GR1: its own environment (--standin without the downloaded assets; see README), and the proxy
+# of its 24 tasks in LIBERO: initial states (committed), the expert's success, its demos.
+gr1-setup: setup
+	$(BIN)/bench setup robocasa-gr1 $(if $(GR1_ASSETS),--assets $(GR1_ASSETS),--standin)
+
+proxy-init-states: setup
+	$(BIN)/bench init-states --suite gr1_tabletop_proxy --n 50
+
+proxy-expert: setup
+	$(BIN)/bench run --suite gr1_tabletop_proxy --policy scripted --out runs/scripted/gr1_tabletop_proxy --resume \
+	  --publish results/scripted
+
+proxy-demos: setup
+	$(BIN)/bench demos generate --suite gr1_tabletop_proxy --per-task 50 --resolution 128 \
+	  --out $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5
