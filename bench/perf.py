@@ -200,7 +200,6 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
     import sys
     import threading
     import time
-    import urllib.request
 
     import numpy as np
     from openpi_client.websocket_client_policy import WebsocketClientPolicy
@@ -229,15 +228,9 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
     server = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "--policy", policy_name, "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("bench serve did not start") from None
-                time.sleep(0.5)
+        from bench.serve import wait_healthy
+
+        wait_healthy(port, server, timeout_s=180)
         obs = {"observation/image": img["agentview"], "observation/wrist_image": img["eye_in_hand"],
                "observation/state": state, "prompt": prompt}
         client = WebsocketClientPolicy("127.0.0.1", port)

@@ -151,3 +151,22 @@ def server_metadata(name: str, policy, math: dict | None) -> dict:
     return {"server": "bench serve", "policy": name, "checkpoint": shown_path(ckpt) if ckpt else None,
             "checkpoint_hash": file_hash(ckpt) if ckpt else None, "spec": asdict(policy.spec),
             "versions": package_versions(), "math": (math or {}).get("id")}
+
+
+def wait_healthy(port: int, proc, timeout_s: float = 120.0, host: str = "127.0.0.1") -> None:
+    """Block until a `bench serve` on `port` answers GET /healthz; raise if `proc` exits or time runs out."""
+    import time
+    import urllib.request
+
+    deadline = time.time() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"bench serve exited (code {proc.returncode}) before it answered /healthz")
+        try:
+            if urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=1).status == 200:
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise TimeoutError(f"bench serve on port {port} did not answer /healthz within {timeout_s:.0f} s")
+        time.sleep(0.5)

@@ -5,37 +5,23 @@ without losing an episode, then rerun by --resume."""
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 
 import numpy as np
 import pytest
 
 from bench.policies import make_policy
 from bench.records import read_records
+from bench.serve import wait_healthy
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_healthy(port: int, proc, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else "server exited"
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).status == 200:
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError("bench serve did not come up")
 
 
 @pytest.fixture(scope="module")

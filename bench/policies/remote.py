@@ -132,7 +132,8 @@ class OpenpiPolicy(RemotePolicy):
 
         class Client(WebsocketClientPolicy):  # openpi's client, with the timeouts it lacks
             def _wait_for_server(self):
-                conn = connect(self._uri, compression=None, max_size=None, open_timeout=timeout)
+                # entered, as websockets wants a connection it will not close for us (no deprecation warning)
+                conn = connect(self._uri, compression=None, max_size=None, open_timeout=timeout).__enter__()
                 return conn, msgpack_numpy.unpackb(conn.recv(timeout=timeout))
 
             def infer(self, obs: dict) -> dict:
@@ -283,7 +284,7 @@ class Dit4ditServerPolicy(RemotePolicy):
 
         if self.ws is None:
             self.ws = connect(f"ws://{self.host}:{self.port}", compression=None, max_size=None,
-                              open_timeout=self.timeout_s)
+                              open_timeout=self.timeout_s).__enter__()
             self.server_info = _json_safe(msgpack_numpy.unpackb(self.ws.recv(timeout=self.timeout_s)))
         message = {"type": "infer", "request_id": f"{key}@{step}", "examples": [request], "do_sample": False,
                    "use_ddim": True, "num_ddim_steps": 10}
