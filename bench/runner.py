@@ -33,6 +33,9 @@ from bench.sim.worker import EpisodeStart
 from bench.suites import Protocol, Suite, TaskInfo
 
 
+EXECUTORS = ("local", "ray")
+
+
 @dataclass
 class RunConfig:
     suite: Suite
@@ -50,8 +53,12 @@ class RunConfig:
     record_pixel_path: str = "render_resize_uint8"  # how recorded frames are made (bench.models.frames)
     math: str | None = None  # the policy process's float math id (bench.mathmode), written into every record
     policy_args: dict | None = None  # the policy's --policy-arg values, written into every record
+    executor: str = "local"  # where sim workers run: local processes, or Ray actors (bench.sim.ray_workers)
+    ray_address: str | None = None  # the Ray cluster to join (None: start a local one)
 
     def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}: valid {', '.join(EXECUTORS)}")
         self.out = Path(self.out)
         if self.protocol is None:
             self.protocol = self.suite.protocol
@@ -162,7 +169,14 @@ class Runner:
         return [p for p in plan if p.key not in done]
 
     def _spawn(self, w: _Worker) -> None:
-        w.proc = WorkerProcess(get_backend(self.cfg.suite.backend), w.wid)
+        backend = get_backend(self.cfg.suite.backend)
+        if self.cfg.executor == "ray":
+            from bench.sim.ray_workers import RayWorkerProcess, connect
+
+            connect(self.cfg.ray_address)
+            w.proc = RayWorkerProcess(backend, w.wid)
+        else:
+            w.proc = WorkerProcess(backend, w.wid)
         w.conn, w.env_id, w.episode, w.sim = w.proc.channel, None, None, None
 
     def _kill(self, w: _Worker) -> None:

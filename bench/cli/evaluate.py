@@ -35,9 +35,22 @@ def run(
     episode_timeout: float = typer.Option(900.0, min=1.0, help="Seconds before an episode is abandoned."),
     publish: Optional[Path] = typer.Option(None, help="Also copy the summary and records to DIR/<suite>_*."),
     math: str = typer.Option(DEFAULT_MODE, "--math", help=MATH_HELP),
+    executor: str = typer.Option("local", help="Where sim workers run: local (processes here) or ray (actors on a "
+                                 "Ray cluster; pip install dit4dit-bench[ray])."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray (default: start a "
+                                          "local one; 'auto': the cluster this machine belongs to)."),
 ):
-    """Evaluate a policy on a suite on the real LIBERO simulator."""
+    """Evaluate a policy on a suite on its simulator."""
     set_math(math)  # before anything loads torch
+    from bench.runner import EXECUTORS
+
+    if executor not in EXECUTORS:
+        fail(f"--executor {executor!r}: valid {', '.join(EXECUTORS)}")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            fail("--executor ray needs Ray: pip install 'dit4dit-bench[ray]'")
     from bench.provenance import provenance
     from bench.results import record_invocation, summarize_dir
     from bench.runner import RunConfig, Runner, RunDirMismatch
@@ -62,7 +75,7 @@ def run(
         protocol = protocol.replace(max_steps=max_steps)
     cfg = RunConfig(suite=s, policy_name=canonical, task_ids=task_ids, out=out, episodes=episodes, workers=workers,
                     resume=resume, videos_per_task=video, checkpoint=checkpoint, protocol=protocol,
-                    episode_timeout_s=episode_timeout, math=math_desc["id"],
+                    episode_timeout_s=episode_timeout, math=math_desc["id"], executor=executor, ray_address=address,
                     policy_args=_typed_args(policy, policy_arg))
     try:
         gl = configure_headless_gl()
