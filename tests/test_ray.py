@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray")
 RAY = str(Path(sys.executable).parent / "ray")
 
 
@@ -24,6 +23,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster():
     """A head (no CPUs for tasks) and one worker node with 2 CPUs, as separate processes."""
+    pytest.importorskip("ray")  # the optional extra: pip install -e '.[ray]'
     import tempfile
 
     port = _free_port()
