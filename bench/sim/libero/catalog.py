@@ -51,4 +51,9 @@ def initial_conditions(suite: Suite, task_id: int) -> np.ndarray:
     data = _data_name(suite)
     if data is None:
         return _init_states(suite.source, task_id)
-    return data_suites.init_states(data)[data_suites.manifest(data)[task_id].name]
+    name = data_suites.manifest(data)[task_id].name
+    states = data_suites.init_states(data)
+    if name not in states:
+        raise ValueError(f"{suite.name} task {task_id} ({name}) has no initial states yet: run "
+                         f"`bench init-states --suite {suite.name} --tasks {task_id}`")
+    return states[name]
