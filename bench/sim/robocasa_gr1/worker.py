@@ -8,6 +8,7 @@ packs the 29-d state and unpacks 29-d actions (bench/sim/robocasa_gr1/layout.py)
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -17,6 +18,11 @@ import numpy as np
 from bench.provenance import package_versions
 from bench.sim.backend import episode_seed
 from bench.sim.robocasa_gr1 import layout
+
+# Found, not imported: robocasa_gr1 scans its object registries at import, which must wait for assets.use().
+if importlib.util.find_spec("robocasa_gr1") is None:
+    raise ImportError("robocasa_gr1 is not installed in this Python environment (the GR1 worker runs in the one "
+                      "`bench setup robocasa-gr1` makes)")
 
 PACKAGES = ("praxis-robocasa-gr1", "praxis-robosuite", "mujoco", "numpy", "gymnasium")
 EGO_VIEW = "video.ego_view_pad_res256_freq20"  # the wrapper's processed ego view
