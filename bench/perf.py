@@ -195,7 +195,6 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
     act on one row) and through `bench serve` + openpi-client on 127.0.0.1 (the same policy in another
     process), and the chunks per second `bench serve` answers to 1, 2, 4... concurrent clients (which it
     batches into shared act calls)."""
-    import socket
     import subprocess
     import sys
     import threading
@@ -222,9 +221,9 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
     local = median_time(lambda: policy.act(batch), calls)
     log(f"in-process: {1e3 * local:.1f} ms per chunk")
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from bench.serve import free_port
+
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "--policy", policy_name, "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -170,3 +170,12 @@ def wait_healthy(port: int, proc, timeout_s: float = 120.0, host: str = "127.0.0
         if time.time() > deadline:
             raise TimeoutError(f"bench serve on port {port} did not answer /healthz within {timeout_s:.0f} s")
         time.sleep(0.5)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (for a server started next)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -15,13 +15,7 @@ import pytest
 
 from bench.policies import make_policy
 from bench.records import read_records
-from bench.serve import wait_healthy
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.serve import free_port, wait_healthy
 
 
 @pytest.fixture(scope="module")
