@@ -9,7 +9,7 @@ DATA ?= $(HOME)/.cache/dit4dit-bench
 # path) or 128 (rendered natively at 128 px: what the bundled checkpoint was trained on).
 DEMOS ?= 128_from224
 
-.PHONY: setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos
+.PHONY: dit4dit-retrain-resume setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos
 
 STEPS ?= 10000
 MODEL ?= dit4dit
@@ -174,6 +174,9 @@ demos-spatial: setup
 # held-out demos, 10000 steps, the bundle, the official-protocol evaluation, its comparisons with random and
 # with the first bundled checkpoint (results/dit4dit_v1), and its contact sheet.
 dit4dit-retrain: demos-spatial heldout-demos train bundle dit4dit-eval dit4dit-vs-random dit4dit-vs-v1 dit4dit-videos
+# Once training has begun, resume it without touching its data (more demos would change the data's fingerprint,
+# which a resumed training refuses).
+dit4dit-retrain-resume: train bundle dit4dit-eval dit4dit-vs-random dit4dit-vs-v1 dit4dit-videos
 
 dit4dit-vs-v1: setup
 	$(BIN)/bench compare results/dit4dit/libero_spatial_summary.json results/dit4dit_v1/libero_spatial_summary.json \
