@@ -79,10 +79,11 @@ def naive_loop(suite: Suite, task_ids: list[int], episodes: int, protocol: Proto
             "successes": successes, "timing_s": dict(timing)}
 
 
-def ours(suite: Suite, task_ids: list[int], episodes: int, workers: int, protocol: Protocol, progress=None) -> dict:
+def ours(suite: Suite, task_ids: list[int], episodes: int, workers: int, protocol: Protocol, progress=None,
+         executor: str = "local", ray_address: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RunConfig(suite=suite, policy_name="zero", task_ids=task_ids, out=Path(tmp), episodes=episodes,
-                        workers=workers, protocol=protocol)
+                        workers=workers, protocol=protocol, executor=executor, ray_address=ray_address)
         runner = Runner(cfg, ZeroPolicy(), on_episode=(lambda rec: progress()) if progress else None)
         t = time.perf_counter()
         runner.run()
@@ -114,9 +115,7 @@ def run_eval_benchmark(suite: Suite, task_ids: list[int], episodes: int, workers
         o = ours(suite, task_ids, episodes, workers, protocol, progress=lambda: bar.advance(t_ours))
         t_naive = bar.add_task("naive", total=n)
         v = naive_loop(suite, task_ids, episodes, protocol, progress=lambda: bar.advance(t_naive))
-    for d in (o, v):
-        d["episodes_per_hour"] = 3600.0 * d["episodes"] / d["wall_s"]
-        d["env_steps_per_s"] = d["env_steps"] / d["wall_s"]
+    o, v = _rates(o), _rates(v)
     result = {
         "ours_episodes_per_hour": round(o["episodes_per_hour"], 1),
         "naive_episodes_per_hour": round(v["episodes_per_hour"], 1),
@@ -128,6 +127,47 @@ def run_eval_benchmark(suite: Suite, task_ids: list[int], episodes: int, workers
                   "policy": "zero (declares both cameras, 8-step chunks)", "max_steps": protocol.max_steps},
         "ours": o,
         "naive": v,
+        "provenance": prov,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float))
+    return result
+
+
+def _rates(d: dict) -> dict:
+    """A loop's measurements with its episodes/hour and env steps/s."""
+    return {**d, "episodes_per_hour": 3600.0 * d["episodes"] / d["wall_s"],
+            "env_steps_per_s": d["env_steps"] / d["wall_s"]}
+
+
+# --------------------------------------------------------------------------- executors
+def run_executor_benchmark(suite: Suite, task_ids: list[int], episodes: int, workers: int, max_steps: int | None,
+                           rounds: int, address: str | None, out: Path, log=print) -> dict:
+    """Episodes/hour of the same episodes on the local executor and on Ray (`address`, None: a Ray cluster
+    started here on this machine's cores), rounds alternating which goes first; medians compared."""
+    import statistics
+
+    from bench.sim.ray_workers import connect
+
+    protocol = suite.protocol if max_steps is None else suite.protocol.replace(max_steps=max_steps)
+    prov = provenance(protocol)
+    cluster = connect(address)  # joined (or started) before timing: a cluster outlives any one run
+    runs: dict[str, list[dict]] = {"local": [], "ray": []}
+    for r in range(rounds):
+        for executor in ("local", "ray") if r % 2 == 0 else ("ray", "local"):
+            d = _rates(ours(suite, task_ids, episodes, workers, protocol, executor=executor, ray_address=address))
+            log(f"round {r + 1}/{rounds} {executor}: {d['episodes_per_hour']:.1f} episodes/hour")
+            runs[executor].append(d)
+    median = {ex: statistics.median(d["episodes_per_hour"] for d in ds) for ex, ds in runs.items()}
+    result = {
+        "local_episodes_per_hour": round(median["local"], 1),
+        "ray_episodes_per_hour": round(median["ray"], 1),
+        "ray_over_local": round(median["ray"] / median["local"], 3),
+        "setup": {"suite": suite.name, "tasks": task_ids, "episodes_per_task": episodes, "workers": workers,
+                  "rounds": rounds, "policy": "zero (declares both cameras, 8-step chunks)",
+                  "max_steps": protocol.max_steps, "ray_address": address or "a local cluster on this machine",
+                  "ray_cluster_resources": {k: v for k, v in cluster.items() if k in ("CPU", "GPU", "memory")}},
+        "runs": runs,
         "provenance": prov,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,9 @@ class Budget:
     workers: int
     offline_windows: int
     seeds: tuple[int, ...]
+    # what a job asks a Ray cluster for (bench ablate --executor ray); an evaluation asks for `workers` CPUs
+    train_cpus: int = 1
+    train_gpus: float = 0
 
 
 @dataclass(frozen=True)

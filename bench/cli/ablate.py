@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli.common import app, console, fail
+from bench.cli.common import app, check_executor, console, fail
 
 DATA = Path.home() / ".cache" / "dit4dit-bench" / "demos"
 LAST = Path("runs/ablations/last.json")
@@ -48,7 +48,12 @@ def ablate(
     heldout: Optional[Path] = typer.Option(None, help="Held-out demos for the offline score (default: "
                                                       "<suite>_128_from224_heldout.hdf5 beside them)."),
     plan_only: bool = typer.Option(False, "--plan", help="Print the plan and estimate, run nothing."),
-    root: Path = typer.Option(Path("runs/ablations"), help="The job cache."),
+    root: Path = typer.Option(Path("runs/ablations"), help="The job cache (on storage every node sees, with "
+                                                           "--executor ray)."),
+    executor: str = typer.Option("local", help="Where jobs run: local (one after another, here) or ray (each a "
+                                 "Ray task with the resources its budget names; pip install dit4dit-bench[ray])."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray (default: start a "
+                                          "local one; 'auto': the cluster this machine belongs to)."),
 ):
     from bench.ablate.spec import BUDGETS, SpecError, available, load_spec
 
@@ -70,6 +75,7 @@ def ablate(
         root = Path(last.get("root", root))
     if budget not in BUDGETS:
         fail(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
+    check_executor(executor)
     try:
         specs = [load_spec(n) for n in chosen] + [load_spec(p) for p in spec]
     except SpecError as exc:
@@ -83,7 +89,7 @@ def ablate(
                                 "data": str(data) if data else None, "heldout": str(heldout) if heldout else None,
                                 "root": str(root)}, indent=2))
     for s in specs:
-        _run_one(s, budget, out, data, heldout, root, plan_only)
+        _run_one(s, budget, out, data, heldout, root, plan_only, executor, address)
 
 
 def _list() -> None:
@@ -113,7 +119,7 @@ def _data_files(suite: str, data: Optional[Path], heldout: Optional[Path]) -> tu
 
 
 def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Optional[Path], root: Path,
-             plan_only: bool) -> None:
+             plan_only: bool, executor: str = "local", address: Optional[str] = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench.ablate import tables
@@ -146,7 +152,12 @@ def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Option
         def on_progress(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)
 
-        failures = execute(plan, on_job=on_job, on_progress=on_progress)
+        if executor == "ray":
+            from bench.ablate.on_ray import execute_on_ray
+
+            failures = execute_on_ray(plan, address, on_job=on_job)
+        else:
+            failures = execute(plan, on_job=on_job, on_progress=on_progress)
     table = tables.write(plan, out, provenance(), wall_s=time.perf_counter() - t0)
     console.print((out / f"{spec.name}.md").read_text().split("![")[0])
     console.print(f"wrote {out / spec.name}.csv, .md, .png ({len(table)} variants)")

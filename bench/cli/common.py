@@ -90,6 +90,19 @@ MATH_HELP = ("Float math of the policy: portable (the same bits on any x86-64 CP
              "CPU kind only).")
 
 
+def check_executor(executor: str) -> None:
+    """--executor names a known executor, and Ray is installed when it is ray (or exit 2 saying so)."""
+    from bench.runner import EXECUTORS
+
+    if executor not in EXECUTORS:
+        fail(f"--executor {executor!r}: valid {', '.join(EXECUTORS)}")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            fail("--executor ray needs Ray: pip install 'dit4dit-bench[ray]'")
+
+
 def set_math(mode: str) -> None:
     """Put a math mode in force for this process and its sim workers; call before torch is imported."""
     from bench.mathmode import MathModeError, apply

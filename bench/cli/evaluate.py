@@ -10,8 +10,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from bench.cli.common import (MATH_HELP, RUNS_DIR, app, build_policy, canonical_policy, confirm_math, console, err,
-                               fail, latest_run, load_suite, parse_tasks, print_table, run_with_progress, set_math)
+from bench.cli.common import (MATH_HELP, RUNS_DIR, app, build_policy, canonical_policy, check_executor,
+                               confirm_math, console, err, fail, latest_run, load_suite, parse_tasks, print_table,
+                               run_with_progress, set_math)
 from bench.mathmode import DEFAULT_MODE
 
 
@@ -39,18 +40,22 @@ def run(
                                  "Ray cluster; pip install dit4dit-bench[ray])."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray (default: start a "
                                           "local one; 'auto': the cluster this machine belongs to)."),
+    policy_gpus: Optional[float] = typer.Option(None, "--policy-gpus", min=0.0,
+                                                help="With --executor ray: run the policy in a Ray actor asking for "
+                                                "this many GPUs (0: an actor on a CPU node); it runs on cuda when "
+                                                "above 0 (needs --math native)."),
+    device: Optional[str] = typer.Option(None, help="Torch device of a trained policy (default cpu; e.g. cuda, "
+                                         "which needs --math native)."),
 ):
     """Evaluate a policy on a suite on its simulator."""
     set_math(math)  # before anything loads torch
-    from bench.runner import EXECUTORS
-
-    if executor not in EXECUTORS:
-        fail(f"--executor {executor!r}: valid {', '.join(EXECUTORS)}")
-    if executor == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            fail("--executor ray needs Ray: pip install 'dit4dit-bench[ray]'")
+    check_executor(executor)
+    if executor != "ray" and policy_gpus is not None:
+        fail(f"--policy-gpus {policy_gpus:g} places the policy on a Ray cluster: add --executor ray")
+    if device is None and policy_gpus:
+        device = "cuda"
+    if device not in (None, "cpu") and math != "native":
+        fail(f"--device {device}: float math on an accelerator is not portable across machines; pass --math native")
     from bench.provenance import provenance
     from bench.results import record_invocation, summarize_dir
     from bench.runner import RunConfig, Runner, RunDirMismatch
@@ -60,11 +65,18 @@ def run(
     task_ids = parse_tasks(s, tasks)
     if policy is None:
         policy, checkpoint = default_policy(s.name, checkpoint)
-    pol = build_policy(policy, checkpoint=checkpoint, demos=demos, seed=seed, policy_args=policy_arg)
+    options = dict(checkpoint=checkpoint, demos=demos, seed=seed, device=device, policy_args=policy_arg)
+    if policy_gpus is None:
+        pol = build_policy(policy, **options)
+        math_desc = confirm_math(math)
+    else:
+        pol = _policy_on_ray(policy, options, math, policy_gpus, address)
+        math_desc = pol.math  # the math of the process the policy runs in
+    if executor == "ray":
+        _check_cluster_cpus(workers, policy_gpus is not None, address)
     canonical = canonical_policy(policy)
     loaded = getattr(pol, "checkpoint_path", None)
     checkpoint = checkpoint or (str(loaded) if loaded is not None else None)
-    math_desc = confirm_math(math)
     base = RUNS_DIR / s.name / canonical
     if out is None:
         out = (latest_run(base) if resume else None) or base / datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -111,6 +123,43 @@ def run(
             if (out / name).exists():  # videos.png only with --video
                 shutil.copyfile(out / name, publish / f"{s.name}_{name}")
         console.print(f"published to {publish}/{s.name}_summary.*")
+
+
+def _policy_on_ray(policy: str, options: dict, math: str, gpus: float, address: Optional[str]):
+    """The policy built in a Ray actor with `gpus` GPUs, or exit 2 saying why it cannot be."""
+    from bench.policies import load_all
+    from bench.policies.on_ray import PolicyHostError, RayPolicy
+    from bench.registry import UnknownNameError
+    from bench.sim.ray_workers import connect
+
+    try:
+        load_all().get(policy)  # a bad name fails before a cluster is joined
+    except UnknownNameError as exc:
+        fail(str(exc))
+    have = connect(address).get("GPU", 0.0)
+    if gpus > have:
+        fail(f"--policy-gpus {gpus:g}: the Ray cluster has {have:g} GPUs")
+    try:
+        pol = RayPolicy(policy, {k: v for k, v in options.items() if v not in (None, [])}, math, gpus)
+    except PolicyHostError as exc:
+        fail(f"the policy could not be built on the cluster: {exc}")
+    console.print(f"policy {policy} runs in a Ray actor on node {pol.placement['node'][:12]} "
+                  f"(GPUs: {', '.join(pol.placement['gpus']) or 'none'})")
+    return pol
+
+
+def _check_cluster_cpus(workers: int, policy_on_ray: bool, address: Optional[str]) -> None:
+    """Each sim worker holds one of the cluster's CPUs (the policy's actor one more): say so when the cluster
+    has too few now, since the extra workers then wait for it to grow (an autoscaling cluster may)."""
+    from bench.sim.ray_workers import connect
+
+    cpus = int(connect(address).get("CPU", 0))
+    usable = cpus - int(policy_on_ray)
+    if workers > usable:
+        console.print(f"[bold yellow]warning:[/] --workers {workers}, but the Ray cluster has {cpus} CPUs"
+                      f"{' (one of them for the policy)' if policy_on_ray else ''}: {max(usable, 0)} workers can "
+                      "start now; the others wait for the cluster to grow, or pass --workers "
+                      f"{max(usable, 1)}")
 
 
 def _typed_args(policy: str, items: list[str]) -> dict:

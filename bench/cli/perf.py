@@ -35,6 +35,36 @@ def perf_eval(
     console.print(f"written to {out}")
 
 
+@perf_app.command("executors")
+def perf_executors(
+    suite: str = typer.Option("libero_spatial", "--suite", "-s"),
+    tasks: str = typer.Option("0,1", help="Task ids both executors run."),
+    episodes: int = typer.Option(2, min=1, help="Episodes per task."),
+    workers: int = typer.Option(2, min=1),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Override max steps."),
+    rounds: int = typer.Option(2, min=1, help="Runs per executor (alternating which goes first)."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster (default: one started here, on these cores)."),
+    out: Path = typer.Option(Path("results/perf/executors.json"), help="Where to write the measurements."),
+):
+    """Episodes/hour on the local executor and on Ray, the same episodes, measured in one run: the Ray path's
+    overhead."""
+    from bench.cli.common import check_executor
+    from bench.perf import run_executor_benchmark
+    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
+
+    check_executor("ray")
+    s = load_suite(suite)
+    ids = parse_tasks(s, tasks)
+    try:
+        configure_headless_gl()
+    except HeadlessGLError as exc:
+        fail(str(exc), code=1)
+    result = run_executor_benchmark(s, ids, episodes, workers, max_steps, rounds, address, out, log=console.print)
+    console.print_json(data={k: result[k] for k in ("local_episodes_per_hour", "ray_episodes_per_hour",
+                                                     "ray_over_local")})
+    console.print(f"written to {out}")
+
+
 @perf_app.command("policy")
 def perf_policy(
     configs: str = typer.Option("tiny,full", help="DiT4DiT configs to measure (random weights)."),

@@ -44,7 +44,8 @@ def bundled_for(suite: str) -> tuple[str, Path] | None:
 
 
 class TrainedPolicy:
-    def __init__(self, model_name: str, checkpoint: str | None = None, seed: int = 0, steps: int | None = None):
+    def __init__(self, model_name: str, checkpoint: str | None = None, seed: int = 0, steps: int | None = None,
+                 device: str = "cpu"):
         import torch  # imported here: listing policies stays fast
 
         # The policy runs in the runner's process beside the sim workers; torch's default of one
@@ -68,7 +69,8 @@ class TrainedPolicy:
             raise ValueError(f"{path} is a {info['model']} checkpoint, not {model_name}: use --policy {info['model']}")
         self.checkpoint_path = path  # the runner hashes it into every episode record
         self.model, self.text, self.stats = load_checkpoint(path)
-        self.model.eval()
+        self.device = torch.device(device)  # "cuda" when hosted on a GPU (bench run --policy-gpus)
+        self.model.to(self.device).eval()
         self.seed, self.steps = seed, steps
         lay = info["layouts"]
         self.cameras = tuple(lay["cameras"])
@@ -85,11 +87,12 @@ class TrainedPolicy:
 
         chunks = []
         for i, (key, step) in enumerate(zip(batch.episode_keys, batch.steps)):
-            images = {c: torch.from_numpy(np.ascontiguousarray(batch.images[c][i:i + 1])) for c in self.cameras}
-            generator = torch.Generator().manual_seed(self._episode_seed.get(key, self.seed) + int(step))
-            chunk = self.model.predict(images, torch.from_numpy(batch.state[i:i + 1]), self.text([batch.prompts[i]]),
-                                       generator=generator, steps=self.steps)
-            chunks.append(chunk.numpy().astype(np.float32))
+            dev = self.device
+            images = {c: torch.from_numpy(np.ascontiguousarray(batch.images[c][i:i + 1])).to(dev) for c in self.cameras}
+            generator = torch.Generator(dev).manual_seed(self._episode_seed.get(key, self.seed) + int(step))
+            chunk = self.model.predict(images, torch.from_numpy(batch.state[i:i + 1]).to(dev),
+                                       self.text([batch.prompts[i]]).to(dev), generator=generator, steps=self.steps)
+            chunks.append(chunk.cpu().numpy().astype(np.float32))
         return np.concatenate(chunks)
 
 
@@ -100,6 +103,7 @@ def register_models() -> None:
     models = load_models()
     for name in models:
         entry = models.get(name)
-        register(name, lambda checkpoint=None, seed=0, _name=name: TrainedPolicy(_name, checkpoint, seed),
+        register(name, lambda checkpoint=None, seed=0, device="cpu", _name=name:
+                 TrainedPolicy(_name, checkpoint, seed, device=device),
                  help=f"{entry.help}; --checkpoint DIR (default: the shipped one, if any)",
-                 options=("checkpoint", "seed"))
+                 options=("checkpoint", "seed", "device"))
