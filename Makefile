@@ -8,6 +8,10 @@ DATA ?= $(HOME)/.cache/dit4dit-bench
 # Which training sets: 128_from224 (rendered as the policy sees, resized as models resize observations: one pixel
 # path) or 128 (rendered natively at 128 px: what the bundled checkpoint was trained on).
 DEMOS ?= 128_from224
+# Camera frames on every FRAME_EVERY-th step of a demo (states and actions on every step): rendering is most of a
+# demo's cost here, neighbouring frames are nearly alike, and every model's frame spacing (future_stride 8) is a
+# multiple of it. FRAME_EVERY=1 writes LIBERO's layout (a frame per step).
+FRAME_EVERY ?= 4
 
 .PHONY: dit4dit-retrain-resume setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos
 
@@ -165,10 +169,10 @@ dit4dit-vs-random: setup
 # Training sets for DiT4DiT and the baselines: 50 successful expert demos per task at 128x128.
 # Reruns top the files up (an interrupted run keeps what it made).
 demos: demos-spatial
-	$(BIN)/bench demos generate --suite libero_object --per-task 50 --resolution 128 --out $(DATA)/demos/libero_object_$(DEMOS).hdf5
+	$(BIN)/bench demos generate --suite libero_object --per-task 50 --resolution 128 --frame-every $(FRAME_EVERY) --out $(DATA)/demos/libero_object_$(DEMOS).hdf5
 
 demos-spatial: setup
-	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --out $(DATA)/demos/libero_spatial_$(DEMOS).hdf5
+	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --frame-every $(FRAME_EVERY) --out $(DATA)/demos/libero_spatial_$(DEMOS).hdf5
 
 # The retrained DiT4DiT from start to end, every step resumable (rerun it after a stop): the training set,
 # held-out demos, 10000 steps, the bundle, the official-protocol evaluation, its comparisons with random and
@@ -187,7 +191,7 @@ dit4dit-vs-v1: setup
 # heldout-demos-native: native 128 px renders, as the first bundled checkpoint's training set was made.
 heldout-demos: setup
 	$(BIN)/bench demos generate --suite libero_spatial --per-task 2 --resolution 128 --first-attempt 1000 \
-	  --out $(DATA)/demos/libero_spatial_$(DEMOS)_heldout.hdf5
+	  --frame-every $(FRAME_EVERY) --out $(DATA)/demos/libero_spatial_$(DEMOS)_heldout.hdf5
 
 heldout-demos-native: setup
 	$(BIN)/bench demos generate --suite libero_spatial --per-task 2 --resolution 128 --first-attempt 1000 \
@@ -226,4 +230,4 @@ proxy-expert: setup
 
 proxy-demos: setup
 	$(BIN)/bench demos generate --suite gr1_tabletop_proxy --per-task 50 --resolution 128 \
-	  --out $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5
+	  --frame-every $(FRAME_EVERY) --out $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5

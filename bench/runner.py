@@ -51,6 +51,7 @@ class RunConfig:
     episode_timeout_s: float = 900.0
     record_resolution: int | None = None  # record LIBERO-format trajectories (demo generation)
     record_pixel_path: str = "render_resize_uint8"  # how recorded frames are made (bench.models.frames)
+    record_frame_every: int = 1  # record frames on every k-th step only (bench.sim.worker.frame_recorded)
     math: str | None = None  # the policy process's float math id (bench.mathmode), written into every record
     policy_args: dict | None = None  # the policy's --policy-arg values, written into every record
     executor: str = "local"  # where sim workers run: local processes, or Ray actors (bench.sim.ray_workers)
@@ -230,7 +231,8 @@ class Runner:
         start = EpisodeStart(pick.key, pick.task, self.cfg.protocol, pick.initial, self.cfg.protocol.seed,
                              pick.wait_steps, pick.max_steps, self.policy.spec.cameras, video,
                              privileged=self.policy.spec.privileged, record=self.cfg.record_resolution,
-                             record_pixel_path=self.cfg.record_pixel_path)
+                             record_pixel_path=self.cfg.record_pixel_path,
+                             record_frame_every=self.cfg.record_frame_every)
         w.episode, w.started, w.env_id = pick, time.perf_counter(), pick.task.env_id
         w.steps = 0
         self.policy.reset(EpisodeInfo(pick.key, pick.task, pick.init_id, self.cfg.protocol.seed))

@@ -259,3 +259,44 @@ def test_demo_fractions_are_nested_per_task_subsets():
     assert {d.key for d in fraction_of_demos(demos, 0.5, seed=1)} != {d.key for d in half}
     with pytest.raises(ValueError, match="must be in"):
         fraction_of_demos(demos, 0.0)
+
+
+def test_frames_every_k_steps_are_the_full_files_frames_at_those_steps(tmp_path, gl):
+    """--frame-every 4 runs the same demo (same attempt, same seed) and keeps the full file's frames at every
+    4th step, in phase with the policy's first observation; states and actions of every step are kept."""
+    from bench.demos.generate import generate
+    from bench.demos.libero_hdf5 import file_frame_every
+    from bench.suites import get_suite
+
+    suite = get_suite("libero_object")
+    full, sparse = tmp_path / "full.hdf5", tmp_path / "sparse.hdf5"
+    generate(suite, [1], per_task=1, out=full, resolution=32, workers=1)
+    generate(suite, [1], per_task=1, out=sparse, resolution=32, workers=1, frame_every=4)
+    assert file_frame_every(full) == 1 and file_frame_every(sparse) == 4
+    with h5py.File(full) as f, h5py.File(sparse) as s:
+        a, b = f["data/demo_0"], s["data/demo_0"]
+        n = len(a["actions"])
+        assert np.array_equal(a["actions"][()], b["actions"][()]) and np.array_equal(a["states"][()], b["states"][()])
+        steps = b["obs/frame_steps"][()]
+        wait = suite.protocol.wait_steps
+        assert list(steps) == [i for i in range(n) if (i - wait) % 4 == 0] and wait in steps
+        for cam in ("agentview_rgb", "eye_in_hand_rgb"):
+            assert np.array_equal(b[f"obs/{cam}"][()], a[f"obs/{cam}"][()][steps])
+        assert len(b["obs/ee_states"]) == n
+    spec = WindowSpec(n_current=1, n_future=1, future_stride=8, chunk=8)
+    ds_full = LiberoDemoDataset(full, spec, stats_path=tmp_path / "f.json")
+    ds = LiberoDemoDataset(sparse, spec, stats_path=tmp_path / "s.json")
+    assert len(ds) == len(steps) and ds.fingerprint() != ds_full.fingerprint()
+    for i, t in enumerate(steps):
+        x, y = ds[i], ds_full[int(t)]
+        assert x["frame_ids"][0] == t and np.array_equal(x["actions"], y["actions"])
+        if t + 8 <= steps[-1]:  # the future frame is the full file's; past the last frame, the last one
+            assert np.array_equal(x["images"]["agentview"], y["images"]["agentview"])
+        else:
+            assert x["frame_ids"][1] == steps[-1]
+    with pytest.raises(DemoFileError, match="frames every 4 steps"):  # 6 apart: not a frame the file has
+        LiberoDemoDataset(sparse, WindowSpec(n_future=1, future_stride=6), stats_path=tmp_path / "x.json")
+    with pytest.raises(ValueError, match="one frame spacing"):  # a file never mixes spacings
+        generate(suite, [1], per_task=2, out=sparse, resolution=32, workers=1, frame_every=2)
+    one_frame = LiberoDemoDataset(sparse, WindowSpec(n_future=0, future_stride=1), stats_path=tmp_path / "y.json")
+    assert len(one_frame) == len(steps)  # a window of one frame (groot, pi05) takes any spacing

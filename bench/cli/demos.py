@@ -24,6 +24,9 @@ def demos_generate(
     pixel_path: str = typer.Option("render_resize_uint8", help="How frames are made: render_resize_uint8 (the "
                                    "policy's render, resized as models resize observations) or native_render "
                                    "(rendered at --resolution, as demos were before)."),
+    frame_every: int = typer.Option(1, min=1, help="Record camera frames on every K-th step only (1: every step, "
+                                    "LIBERO's layout). Rendering is most of a demo's cost on a CPU; states and "
+                                    "actions are kept for every step."),
     first_attempt: int = typer.Option(0, min=0, help="Number attempts from N (a held-out set: demos a training set "
                                                      "generated from 0 cannot contain)."),
 ):
@@ -51,7 +54,8 @@ def demos_generate(
         bar = progress.add_task(f"{s.name} demos", total=per_task * len(ids), kept=0)
         try:
             summary = generate(s, ids, per_task, out, resolution=resolution, workers=workers, policy_name=policy,
-                               on_episode=on_episode, first_attempt=first_attempt, pixel_path=pixel_path)
+                               on_episode=on_episode, first_attempt=first_attempt, pixel_path=pixel_path,
+                               frame_every=frame_every)
         except ValueError as exc:  # bad pixel path, or a file of another pixel path
             fail(str(exc))
     console.print_json(data=summary)

@@ -11,6 +11,9 @@ A sample is a training window at step t of one demo:
     language      the task instruction
     task          the task name (LIBERO task name, or the instruction for LeRobot data)
 
+Files made with frames on every k-th step only (`bench demos generate --frame-every K`) yield windows at the
+steps that have frames; a window's other frames must then be a multiple of k apart (checked).
+
 Normalization statistics (mean, std, min, max, 1st and 99th percentiles of states
 and actions) are computed once over every demo and saved as JSON, keyed by a
 fingerprint of the data, so training and inference use the same numbers.
@@ -57,6 +60,19 @@ class _DemoIndex:
     length: int
     task: str
     language: str
+    frame_steps: tuple[int, ...] | None = None  # the steps that have camera frames (None: every step)
+
+    @property
+    def windows(self) -> tuple[int, ...] | range:
+        """The steps a training window can start at: those with frames."""
+        return self.frame_steps if self.frame_steps is not None else range(self.length)
+
+    def frame_at(self, step: int) -> int:
+        """The latest step at or before `step` that has a frame (the first one if none does)."""
+        if self.frame_steps is None:
+            return step
+        i = int(np.searchsorted(self.frame_steps, step, side="right")) - 1
+        return self.frame_steps[max(i, 0)]
 
 
 def _require(group: h5py.Group, key: str, path: Path):
@@ -90,10 +106,14 @@ class Hdf5Source:
                 g = data[name]
                 n = len(_require(g, "actions", path))
                 obs = _require(g, "obs", path)
+                steps = tuple(int(i) for i in obs["frame_steps"][()]) if "frame_steps" in obs else None
+                want, what = (n, "actions") if steps is None else (len(steps), "frame_steps")
+                if steps is not None and (not steps or list(steps) != sorted(set(steps)) or steps[-1] >= n):
+                    raise DemoFileError(f"{path}: {g.name}/obs/frame_steps is not increasing steps below {n}")
                 for cam in cameras:
-                    if len(_require(obs, CAMERA_KEYS[cam], path)) != n:
+                    if len(_require(obs, CAMERA_KEYS[cam], path)) != want:
                         raise DemoFileError(f"{path}: {g.name}/obs/{CAMERA_KEYS[cam]} has a different length "
-                                            f"than {g.name}/actions ({n})")
+                                            f"than {g.name}/{what} ({want})")
                 _state_keys(obs, path)
                 info_raw = g.attrs.get("problem_info", data.attrs.get("problem_info"))
                 bddl = g.attrs.get("bddl_file_name", data.attrs.get("bddl_file_name"))
@@ -103,7 +123,7 @@ class Hdf5Source:
                 language = json.loads(info_raw).get("language_instruction", "")
                 if isinstance(language, list):  # some LIBERO files store it as a list of words
                     language = " ".join(language)
-                self.demos.append(_DemoIndex(source_id, name, n, Path(str(bddl)).stem, language))
+                self.demos.append(_DemoIndex(source_id, name, n, Path(str(bddl)).stem, language, steps))
 
     def _group(self, demo: _DemoIndex) -> h5py.Group:
         if self._f is None:
@@ -111,7 +131,10 @@ class Hdf5Source:
         return self._f["data"][demo.key]
 
     def frames(self, demo: _DemoIndex, cam: str, ids: list[int]) -> np.ndarray:
+        """Frames of steps `ids` (steps that have frames)."""
         ds = self._group(demo)["obs"][CAMERA_KEYS[cam]]
+        if demo.frame_steps is not None:
+            ids = [demo.frame_steps.index(i) for i in ids]
         return np.stack([ds[i] for i in ids])[:, ::-1, ::-1].copy()
 
     def states(self, demo: _DemoIndex, t: slice | int) -> np.ndarray:
@@ -238,13 +261,28 @@ class LiberoDemoDataset:
         if not self.demos:
             raise DemoFileError(f"{', '.join(map(str, self.paths))}: no demos")
         self.demos = fraction_of_demos(self.demos, demo_fraction, fraction_seed)
-        self._starts = np.cumsum([0] + [d.length for d in self.demos])
+        self._check_frame_spacing()
+        self._starts = np.cumsum([0] + [len(d.windows) for d in self.demos])
         default = self.paths[0] / "bench_stats.json" if self.paths[0].is_dir() else self.paths[0].with_suffix(".stats.json")
         self.stats_path = Path(stats_path) if stats_path else default
         self.stats = self._load_or_compute_stats()
 
     def __len__(self) -> int:
         return int(self._starts[-1])
+
+    def _check_frame_spacing(self) -> None:
+        """With frames on some steps only, the window's other frames (`future_stride` apart) must have frames
+        too, or the model would train on frames from other steps than it is told."""
+        if self.spec.n_future == 0 and self.spec.n_current == 1:
+            return  # one frame per window: any spacing will do
+        for d in self.demos:
+            if d.frame_steps is None or len(d.frame_steps) < 2:
+                continue
+            every = d.frame_steps[1] - d.frame_steps[0]
+            if self.spec.future_stride % every:
+                raise DemoFileError(f"{self.paths[d.source]}: {d.key} has frames every {every} steps; a window "
+                                    f"needs frames {self.spec.future_stride} steps apart (future_stride), not a "
+                                    f"multiple of {every}")
 
     def __getstate__(self):  # open handles do not pickle: each worker process reopens lazily
         for s in self.sources:
@@ -255,14 +293,14 @@ class LiberoDemoDataset:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} windows")
         d = int(np.searchsorted(self._starts, index, side="right") - 1)
-        return self.demos[d], int(index - self._starts[d])
+        return self.demos[d], int(self.demos[d].windows[index - self._starts[d]])
 
     def __getitem__(self, index: int) -> dict:
         demo, t = self.locate(index)
         s, src = self.spec, self.sources[demo.source]
         last = demo.length - 1
-        past = [max(0, t - s.future_stride * j) for j in range(s.n_current - 1, -1, -1)]
-        future = [min(last, t + s.future_stride * k) for k in range(1, s.n_future + 1)]
+        past = [demo.frame_at(max(0, t - s.future_stride * j)) for j in range(s.n_current - 1, -1, -1)]
+        future = [demo.frame_at(min(last, t + s.future_stride * k)) for k in range(1, s.n_future + 1)]
         frames = past + future
         images = {cam: src.frames(demo, cam, frames) for cam in s.cameras}
         actions = src.actions(demo, slice(t, min(demo.length, t + s.chunk)))
@@ -277,7 +315,8 @@ class LiberoDemoDataset:
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         for d in self.demos:
-            h.update(f"{self.paths[d.source].name}/{d.key}/{d.length};".encode())
+            sparse = "" if d.frame_steps is None else f"/frames{len(d.frame_steps)}"
+            h.update(f"{self.paths[d.source].name}/{d.key}/{d.length}{sparse};".encode())
         return h.hexdigest()[:16]
 
     def _load_or_compute_stats(self) -> dict:

@@ -32,10 +32,11 @@ def _next_attempt(done_keys: set[str], suite_name: str, task_id: int) -> int:
 
 def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolution: int = 128,
              workers: int = 2, policy_name: str = "scripted", max_rounds: int = 4, on_episode=None,
-             first_attempt: int = 0, pixel_path: str = "render_resize_uint8") -> dict:
+             first_attempt: int = 0, pixel_path: str = "render_resize_uint8", frame_every: int = 1) -> dict:
     """`first_attempt` > 0 numbers attempts from there: a held-out set whose demos cannot repeat those of a
-    training set generated from attempt 0 (same expert, same seeds per attempt)."""
-    from bench.demos.libero_hdf5 import DemoWriter, file_pixel_path
+    training set generated from attempt 0 (same expert, same seeds per attempt). `frame_every` k > 1 records
+    camera frames on every k-th step only (bench.sim.worker.frame_recorded): about k times less rendering."""
+    from bench.demos.libero_hdf5 import DemoWriter, file_frame_every, file_pixel_path
     from bench.models.frames import DEMO_PIXEL_PATHS
 
     if pixel_path not in DEMO_PIXEL_PATHS:
@@ -44,6 +45,12 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
     if existing not in (None, pixel_path):
         raise ValueError(f"{out} holds demos made with pixel path {existing!r}, not {pixel_path!r}: one file, one "
                          "pixel path. Use another --out.")
+    if frame_every < 1:
+        raise ValueError(f"frame_every={frame_every} must be at least 1")
+    existing_every = file_frame_every(out)
+    if existing_every not in (None, frame_every):
+        raise ValueError(f"{out} holds demos with frames every {existing_every} steps, not every {frame_every}: "
+                         "one file, one frame spacing. Use another --out.")
 
     protocol = suite.protocol
     policy = make_policy(policy_name)
@@ -57,7 +64,7 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                               # see observations through the same path
                               "pixel_path": pixel_path, "render_resolution": protocol.resolution
                               if pixel_path == "render_resize_uint8" else resolution,
-                              "macros_image_convention": "opengl"})
+                              "frame_every": frame_every, "macros_image_convention": "opengl"})
     tasks = {tid: suite.task(tid) for tid in task_ids}
     done_keys = writer.episode_keys()
     attempts = {tid: max(first_attempt, _next_attempt(done_keys, suite.name, tid)) for tid in task_ids}
@@ -101,7 +108,7 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                 (run_dir / "episodes.jsonl").unlink()
             cfg = RunConfig(suite=suite, policy_name=policy_name, task_ids=task_ids, out=run_dir,
                             workers=workers, protocol=protocol, record_resolution=resolution,
-                            record_pixel_path=pixel_path)
+                            record_pixel_path=pixel_path, record_frame_every=frame_every)
             Runner(cfg, policy, on_episode=on_episode, on_trajectory=keep).run(queue)
             stats["attempts"] += len(queue)
     finally:

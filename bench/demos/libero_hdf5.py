@@ -5,6 +5,9 @@
     data/demo_<i>/states        (T, S) flattened MuJoCo states; states[0] is the initial state
     data/demo_<i>/obs/...       (optional here) ee_states, gripper_states, joint_states, images
                                 attrs: num_samples, init_state (optional)
+    data/demo_<i>/obs/frame_steps  (ours, only in files made with frame_every > 1) the step of each stored
+                                camera frame: the image datasets then hold those frames only, so a reader
+                                that expects a frame per step fails on the lengths instead of misreading
 
 Files we write may hold demos of several tasks: a demo group may then carry its
 own `bddl_file_name` / `problem_info` attributes, which override the file's.
@@ -135,6 +138,18 @@ def file_pixel_path(path: str | Path) -> str | None:
         return str(f["data"].attrs.get("pixel_path", "native_render"))
 
 
+def file_frame_every(path: str | Path) -> int | None:
+    """Every how many steps a demo file holds camera frames (1: every step, LIBERO's layout); None for a file
+    that does not exist or holds no demos."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with h5py.File(path, "r") as f:
+        if "data" not in f or not len(f["data"]):
+            return None
+        return int(f["data"].attrs.get("frame_every", 1))
+
+
 def file_suite(path: str | Path) -> str | None:
     """The suite a demo file was generated from (our files say so; official LIBERO files do not)."""
     path = Path(path)
@@ -190,6 +205,10 @@ class DemoWriter:
             g.create_dataset("rewards", data=rewards)
             g.create_dataset("dones", data=rewards.astype(np.uint8))
             obs = g.create_group("obs")
+            if "frame_steps" in trajectory:  # frames on some steps only: say which
+                steps = np.asarray(trajectory["frame_steps"], dtype=np.int64)
+                if len(steps) < n:
+                    obs.create_dataset("frame_steps", data=steps)
             for k in OBS_KEYS:
                 v = trajectory[k]
                 if v.dtype == np.uint8:  # images: chunk per frame, compress

@@ -50,6 +50,7 @@ class EpisodeStart:
     privileged: bool = False  # send the scene state too (scripted experts)
     record: int | None = None  # record a LIBERO-format trajectory with images at this size (see record_frames)
     record_pixel_path: str = "render_resize_uint8"  # bench.models.frames.DEMO_PIXEL_PATHS
+    record_frame_every: int = 1  # record camera frames on every k-th step only (see frame_recorded)
 
     def to_message(self) -> dict:
         return dict(asdict(self), task=self.task.to_dict(), protocol=self.protocol.to_dict())
@@ -73,11 +74,15 @@ class _Episode:
     def step(self, action: np.ndarray) -> bool:
         """One policy step, recorded (state and observation before the action) if asked."""
         if self.trajectory is not None:
+            s = self.start
+            step = len(self.trajectory.get("actions", ()))
             rec = {"states": self.sim.sim_state(), "actions": np.asarray(action, dtype=np.float64),
                    **self.sim.lowdim()}
-            for cam, img in record_frames(self.sim, ("agentview", "eye_in_hand"), self.start.record,
-                                          self.start.record_pixel_path).items():
-                rec[f"{cam}_rgb"] = img
+            if frame_recorded(step, s.record_frame_every, s.wait_steps):
+                for cam, img in record_frames(self.sim, ("agentview", "eye_in_hand"), s.record,
+                                              s.record_pixel_path).items():
+                    rec[f"{cam}_rgb"] = img
+                rec["frame_steps"] = step
             for k, v in rec.items():
                 self.trajectory.setdefault(k, []).append(v)
         done = self.sim.step(action)
@@ -111,6 +116,14 @@ class _Episode:
         if self.trajectory:
             out["trajectory"] = {k: np.stack(v) for k, v in self.trajectory.items()}
         return out
+
+
+def frame_recorded(step: int, every: int, wait_steps: int) -> bool:
+    """Whether a demo records camera frames at `step` (counted from its first wait step): every `every`-th step,
+    in phase with the policy's first observation (the step after the wait steps). Rendering is most of a
+    demo's cost on a CPU, and neighbouring frames are nearly the same, so a training set may keep every
+    k-th one; the physics, the states and the actions of every step are still recorded."""
+    return (step - wait_steps) % every == 0
 
 
 def record_frames(sim, cameras: tuple[str, ...], size: int, pixel_path: str = "render_resize_uint8"
