@@ -125,6 +125,21 @@ def stack_notes(stacks: list[dict]) -> list[str]:
     return notes
 
 
+def split_manifests(records: list[dict]) -> list[str]:
+    """The split manifest of each zero-shot suite among the records (bench.splits), to print beside the table."""
+    from bench.splits import describe
+
+    out = []
+    for suite in sorted({str(r.get("suite")) for r in records if r.get("suite")}):
+        try:
+            text = describe(suite)
+        except (KeyError, ValueError, OSError):  # a suite this version does not know
+            text = None
+        if text:
+            out.append(text)
+    return out
+
+
 def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.DataFrame:
     """Write summary.{md,csv,json,png} (and videos.png if episodes were recorded) next to episodes.jsonl
     and return the table."""
@@ -136,6 +151,7 @@ def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.Da
     prov = json.dumps(provenance, indent=2, sort_keys=True)
     sims = simulator_stacks(records)
     notes = "".join(f"\n\n**{n}**" for n in stack_notes(sims))
+    notes += "".join(f"\n\n## Split\n\n{m}" for m in split_manifests(records))
     (out_dir / "summary.md").write_text(
         f"# Results\n\n{to_markdown(table)}{notes}\n\n## Simulator\n\n```json\n{json.dumps(sims, indent=2)}\n```\n\n"
         f"## Provenance\n\n```json\n{prov}\n```\n", encoding="utf-8"

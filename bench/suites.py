@@ -156,6 +156,19 @@ for _base in ("libero_spatial", "libero_object", "libero_goal", "libero_10"):
 SUITES.add("gr1_tabletop_proxy", Suite(
     "gr1_tabletop_proxy", "data:gr1_tabletop_proxy", Protocol(max_steps=300),
     description="PROXY of RoboCasa GR1's 24 tabletop tasks in LIBERO (Panda, LIBERO objects; not GR1)"))
+# 20 initial states per zero-shot task (200 episodes a suite): what 2 CPU cores can make, check and evaluate
+# for six suites and every policy; the official protocol's 50 would take 2.5 times as long.
+ZEROSHOT_EPISODES = 20
+# Zero-shot splits of our training sets (bench/sim/libero/zeroshot.py writes them; bench.splits reads what they
+# change). The base suite's protocol; two pick-and-places (libero_object quantity) get twice its steps.
+for _base in ("libero_spatial", "libero_object"):
+    for _kind, _text in (("object", "unseen instances of seen categories"),
+                         ("category", "categories absent from training"),
+                         ("quantity", "more instances of the target than training showed")):
+        _name = f"{_base}_zeroshot_{_kind}"
+        _max = _MAX_STEPS[_base] * (2 if (_base, _kind) == ("libero_object", "quantity") else 1)
+        SUITES.add(_name, Suite(_name, f"data:{_name}", Protocol(max_steps=_max), episodes_per_task=ZEROSHOT_EPISODES,
+                                description=f"ZERO-SHOT {_kind} split of {_base}: {_text} (10 tasks)"))
 
 # RoboCasa GR1 tabletop as GR00T N1 and DiT4DiT evaluate it (bench/sim/robocasa_gr1).
 GR1_LAYOUT = "left_arm(7)+right_arm(7)+left_hand(6)+right_hand(6)+waist(3)"

@@ -194,11 +194,15 @@ def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies")
     if what is ListWhat.suites:
         from bench.suites import SUITES
 
-        t = Table("suite", "aliases", "simulator", "max steps", "protocol", "description")
+        from bench.splits import split_of
+
+        t = Table("suite", "aliases", "simulator", "max steps", "protocol", "split", "description")
         for name in SUITES:
             st = SUITES.get(name)
+            split = split_of(name)
             t.add_row(name, ", ".join(SUITES.aliases_of(name)), st.backend, str(st.protocol.max_steps),
-                      f"{st.protocol.name}#{st.protocol.hash()}", st.description)
+                      f"{st.protocol.name}#{st.protocol.hash()}",
+                      f"{split['kind']} of {split['trained_on']}" if split else "", st.description)
         console.print(t)
     elif what is ListWhat.tasks:
         if suite is None:
