@@ -13,7 +13,7 @@ DEMOS ?= 128_from224
 # multiple of it. FRAME_EVERY=1 writes LIBERO's layout (a frame per step).
 FRAME_EVERY ?= 4
 
-.PHONY: dit4dit-retrain-resume setup run test test-slow perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos
+.PHONY: dit4dit-retrain-resume setup run test test-slow test-ray perf-executors perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos zeroshot-init-states zeroshot-expert zeroshot-eval zeroshot-table
 
 STEPS ?= 10000
 MODEL ?= dit4dit
@@ -39,6 +39,19 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
+
+# The Ray tests (slow: a head and a worker node started on this machine) in a network namespace of their own, so
+# every Ray process serves and connects on 127.0.0.1 only (Ray otherwise advertises the machine's own address).
+# Needs root (or unshare rights) and the extra: pip install -e '.[ray]'.
+IN_NETNS := unshare --net sh -c 'ip link set lo up && exec "$$0" "$$@"'
+test-ray: setup
+	$(BIN)/pip install -q -e '.[ray]'
+	$(IN_NETNS) $(BIN)/python -m pytest -m slow tests/test_ray.py
+
+# Episodes/hour of the same episodes on the local executor and on Ray, on these cores (results/perf/executors.json).
+perf-executors: setup
+	$(BIN)/pip install -q -e '.[ray]'
+	$(IN_NETNS) $(BIN)/bench perf executors --out results/perf/executors.json
 
 perf: setup
 	$(BIN)/bench perf eval --suite libero_spatial --tasks 0,1 --episodes 2 --out results/perf/eval.json
@@ -231,3 +244,25 @@ proxy-expert: setup
 proxy-demos: setup
 	$(BIN)/bench demos generate --suite gr1_tabletop_proxy --per-task 50 --resolution 128 \
 	  --frame-every $(FRAME_EVERY) --out $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5
+
+# Zero-shot splits (bench/sim/libero/zeroshot.py): initial states (committed; resumable per task), the expert's
+# success on every split (results/scripted/), a policy on its training set's splits and LIBERO-PRO's object and
+# swap variants (MODEL=dit4dit|groot|flare|pi05: results/<model>/), and the table beside in-distribution success.
+ZEROSHOT := $(foreach t,libero_spatial libero_object,$(foreach k,object category quantity,$(t)_zeroshot_$(k)))
+zeroshot-init-states: setup
+	for s in $(ZEROSHOT); do $(BIN)/bench init-states --suite $$s --n 20 || exit 1; done
+
+zeroshot-expert: setup
+	for s in $(ZEROSHOT); do \
+	  $(BIN)/bench run --suite $$s --policy scripted --out runs/scripted/$$s --resume --publish results/scripted || exit 1; \
+	done
+
+zeroshot-eval: setup
+	for s in $(foreach k,object category quantity,libero_spatial_zeroshot_$(k)) libero_spatial_object libero_spatial_swap; do \
+	  $(BIN)/bench run --suite $$s --policy $(MODEL) --out runs/$(MODEL)/$$s --resume --publish results/$(MODEL) || exit 1; \
+	done
+
+zeroshot-table: setup
+	$(BIN)/bench analyze zeroshot --training libero_spatial $(foreach m,dit4dit $(BASELINES),$(if $(wildcard results/$(m)),-r results/$(m))) \
+	  --out results/zeroshot/libero_spatial
+	$(BIN)/bench analyze zeroshot --training libero_object -r results/scripted --out results/zeroshot/libero_object_expert

@@ -82,3 +82,29 @@ def action_error(
     tmp.rename(out)  # whole or absent: an ablation takes its presence for done
     console.print(f"action error {result['mean']:.4f} [{result['ci_low']:.4f}, {result['ci_high']:.4f}] on "
                   f"{result['windows']} windows of {result['demos']} demos -> {out}")
+
+
+@analyze_app.command("zeroshot")
+def zeroshot(
+    results: list[Path] = typer.Option(..., "--results", "-r", help="A policy's results folder (its published "
+                                       "<suite>_summary.json files); repeat for each policy."),
+    training: str = typer.Option("libero_spatial", help="The training suite whose splits to tabulate."),
+    label: Optional[list[str]] = typer.Option(None, help="A label per --results (default: the folder names)."),
+    out: Path = typer.Option(..., help="Output prefix: PREFIX.md, .csv, .png, .json."),
+):
+    """In-distribution success beside every zero-shot split of the training suite, with intervals and drops."""
+    from bench.provenance import provenance
+    from bench.sim.libero.zeroshot import TRAINING_SETS
+    from bench.zeroshot_table import write
+
+    if training not in TRAINING_SETS:
+        fail(f"--training {training!r}: valid {', '.join(TRAINING_SETS)}")
+    labels = list(label or [])
+    if labels and len(labels) != len(results):
+        fail(f"--label given {len(labels)} times for {len(results)} --results")
+    missing = [str(r) for r in results if not r.is_dir()]
+    if missing:
+        fail(f"--results {missing[0]}: no such folder")
+    names = labels or [r.name for r in results]
+    t = write(dict(zip(names, results)), training, out, provenance())
+    console.print(f"{int(t['episodes'].notna().sum())} of {len(t)} splits measured -> {out}.md")
