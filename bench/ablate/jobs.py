@@ -33,14 +33,17 @@ class JobFailed(RuntimeError):
 
 
 def demo_fingerprint(*paths: str | Path) -> str:
-    """What demo files hold (their suites, demos and lengths, how their frames were made), not where they are."""
+    """What demo files hold (their suites, demos and lengths, how their frames were made and how often), not
+    where they are."""
     import h5py
 
     h = hashlib.sha256()
     for path in paths:
         with h5py.File(path, "r") as f:
             data = f["data"]
-            h.update(f"{data.attrs.get('suite', '')}|{data.attrs.get('pixel_path', '')}|".encode())
+            every = int(data.attrs.get("frame_every", 1))  # files with a frame per step keep their old keys
+            h.update(f"{data.attrs.get('suite', '')}|{data.attrs.get('pixel_path', '')}|"
+                     f"{'' if every == 1 else f'every{every}|'}".encode())
             for name in sorted(data):
                 h.update(f"{name}:{data[name].attrs.get('num_samples', len(data[name]['actions']))};".encode())
     return h.hexdigest()[:16]
