@@ -90,6 +90,16 @@ MATH_HELP = ("Float math of the policy: portable (the same bits on any x86-64 CP
              "CPU kind only).")
 
 
+def headless_gl():
+    """Set up headless rendering for the simulator (returns what was chosen), or exit 1 saying what is missing."""
+    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
+
+    try:
+        return configure_headless_gl()
+    except HeadlessGLError as exc:
+        fail(str(exc), code=1)
+
+
 def check_executor(executor: str) -> None:
     """--executor names a known executor, and Ray is installed when it is ray (or exit 2 saying so)."""
     from bench.runner import EXECUTORS

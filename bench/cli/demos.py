@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.cli.common import build_policy, console, demos_app, fail, load_suite, parse_tasks
+from bench.cli.common import build_policy, console, demos_app, fail, headless_gl, load_suite, parse_tasks
 
 
 @demos_app.command("generate")
@@ -32,15 +32,11 @@ def demos_generate(
 ):
     """Run the scripted expert and keep its successful episodes as demos."""
     from bench.demos.generate import generate
-    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
 
     s = load_suite(suite)
     ids = parse_tasks(s, tasks)
     build_policy(policy)  # validate the name early
-    try:
-        configure_headless_gl()
-    except HeadlessGLError as exc:
-        fail(str(exc), code=1)
+    headless_gl()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("kept {task.fields[kept]}"), TimeElapsedColumn(), console=console)
     counts = {"kept": 0, "n": 0}

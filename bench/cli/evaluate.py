@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from bench.cli.common import (MATH_HELP, RUNS_DIR, app, build_policy, canonical_policy, check_executor,
-                               confirm_math, console, err, fail, latest_run, load_suite, parse_tasks, print_table,
-                               run_with_progress, set_math)
+                               confirm_math, console, err, fail, headless_gl, latest_run, load_suite, parse_tasks,
+                               print_table, run_with_progress, set_math)
 from bench.mathmode import DEFAULT_MODE
 
 
@@ -59,7 +59,6 @@ def run(
     from bench.provenance import provenance
     from bench.results import record_invocation, summarize_dir
     from bench.runner import RunConfig, Runner, RunDirMismatch
-    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
 
     s = load_suite(suite)
     task_ids = parse_tasks(s, tasks)
@@ -89,10 +88,7 @@ def run(
                     resume=resume, videos_per_task=video, checkpoint=checkpoint, protocol=protocol,
                     episode_timeout_s=episode_timeout, math=math_desc["id"], executor=executor, ray_address=address,
                     policy_args=_typed_args(policy, policy_arg))
-    try:
-        gl = configure_headless_gl()
-    except HeadlessGLError as exc:
-        fail(str(exc), code=1)
+    gl = headless_gl()
 
     runner = Runner(cfg, pol)
     try:
@@ -289,7 +285,6 @@ def verify(
     from bench.records import latest_by_key, read_records
     from bench.results import record_invocation
     from bench.runner import RunConfig, Runner, plan_episodes
-    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
     from bench.verify import EXIT_CODES, VerifyError, expectation, judge, load_source, select, write_report
 
     try:
@@ -310,10 +305,7 @@ def verify(
     cfg = RunConfig(suite=src.suite, policy_name=src.policy, task_ids=sorted({r["task_id"] for r in chosen}), out=out,
                     episodes=max(r["init_id"] for r in chosen) + 1, workers=workers, checkpoint=src.checkpoint,
                     protocol=src.protocol, math=math_desc["id"], policy_args=src.policy_args)
-    try:
-        configure_headless_gl()
-    except HeadlessGLError as exc:
-        fail(str(exc), code=1)
+    headless_gl()
     keys = {r["key"] for r in chosen}
     queue = [p for p in plan_episodes(cfg, pol) if p.key in keys]
     expect = expectation(src.math, math_desc["id"])

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli.common import console, fail, load_suite, parse_tasks, perf_app
+from bench.cli.common import console, fail, headless_gl, load_suite, parse_tasks, perf_app
 
 
 @perf_app.command("eval")
@@ -21,14 +21,10 @@ def perf_eval(
 ):
     """Episodes/hour and env steps/s of our runner vs a naive peer-style loop, measured in one run."""
     from bench.perf import run_eval_benchmark
-    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
 
     s = load_suite(suite)
     ids = parse_tasks(s, tasks)
-    try:
-        configure_headless_gl()
-    except HeadlessGLError as exc:
-        fail(str(exc), code=1)
+    headless_gl()
     result = run_eval_benchmark(s, ids, episodes, workers, max_steps, out, console=console)
     console.print_json(data={k: result[k] for k in ("ours_episodes_per_hour", "naive_episodes_per_hour", "ratio",
                                                      "ours_env_steps_per_s", "naive_env_steps_per_s")})
@@ -50,15 +46,11 @@ def perf_executors(
     overhead."""
     from bench.cli.common import check_executor
     from bench.perf import run_executor_benchmark
-    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
 
     check_executor("ray")
     s = load_suite(suite)
     ids = parse_tasks(s, tasks)
-    try:
-        configure_headless_gl()
-    except HeadlessGLError as exc:
-        fail(str(exc), code=1)
+    headless_gl()
     result = run_executor_benchmark(s, ids, episodes, workers, max_steps, rounds, address, out, log=console.print)
     console.print_json(data={k: result[k] for k in ("local_episodes_per_hour", "ray_episodes_per_hour",
                                                      "ray_over_local")})

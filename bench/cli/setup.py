@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli.common import app, console, fail
+from bench.cli.common import app, console, fail, headless_gl
 
 
 class Simulator(str, Enum):
@@ -56,17 +56,13 @@ def init_states(
 
     from bench.cli.common import load_suite, parse_tasks
     from bench.sim.libero.init_states import write_suite_init_states
-    from bench.sim.rendering import HeadlessGLError, configure_headless_gl
 
     s = load_suite(suite)
     if s.backend != "libero" or not s.source.startswith("data:"):
         fail(f"--suite {s.name}: its initial states come with its simulator; init-states makes them for our own "
              "LIBERO suites (those whose source is data:...)")
     ids = parse_tasks(s, tasks)
-    try:
-        configure_headless_gl()
-    except HeadlessGLError as exc:
-        fail(str(exc), code=1)
+    headless_gl()
     with Progress(console=console) as progress:
         bars: dict[str, int] = {}
 

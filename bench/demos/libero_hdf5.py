@@ -126,28 +126,29 @@ def write_demos(path: str | Path, demos: list[Demo], bddl_file: str, problem_inf
 OBS_KEYS = ("agentview_rgb", "eye_in_hand_rgb", "ee_states", "gripper_states", "joint_states")
 
 
-def file_pixel_path(path: str | Path) -> str | None:
-    """How a demo file's frames were made (bench.models.frames.DEMO_PIXEL_PATHS); None for a file that does not
-    exist or holds no demos; 'native_render' for files from before the attribute existed."""
+def _data_attr(path: str | Path, name: str, default):
+    """An attribute of a demo file's /data group; None for a file that does not exist or holds no demos, and
+    `default` for files from before the attribute existed."""
     path = Path(path)
     if not path.exists():
         return None
     with h5py.File(path, "r") as f:
         if "data" not in f or not len(f["data"]):
             return None
-        return str(f["data"].attrs.get("pixel_path", "native_render"))
+        return f["data"].attrs.get(name, default)
+
+
+def file_pixel_path(path: str | Path) -> str | None:
+    """How a demo file's frames were made (bench.models.frames.DEMO_PIXEL_PATHS); 'native_render' for files from
+    before the attribute existed."""
+    value = _data_attr(path, "pixel_path", "native_render")
+    return None if value is None else str(value)
 
 
 def file_frame_every(path: str | Path) -> int | None:
-    """Every how many steps a demo file holds camera frames (1: every step, LIBERO's layout); None for a file
-    that does not exist or holds no demos."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    with h5py.File(path, "r") as f:
-        if "data" not in f or not len(f["data"]):
-            return None
-        return int(f["data"].attrs.get("frame_every", 1))
+    """Every how many steps a demo file holds camera frames (1: every step, LIBERO's layout)."""
+    value = _data_attr(path, "frame_every", 1)
+    return None if value is None else int(value)
 
 
 def file_suite(path: str | Path) -> str | None:
