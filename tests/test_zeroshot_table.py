@@ -49,3 +49,19 @@ def test_cli_writes_the_table_and_names_bad_input(tmp_path):
     assert "| dit4dit | LIBERO-PRO swap | 4.0 [1.1, 13.5] | 50 |" in md and (tmp_path / "zs.png").stat().st_size > 0
     r = CliRunner().invoke(app, ["analyze", "zeroshot", "-r", str(a), "--training", "libero_goal", "--out", "x"])
     assert r.exit_code == 2 and "libero_spatial" in r.output
+
+
+def test_the_report_section_shows_the_table_and_the_published_results(tmp_path):
+    from bench.report.gather import zeroshot_section
+    from bench.zeroshot_table import write
+
+    a = tmp_path / "dit4dit"
+    _summary(a, "libero_spatial", 47, 500)
+    _summary(a, "libero_spatial_zeroshot_quantity", 9, 200)
+    write({"dit4dit": a}, "libero_spatial", tmp_path / "results" / "zeroshot" / "libero_spatial", {"command": "t"})
+    sec = zeroshot_section(tmp_path / "results")
+    ours, published = [b for b in sec.blocks if b["kind"] == "table"]
+    quantity = next(r for r in ours["rows"] if r[1] == "zero-shot quantity")
+    assert quantity[2] == "4.5 [2.4, 8.3]" and quantity[3] == "200" and quantity[4].startswith("4.9 [")
+    assert ["dit4dit", "zero-shot object", "not run", "—", "—", "—"] in ours["rows"]
+    assert "Stack Cup (4 cups instead of 3)" in str(published["rows"])
