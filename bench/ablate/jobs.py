@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -123,7 +124,8 @@ def train_command(job: TrainJob, data: list[str], out: Path, root: Path = ROOT) 
                  "--out", str(out),
                  "--steps", str(sch.steps), "--batch-size", str(sch.batch_size), "--lr", str(sch.lr),
                  "--warmup", str(sch.warmup), "--checkpoint-every", str(sch.checkpoint_every), "--seed", str(job.seed),
-                 "--precision", sch.precision, "--demo-fraction", str(job.demo_fraction), "--resume")
+                 "--precision", sch.precision, "--demo-fraction", str(job.demo_fraction), "--threads", str(job.threads),
+                 "--resume")
     if job.keep_checkpoints:
         cmd += ["--keep-checkpoints", ",".join(map(str, job.keep_checkpoints))]
     if job.init_from:
@@ -149,15 +151,18 @@ def offline_command(v: Variant, s: Scoring, root: Path = ROOT) -> list[str]:
                   "--data", s.heldout, "--windows", str(s.offline_windows), "--out", str(offline_file(v, s, root)))
 
 
-def run_logged(cmd: list[str], log: Path, poll=None) -> float:
+def run_logged(cmd: list[str], log: Path, poll=None, threads: int = 1) -> float:
     """Run a bench command with its output appended to `log`, calling `poll()` every few seconds while it
-    runs (progress bars read the job's own files); its wall seconds, or JobFailed with the log's tail."""
+    runs (progress bars read the job's own files); its wall seconds, or JobFailed with the log's tail.
+    The job computes on `threads` CPU threads wherever it runs (a Ray worker sets its own thread count from
+    its task's CPUs; here it would be torch's default), so both executors give the same floats."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     t = time.perf_counter()
     with log.open("a") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n")
         fh.flush()
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
         try:
             while True:
                 try:
@@ -195,7 +200,7 @@ def run_train(job: TrainJob, data: list[str], root: Path = ROOT, progress=None) 
     if not trained(job, root):
         out = train_dir(job, root)
         poll = (lambda: progress(trained_steps(job, root), job.schedule.steps)) if progress else None
-        run_logged(train_command(job, data, out, root), out.parent / f"{out.name}.log", poll)
+        run_logged(train_command(job, data, out, root), out.parent / f"{out.name}.log", poll, threads=job.threads)
 
 
 def run_eval(v: Variant, s: Scoring, total: int, root: Path = ROOT, progress=None) -> None:

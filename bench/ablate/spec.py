@@ -118,6 +118,7 @@ class TrainJob:
     keep_checkpoints: tuple[int, ...]
     data: str  # the demo files' content fingerprint (demo_fingerprint), not their paths
     init_from: str | None = None  # the key of the training whose video DiT this one starts from
+    threads: int = 1  # torch CPU threads (the budget's train_cpus): the float sums, so the result, depend on it
 
     def key(self) -> str:
         """The hash of the resolved model config (not of how it was spelled: two ablations' default variants
@@ -250,7 +251,7 @@ def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerp
                     pretrain = TrainJob(model=arm.model, config=spec.config,
                                         overrides={**spec.overrides, **arm.overrides, "action_loss_weight": 0.0},
                                         schedule=budget.schedule, seed=seed, demo_fraction=1.0, keep_checkpoints=(),
-                                        data=pretrain_fingerprint)
+                                        data=pretrain_fingerprint, threads=budget.train_cpus)
                 overrides = {**spec.overrides, **arm.overrides}
                 if isinstance(value, dict):  # a labelled value: several settings at once
                     overrides.update(value["set"])
@@ -260,7 +261,7 @@ def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerp
                 fraction = float(value) if spec.axis.target == "demo_fraction" else 1.0
                 job = TrainJob(model=arm.model, config=spec.config, overrides=overrides, schedule=budget.schedule,
                                seed=seed, demo_fraction=fraction, keep_checkpoints=keep, data=data_fingerprint,
-                               init_from=pretrain.key() if pretrain else None)
+                               init_from=pretrain.key() if pretrain else None, threads=budget.train_cpus)
                 step = progress_step(steps, float(value)) if progress_axis else steps
                 out.append(Variant(ablation=spec.name, arm=arm.label, model=arm.model, value=value, seed=seed,
                                    train=job, step=step, pretrain=pretrain))
