@@ -51,7 +51,7 @@ test-ray: setup
 # Episodes/hour of the same episodes on the local executor and on Ray, on these cores (results/perf/executors.json).
 perf-executors: setup
 	$(BIN)/pip install -q -e '.[ray]'
-	$(IN_NETNS) $(BIN)/bench perf executors --out results/perf/executors.json
+	$(IN_NETNS) $(BIN)/bench perf executors --tasks 0,1 --episodes 4 --out results/perf/executors.json
 
 perf: setup
 	$(BIN)/bench perf eval --suite libero_spatial --tasks 0,1 --episodes 2 --out results/perf/eval.json

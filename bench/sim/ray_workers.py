@@ -28,6 +28,8 @@ def connect(address: str | None) -> dict:
     import ray
 
     if not ray.is_initialized():
+        if address is None:  # a cluster of our own: Ray would run its workers (our simulators) at nice 15
+            os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
                  logging_level="ERROR")
     return ray.cluster_resources()
