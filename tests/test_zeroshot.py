@@ -95,3 +95,17 @@ def test_every_task_loads_from_its_committed_initial_states_on_the_real_simulato
         assert set(objects) <= set(sim.env.env.objects_dict)  # the changed objects are in the scene
     finally:
         sim.close()
+
+
+@pytest.mark.parametrize("suite", SUITES + ["gr1_tabletop_proxy"])
+def test_every_tasks_initial_states_were_made_from_its_bddl_file_as_committed(suite):
+    """States of an edited BDDL problem are stale: the report beside them names the file's digest."""
+    from bench.sim.libero.init_states import bddl_digest
+    from bench.suites import get_suite
+
+    report = json.loads(data_suites.init_states_path(suite).with_suffix(".json").read_text())
+    states = data_suites.init_states(suite)
+    s = get_suite(suite)
+    for task in s.tasks():
+        assert len(states[task.name]) >= s.episodes_per_task, task.name
+        assert report["tasks"][task.name]["bddl_sha256"] == bddl_digest(task.env_id), task.name

