@@ -248,3 +248,13 @@ def test_a_rerun_reproduces_episodes_bit_for_bit_whatever_the_workers(tmp_path, 
         final[workers] = {r["key"]: r["final_state"] for r in read_records(out / "episodes.jsonl")}
     assert final[1] == final[2] and len(final[1]) == 2
     assert len(set(final[1].values())) == 2 and None not in final[1].values()  # two different episodes
+
+
+def test_a_reference_episode_reruns_exact_on_this_cpu(bench_cmd, tmp_path, gl):
+    """results/reference was recorded on an AVX2-only CPU; portable math and the workers' pinned BLAS kernels
+    make its first episode come out bit for bit on any x86-64 CPU with AVX2 (AVX-512 ones included)."""
+    import subprocess
+
+    r = subprocess.run([*bench_cmd, "verify", "results/reference/libero_spatial_episodes.jsonl", "--episodes", "1",
+                        "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,13 +108,18 @@ class Backend:
 
 
 BACKENDS: Registry[Backend] = Registry("simulator backend")
+# The controllers' numpy linear algebra runs on OpenBLAS, which picks its kernels by CPU: on an AVX-512 CPU its
+# SkylakeX kernels round differently from the Haswell (AVX2) ones, enough to change an episode's final state.
+# Workers pin the AVX2 kernels on every x86-64 CPU, so the simulator's floats are the same on all of them.
+PORTABLE_BLAS = (("OPENBLAS_CORETYPE", "Haswell"),) if platform.machine().lower() in ("x86_64", "amd64") else ()
 BACKENDS.add("libero", Backend("libero", "bench.sim.libero.catalog", "bench.sim.libero.worker",
-                               "LIBERO (robosuite 1.4, MuJoCo 2.3) in this Python environment"))
+                               "LIBERO (robosuite 1.4, MuJoCo 2.3) in this Python environment",
+                               worker_env=PORTABLE_BLAS))
 BACKENDS.add("robocasa_gr1", Backend("robocasa_gr1", "bench.sim.robocasa_gr1.catalog", "bench.sim.robocasa_gr1.worker",
                                      "RoboCasa GR1 tabletop (robosuite 1.5, MuJoCo 3.3) in its own environment",
                                      own_environment=True,
                                      # task classes hash their names (str hash: randomised per process otherwise)
-                                     worker_env=(("PYTHONHASHSEED", "0"),), needs_assets=True))
+                                     worker_env=(("PYTHONHASHSEED", "0"), *PORTABLE_BLAS), needs_assets=True))
 
 
 def get_backend(name: str) -> Backend:
