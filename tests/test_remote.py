@@ -225,7 +225,7 @@ def test_faults_are_recorded_and_resume_reruns_them(tmp_path, gl):
     assert all(r["error_kind"] == "remote" and "timed out" in r["error"].lower() for r in recs)
 
     port = free_port()  # dies mid-episode: answers a few chunks, then goes away
-    server = dit4dit_server(port, answers=2)
+    server = dit4dit_server(port, answers=1)  # each episode needs 2 chunks: none can finish before it dies
     recs = _episodes(tmp_path, make_policy("dit4dit-server", policy_args=[f"port={port}", "retries=1",
                                                                            "timeout_s=2"]), "dies")
     assert all(r["error_kind"] == "remote" for r in recs) and len(recs) == 2
