@@ -105,8 +105,10 @@ def category(kind: str) -> str:
 
 def training_manifest(suite: str) -> dict:
     """What a training set's tasks contain, read from their BDDL files: per object type its category, the
-    most instances any one scene holds, and how many tasks use it; the fixtures; the tasks."""
+    most instances any one scene holds, and how many tasks use it; the most instances of each category one
+    scene holds; the fixtures; the tasks."""
     objects: dict[str, dict] = {}
+    per_category: dict[str, int] = {}
     fixtures: set[str] = set()
     tasks = []
     for path in sorted(libero_bddl_dir(suite).glob("*.bddl")):
@@ -115,25 +117,17 @@ def training_manifest(suite: str) -> dict:
         counts: dict[str, int] = {}
         for kind in declared(text, "objects").values():
             counts[kind] = counts.get(kind, 0) + 1
+        scene: dict[str, int] = {}
         for kind, n in counts.items():
             o = objects.setdefault(kind, {"category": category(kind), "max_count": 0, "tasks": 0})
             o["max_count"], o["tasks"] = max(o["max_count"], n), o["tasks"] + 1
+            scene[o["category"]] = scene.get(o["category"], 0) + n
+        for c, n in scene.items():
+            per_category[c] = max(per_category.get(c, 0), n)
         fixtures.update(declared(text, "fixtures").values())
     return {"suite": suite, "tasks": tasks, "objects": dict(sorted(objects.items())),
             "categories": sorted({o["category"] for o in objects.values()}),
-            "max_per_category": _max_per_category(suite), "fixtures": sorted(fixtures)}
-
-
-def _max_per_category(suite: str) -> dict[str, int]:
-    """The most instances of each category any one training scene holds."""
-    best: dict[str, int] = {}
-    for path in sorted(libero_bddl_dir(suite).glob("*.bddl")):
-        counts: dict[str, int] = {}
-        for kind in declared(path.read_text(), "objects").values():
-            counts[category(kind)] = counts.get(category(kind), 0) + 1
-        for c, n in counts.items():
-            best[c] = max(best.get(c, 0), n)
-    return dict(sorted(best.items()))
+            "max_per_category": dict(sorted(per_category.items())), "fixtures": sorted(fixtures)}
 
 
 # ------------------------------------------------------------------ BDDL edits
