@@ -167,48 +167,64 @@ def _add_init(text: str, fact: str) -> str:
 
 
 # ------------------------------------------------------------------ variants
+def _replacement(training: str, kind: str, index: int, stem: str, old_type: str) -> str:
+    """The object type that replaces training task `stem`'s target (`kind` object or category)."""
+    if training == "libero_spatial":
+        if kind == "object":
+            return SPATIAL_OBJECT[index % len(SPATIAL_OBJECT)]
+        return SPATIAL_CATEGORY_FOR.get(stem, SPATIAL_CATEGORY[index % len(SPATIAL_CATEGORY)])
+    if kind == "object":
+        return OBJECT_OBJECT[old_type]
+    return OBJECT_CATEGORY[index % len(OBJECT_CATEGORY)]
+
+
+def _substitute(text: str, language: str, target: str, old_type: str, new_type: str) -> tuple[str, str, dict]:
+    text, _ = replace_object(text, target, new_type)
+    return (text, language.replace(words(old_type), words(new_type), 1),
+            {"from": old_type, "to": new_type, "count": 1})
+
+
+def _third_bowl(text: str, language: str, target: str, old_type: str) -> tuple[str, str, dict]:
+    """libero_spatial quantity: a third black bowl away from every landmark, the instruction unchanged."""
+    objects = declared(text, "objects")
+    count = sum(v == old_type for v in objects.values()) + 1
+    extra = f"{old_type}_{count}"
+    text = _declare(text, "objects", {**objects, extra: old_type})
+    text = _add_region(text, "extra_bowl_region", EXTRA_BOWL_REGION, "main_table")
+    text = _add_init(text, f"(On {extra} main_table_extra_bowl_region)")
+    return text, language, {"from": old_type, "to": old_type, "count": count, "added": extra}
+
+
+def _second_target(text: str, language: str, target: str, old_type: str) -> tuple[str, str, dict]:
+    """libero_object quantity: the last distractor becomes a second target; both go in the basket."""
+    objects = declared(text, "objects")
+    distractor = [k for k, v in objects.items() if k != target and v != "basket"][-1]
+    distractor_type = objects[distractor]
+    second = f"{old_type}_2"
+    objects = {(second if k == distractor else k): (old_type if k == distractor else v) for k, v in objects.items()}
+    text = _declare(text, "objects", objects)
+    text = re.sub(rf"\b{re.escape(distractor)}\b", second, text)
+    goal = re.search(r"\(And (\(In \S+ (\S+)\))\)", text)
+    text = text.replace(goal.group(0), f"(And {goal.group(1)} (In {second} {goal.group(2)}))")
+    text = re.sub(r"\(:obj_of_interest\n", f"(:obj_of_interest\n    {second}\n", text, count=1)
+    old_words = words(old_type)
+    plural = old_words + ("es" if old_words.endswith(("sh", "ch", "s")) else "s")
+    return (text, f"pick up both {plural} and place them in the basket",
+            {"from": old_type, "to": old_type, "count": 2, "replaced_distractor": distractor_type})
+
+
+QUANTITY = {"libero_spatial": _third_bowl, "libero_object": _second_target}
+
+
 def variant(training: str, kind: str, index: int, stem: str, text: str, language: str) -> dict:
     """One zero-shot task from training task `stem` (its BDDL `text`, its instruction `language`)."""
     [target] = goal_objects(text)
     old_type = declared(text, "objects")[target]
-    old_words = words(old_type)
-    if training == "libero_spatial" and kind in ("object", "category"):
-        choices = SPATIAL_OBJECT if kind == "object" else SPATIAL_CATEGORY
-        new_type = choices[index % len(choices)]
-        if kind == "category":
-            new_type = SPATIAL_CATEGORY_FOR.get(stem, new_type)
-        text, _ = replace_object(text, target, new_type)
-        lang = language.replace(old_words, words(new_type), 1)
-        change = {"from": old_type, "to": new_type, "count": 1}
-    elif training == "libero_object" and kind in ("object", "category"):
-        new_type = OBJECT_OBJECT[old_type] if kind == "object" else OBJECT_CATEGORY[index % len(OBJECT_CATEGORY)]
-        text, _ = replace_object(text, target, new_type)
-        lang = language.replace(old_words, words(new_type), 1)
-        change = {"from": old_type, "to": new_type, "count": 1}
-    elif training == "libero_spatial":  # quantity: a third black bowl, the instruction unchanged
-        objects = declared(text, "objects")
-        extra = f"{old_type}_{sum(v == old_type for v in objects.values()) + 1}"
-        text = _declare(text, "objects", {**objects, extra: old_type})
-        text = _add_region(text, "extra_bowl_region", EXTRA_BOWL_REGION, "main_table")
-        text = _add_init(text, f"(On {extra} main_table_extra_bowl_region)")
-        lang = language
-        change = {"from": old_type, "to": old_type, "count": sum(v == old_type for v in objects.values()) + 1,
-                  "added": extra}
-    else:  # libero_object quantity: the last distractor becomes a second target; both go in the basket
-        objects = declared(text, "objects")
-        distractor = [k for k, v in objects.items() if k != target and v != "basket"][-1]
-        distractor_type = objects[distractor]
-        second = f"{old_type}_2"
-        objects = {(second if k == distractor else k): (old_type if k == distractor else v) for k, v in objects.items()}
-        text = _declare(text, "objects", objects)
-        text = re.sub(rf"\b{re.escape(distractor)}\b", second, text)
-        goal = re.search(r"\(And (\(In \S+ (\S+)\))\)", text)
-        region = goal.group(2)
-        text = text.replace(goal.group(0), f"(And {goal.group(1)} (In {second} {region}))")
-        text = re.sub(r"\(:obj_of_interest\n", f"(:obj_of_interest\n    {second}\n", text, count=1)
-        plural = old_words + ("es" if old_words.endswith(("sh", "ch", "s")) else "s")
-        lang = f"pick up both {plural} and place them in the basket"
-        change = {"from": old_type, "to": old_type, "count": 2, "replaced_distractor": distractor_type}
+    if kind == "quantity":
+        text, lang, change = QUANTITY[training](text, language, target, old_type)
+    else:
+        new_type = _replacement(training, kind, index, stem, old_type)
+        text, lang, change = _substitute(text, language, target, old_type, new_type)
     name = f"{stem}__zs_{kind}"
     return {"name": name, "language": lang, "bddl": f"{name}.bddl", "text": _language(text, lang),
             "base": {"suite": training, "task": stem},
