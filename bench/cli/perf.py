@@ -9,14 +9,21 @@ import typer
 
 from bench.cli.common import console, fail, headless_gl, load_suite, parse_tasks, perf_app
 
+# The episodes the two-sided episode benchmarks (eval, executors) run, both sides alike.
+SUITE = typer.Option("libero_spatial", "--suite", "-s")
+TASKS = typer.Option("0,1", help="Task ids both sides run.")
+EPISODES = typer.Option(2, min=1, help="Episodes per task, both sides.")
+WORKERS = typer.Option(2, min=1, help="Sim workers, both sides.")
+MAX_STEPS = typer.Option(None, min=1, help="Override max steps, both sides.")
+
 
 @perf_app.command("eval")
 def perf_eval(
-    suite: str = typer.Option("libero_spatial", "--suite", "-s"),
-    tasks: str = typer.Option("0,1", help="Task ids both loops run."),
-    episodes: int = typer.Option(2, min=1, help="Episodes per task for both loops."),
-    workers: int = typer.Option(2, min=1),
-    max_steps: Optional[int] = typer.Option(None, min=1, help="Override max steps (both loops)."),
+    suite: str = SUITE,
+    tasks: str = TASKS,
+    episodes: int = EPISODES,
+    workers: int = WORKERS,
+    max_steps: Optional[int] = MAX_STEPS,
     out: Path = typer.Option(Path("results/perf/eval.json"), help="Where to write the measurements."),
 ):
     """Episodes/hour and env steps/s of our runner vs a naive peer-style loop, measured in one run."""
@@ -33,11 +40,11 @@ def perf_eval(
 
 @perf_app.command("executors")
 def perf_executors(
-    suite: str = typer.Option("libero_spatial", "--suite", "-s"),
-    tasks: str = typer.Option("0,1", help="Task ids both executors run."),
-    episodes: int = typer.Option(2, min=1, help="Episodes per task."),
-    workers: int = typer.Option(2, min=1),
-    max_steps: Optional[int] = typer.Option(None, min=1, help="Override max steps."),
+    suite: str = SUITE,
+    tasks: str = TASKS,
+    episodes: int = EPISODES,
+    workers: int = WORKERS,
+    max_steps: Optional[int] = MAX_STEPS,
     rounds: int = typer.Option(2, min=1, help="Runs per executor (alternating which goes first)."),
     address: Optional[str] = typer.Option(None, help="Ray cluster (default: one started here, on these cores)."),
     out: Path = typer.Option(Path("results/perf/executors.json"), help="Where to write the measurements."),
