@@ -71,3 +71,26 @@ def test_a_suite_finds_its_bundled_checkpoint():
 
     assert bundled_for("libero_spatial") == ("dit4dit", BUNDLED)
     assert bundled_for("libero_10") is None and bundled_for("libero_object") is None
+
+
+def test_progress_in_a_log_prints_plain_lines_throttled_and_the_end_once():
+    """Output to a file (nohup ... > log) gets a line on the first update, none within `every_s`, one at the end."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import TextColumn
+
+    from bench.cli.common import LineProgress, progress_bar
+
+    out = io.StringIO()
+    progress = progress_bar(TextColumn("kept {task.fields[kept]}"), console=Console(file=out, width=200))
+    assert isinstance(progress, LineProgress)
+    progress.every_s = 3600
+    with progress:
+        bar = progress.add_task("demos", total=4, kept=0)
+        for i in range(4):
+            progress.update(bar, advance=1, kept=i)
+        progress.update(bar, completed=4, kept=3)  # updates after the end print nothing more
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("demos: 1/4 kept 0") and lines[1].startswith("demos: 4/4 kept 3")

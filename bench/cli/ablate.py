@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli.common import app, check_executor, console, fail
+from bench.cli.common import app, check_executor, console, fail, progress_bar
 
 DATA = Path.home() / ".cache" / "dit4dit-bench" / "demos"
 LAST = Path("runs/ablations/last.json")
@@ -120,8 +120,6 @@ def _data_files(suite: str, data: Optional[Path], heldout: Optional[Path]) -> tu
 
 def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Optional[Path], root: Path,
              plan_only: bool, executor: str = "local", address: Optional[str] = None) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from bench.ablate import tables
     from bench.ablate.run import estimate, execute, make_plan, status
     from bench.ablate.spec import SpecError
@@ -141,8 +139,7 @@ def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Option
     if plan_only:
         return
     t0 = time.perf_counter()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console)
+    progress = progress_bar()
     with progress:
         bar = progress.add_task(spec.name, total=None)
 

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.cli.common import analyze_app, console, fail
+from bench.cli.common import analyze_app, console, fail, progress_bar
 
 
 def _check_data(data: list[str]) -> None:
@@ -23,10 +22,9 @@ def _over_windows(label: str, windows: int, measure, checkpoint: str, data: list
     checkpoint's and the data's hashes)."""
     from bench.provenance import file_hash, provenance
 
-    progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console)
+    progress = progress_bar()
     with progress:
-        bar = progress.add_task("windows", total=windows)
+        bar = progress.add_task(f"{label}: windows", total=windows)
         result = measure(progress=lambda done, total: progress.update(bar, completed=done, total=total))
     return result, {**provenance(), "checkpoint_hash": file_hash(checkpoint),
                     "data_hashes": {d: file_hash(d) for d in data}}

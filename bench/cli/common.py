@@ -4,11 +4,14 @@ valid choices."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from bench.registry import UnknownNameError
@@ -134,14 +137,42 @@ def confirm_math(mode: str) -> dict:
     return describe(mode)
 
 
+class LineProgress(Progress):
+    """rich's Progress for output that is not a terminal (a `nohup ... > log` run), where rich would draw the
+    bar only at the end: each task prints a plain line on its first update, then at most every `every_s`
+    seconds, and once when it completes."""
+
+    def __init__(self, *columns, every_s: float = 60.0, **kwargs) -> None:
+        super().__init__(*columns, disable=True, **kwargs)
+        self.every_s = every_s
+        self._printed: dict = {}  # task id -> monotonic time of its last line, or "done"
+
+    def update(self, task_id, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        task, now, last = self._tasks[task_id], time.monotonic(), self._printed.get(task_id)
+        done = task.total is not None and task.completed >= task.total
+        if last == "done" or not (done or last is None or now - last >= self.every_s):
+            return
+        self._printed[task_id] = "done" if done else now
+        fields = "".join(f" {k} {v}" for k, v in task.fields.items())
+        total = "?" if task.total is None else f"{task.total:g}"
+        left = task.time_remaining
+        eta = "" if left is None or done else f", about {left / 60:.0f} min left"
+        self.console.print(f"{task.description}: {task.completed:g}/{total}{fields} "
+                           f"({(task.elapsed or 0) / 60:.1f} min{eta})", highlight=False, markup=False)
+
+
+def progress_bar(*columns, console: Console = console) -> Progress:
+    """The one progress bar of every long command: description, bar, done/total, then `columns`, elapsed and
+    time left; a line a minute instead when the output goes to a file."""
+    cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), *columns, TimeElapsedColumn(),
+            TimeRemainingColumn())
+    return Progress(*cols, console=console) if console.is_terminal else LineProgress(*cols, console=console)
+
+
 def run_with_progress(runner, queue: list, label: str) -> None:
     """Run the planned episodes with a progress bar (successes so far, time left)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("success {task.fields[succ]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=console)
+    progress = progress_bar(TextColumn("success {task.fields[succ]}"))
     counts = {"succ": 0}
     outer = runner.on_episode
 

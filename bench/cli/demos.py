@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 from rich.table import Table
 
-from bench.cli.common import build_policy, console, demos_app, fail, headless_gl, load_suite, parse_tasks
+from bench.cli.common import build_policy, console, demos_app, fail, headless_gl, load_suite, parse_tasks, progress_bar
 
 
 @demos_app.command("generate")
@@ -37,8 +37,7 @@ def demos_generate(
     ids = parse_tasks(s, tasks)
     build_policy(policy)  # validate the name early
     headless_gl()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("kept {task.fields[kept]}"), TimeElapsedColumn(), console=console)
+    progress = progress_bar(TextColumn("kept {task.fields[kept]}"))
     counts = {"kept": 0, "n": 0}
 
     def on_episode(rec):

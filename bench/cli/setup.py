@@ -52,9 +52,7 @@ def init_states(
     tasks: Optional[str] = typer.Option(None, help="Task ids, e.g. 0,3-5 (default: all)."),
 ):
     """Sample, check (no interpenetration, at rest after the wait steps) and save a suite's initial states."""
-    from rich.progress import Progress
-
-    from bench.cli.common import load_suite, parse_tasks
+    from bench.cli.common import load_suite, parse_tasks, progress_bar
     from bench.sim.libero.init_states import write_suite_init_states
 
     s = load_suite(suite)
@@ -63,7 +61,7 @@ def init_states(
              "LIBERO suites (those whose source is data:...)")
     ids = parse_tasks(s, tasks)
     headless_gl()
-    with Progress(console=console) as progress:
+    with progress_bar() as progress:
         bars: dict[str, int] = {}
 
         def tick(task: str, kept: int, tried: int) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import TextColumn
 
-from bench.cli.common import app, console, fail
+from bench.cli.common import app, console, fail, progress_bar
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -101,9 +101,7 @@ def train(
         fail(f"--init-from {init_from}: not a checkpoint folder (no model.safetensors)")
     if not 0 < demo_fraction <= 1:
         fail(f"--demo-fraction {demo_fraction} must be in (0, 1]")
-    progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[losses]} {task.fields[rate]} samples/s"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    progress = progress_bar(TextColumn("{task.fields[losses]} {task.fields[rate]} samples/s"))
 
     def on_log(step: int, row: dict) -> None:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "samples_per_s")
