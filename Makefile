@@ -13,7 +13,7 @@ DEMOS ?= 128_from224
 # multiple of it. FRAME_EVERY=1 writes LIBERO's layout (a frame per step).
 FRAME_EVERY ?= 4
 
-.PHONY: dit4dit-retrain-resume setup run test test-slow test-ray perf-executors perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos zeroshot-init-states zeroshot-expert zeroshot-eval zeroshot-table
+.PHONY: dit4dit-retrain-resume setup run test test-slow test-ray perf-executors perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos proxy-train proxy-eval gr1-table results-all zeroshot-init-states zeroshot-expert zeroshot-eval zeroshot-table
 
 STEPS ?= 10000
 MODEL ?= dit4dit
@@ -245,6 +245,23 @@ proxy-demos: setup
 	$(BIN)/bench demos generate --suite gr1_tabletop_proxy --per-task 50 --resolution 128 \
 	  --frame-every $(FRAME_EVERY) --out $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5
 
+# A model (MODEL=dit4dit|groot|flare|pi05) trained on the proxy's demos at the libero_spatial budget, evaluated
+# on the proxy (PROXY_EPISODES per task), and every proxy result beside the published GR1 numbers (results/gr1/).
+PROXY_DIR = runs/train/$(MODEL)_tiny_gr1_proxy
+PROXY_EPISODES ?= 20
+proxy-train: setup
+	$(BIN)/bench train --policy $(MODEL) --config tiny --data $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5 \
+	  --steps $(STEPS) --out $(PROXY_DIR) --precision $(PRECISION) --resume
+
+proxy-eval: setup
+	$(BIN)/bench run --suite gr1_tabletop_proxy --policy $(MODEL) --checkpoint $(PROXY_DIR)/checkpoint \
+	  --episodes $(PROXY_EPISODES) --out runs/$(MODEL)/gr1_tabletop_proxy --resume --publish results/$(MODEL)
+
+gr1-table: setup
+	$(BIN)/bench analyze gr1 -r results/scripted \
+	  $(foreach m,dit4dit $(BASELINES),$(if $(wildcard results/$(m)/gr1_tabletop_proxy_summary.json),-r results/$(m))) \
+	  --out results/gr1/gr1_tabletop_proxy
+
 # Zero-shot splits (bench/sim/libero/zeroshot.py): initial states (committed; resumable per task), the expert's
 # success on every split (results/scripted/), a policy on its training set's splits and LIBERO-PRO's object and
 # swap variants (MODEL=dit4dit|groot|flare|pi05: results/<model>/), and the table beside in-distribution success.
@@ -266,3 +283,17 @@ zeroshot-table: setup
 	$(BIN)/bench analyze zeroshot --training libero_spatial $(foreach m,dit4dit $(BASELINES),$(if $(wildcard results/$(m)),-r results/$(m))) \
 	  --out results/zeroshot/libero_spatial
 	$(BIN)/bench analyze zeroshot --training libero_object -r results/scripted --out results/zeroshot/libero_object_expert
+
+# Every long-running result, in the order the issues need them (days of 2 CPU cores in all). Every step resumes
+# or is skipped when done, so after a stop run it again: nohup make results-all > results-all.log 2>&1 &
+results-all:
+	$(MAKE) dit4dit-retrain
+	$(MAKE) zeroshot-expert proxy-expert
+	for m in $(BASELINES); do $(MAKE) train baseline-bundle baseline-eval MODEL=$$m || exit 1; done
+	$(MAKE) baselines-compare
+	for m in dit4dit $(BASELINES); do $(MAKE) zeroshot-eval MODEL=$$m || exit 1; done
+	$(MAKE) zeroshot-table
+	$(MAKE) ablations
+	$(MAKE) proxy-demos
+	for m in dit4dit $(BASELINES); do $(MAKE) proxy-train proxy-eval MODEL=$$m || exit 1; done
+	$(MAKE) gr1-table

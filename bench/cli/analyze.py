@@ -82,6 +82,14 @@ def action_error(
                   f"{result['windows']} windows of {result['demos']} demos -> {out}")
 
 
+def _labelled(results: list[Path], label: Optional[list[str]]) -> dict[str, Path]:
+    """--results folders by their --label (default: the folder names); exit 2 if the counts differ."""
+    labels = list(label or [])
+    if labels and len(labels) != len(results):
+        fail(f"--label given {len(labels)} times for {len(results)} --results")
+    return dict(zip(labels or [r.name for r in results], results))
+
+
 @analyze_app.command("zeroshot")
 def zeroshot(
     results: list[Path] = typer.Option(..., "--results", "-r", help="A policy's results folder (its published "
@@ -97,12 +105,28 @@ def zeroshot(
 
     if training not in TRAINING_SETS:
         fail(f"--training {training!r}: valid {', '.join(TRAINING_SETS)}")
-    labels = list(label or [])
-    if labels and len(labels) != len(results):
-        fail(f"--label given {len(labels)} times for {len(results)} --results")
     missing = [str(r) for r in results if not r.is_dir()]
     if missing:
         fail(f"--results {missing[0]}: no such folder")
-    names = labels or [r.name for r in results]
-    t = write(dict(zip(names, results)), training, out, provenance())
+    t = write(_labelled(results, label), training, out, provenance())
     console.print(f"{int(t['episodes'].notna().sum())} of {len(t)} splits measured -> {out}.md")
+
+
+@analyze_app.command("gr1")
+def gr1(
+    results: list[Path] = typer.Option(..., "--results", "-r", help="A policy's results folder (its published "
+                                       "gr1_tabletop_proxy_summary.json); repeat for each policy."),
+    label: Optional[list[str]] = typer.Option(None, help="A label per --results (default: the folder names)."),
+    out: Path = typer.Option(Path("results/gr1/gr1_tabletop_proxy"), help="Output prefix: PREFIX.md, .csv, .png, "
+                                                                         ".json."),
+):
+    """Our policies on the GR1 proxy beside the published RoboCasa GR1 numbers, per task, with the measured cost
+    of a proxy episode."""
+    from bench.gr1_table import SUITE, write
+    from bench.provenance import provenance
+
+    for r in results:
+        if not (r / f"{SUITE}_summary.json").is_file():
+            fail(f"--results {r}: no {SUITE}_summary.json there (bench run --suite {SUITE} ... --publish {r})")
+    write(_labelled(results, label), out, provenance())
+    console.print(f"{len(results)} policies on {SUITE} beside the published GR1 numbers -> {out}.md")

@@ -30,6 +30,7 @@ def _sections(results: Path, figures: Path) -> tuple[list[gather.Section], list[
         ("Comparisons", lambda: gather.comparisons_section(results)),
         ("Ablations", lambda: gather.ablations_section(results)),
         ("Zero-shot splits", lambda: gather.zeroshot_section(results)),
+        ("RoboCasa GR1 tabletop (proxy)", lambda: gather.gr1_section(results)),
         ("Training", lambda: gather.training_section(results)),
         ("Expert and demonstrations", lambda: gather.expert_and_demos_section(results)),
         ("Throughput and latency", lambda: gather.perf_section(results, figures)),

@@ -385,9 +385,44 @@ def zeroshot_section(results: Path) -> Section | None:
     return sec
 
 
+def gr1_section(results: Path) -> Section | None:
+    """Our policies on the GR1 proxy beside the published RoboCasa GR1 numbers (bench analyze gr1)."""
+    files = sorted((results / "gr1").glob("*.json")) if (results / "gr1").exists() else []
+    if not files:
+        return None
+    sec = Section("RoboCasa GR1 tabletop (proxy)")
+    for path in files:
+        data = read_json(path, "rows", "provenance", "caveat", "episode_cost")
+        sec.text(data["caveat"])
+        labels = [c.removesuffix("_rate") for c in data["rows"][0] if c.endswith("_rate")]
+        pub = [c.removeprefix("published_") for c in data["rows"][0] if c.startswith("published_")]
+
+        def cell(r, lab):
+            if r.get(f"{lab}_rate") is None:
+                return "not run"
+            return f"{100 * r[f'{lab}_rate']:.0f} [{100 * r[f'{lab}_ci_low']:.0f}, {100 * r[f'{lab}_ci_high']:.0f}]"
+
+        rows = [[r["task"].removeprefix("PosttrainPnPNovel").removesuffix("SplitA")]
+                + [cell(r, lab) for lab in labels]
+                + ["—" if r.get(f"published_{m}") is None else f"{100 * r[f'published_{m}']:.0f}" for m in pub]
+                for r in data["rows"]]
+        sec.table(["GR1 task"] + [f"{lab} (proxy)" for lab in labels] + [f"{m} (published)" for m in pub], rows,
+                  caption=f"success %, ours with 95% intervals ({path})", size=7)
+        if data["episode_cost"]:
+            sec.table(["policy", "episodes", "mean steps", "episode s", "episodes / worker-hour"],
+                      [[c["policy"], str(c["episodes"]), f"{c['mean_steps']:.0f}", f"{c['episode_s']:.2f}",
+                        f"{c['episodes_per_worker_hour']:.0f}"] for c in data["episode_cost"]],
+                      caption="measured cost of a proxy episode (one sim worker)")
+        if path.with_suffix(".png").exists():
+            sec.figure(path.with_suffix(".png"), path.stem, width=0.95)
+        sec.sources.append(path)
+    return sec
+
+
 NOT_RUN = {
-    "RoboCasa GR1 (24 tabletop tasks)": ("results/gr1", "needs its own simulator environment and the RoboCasa "
-                                         "assets download (issue 18)"),
+    "RoboCasa GR1 (24 tabletop tasks)": ("results/gr1", "the real suite needs the RoboCasa assets download; the "
+                                         "proxy's evaluations are not run yet: make proxy-expert proxy-demos, "
+                                         "then proxy-train proxy-eval per model and gr1-table (issue 18)"),
     "Zero-shot splits (object, category, quantity)": ("results/zeroshot", "the six suites exist; their evaluations "
                                                       "are not run yet: make zeroshot-expert zeroshot-eval "
                                                       "zeroshot-table (issue 19)"),
