@@ -13,7 +13,7 @@ DEMOS ?= 128_from224
 # multiple of it. FRAME_EVERY=1 writes LIBERO's layout (a frame per step).
 FRAME_EVERY ?= 4
 
-.PHONY: dit4dit-retrain-resume setup run test test-slow test-ray perf-executors perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos proxy-train proxy-eval gr1-table results-all zeroshot-init-states zeroshot-expert zeroshot-eval zeroshot-table
+.PHONY: dit4dit-retrain-resume setup run test test-slow test-ray perf-executors perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations ablations-smoke report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos proxy-train proxy-eval gr1-table results-all zeroshot-init-states zeroshot-expert zeroshot-eval zeroshot-table
 
 STEPS ?= 10000
 MODEL ?= dit4dit
@@ -158,6 +158,13 @@ ABLATE_BUDGET ?= small
 ablations: setup
 	$(BIN)/bench ablate $(foreach a,$(ABLATIONS),--$(a)) --budget $(ABLATE_BUDGET)
 
+# The other ablations at the smoke budget (seconds per variant: the pipeline end to end on the real demos, not
+# a measurement), into results/ablations/smoke/.
+ABLATIONS_SMOKE ?= feature-denoise-steps action-timestep-dist video-timestep-dist gradient video-loss-weight \
+  convergence video-pretraining action-repeats state-encoding
+ablations-smoke: setup
+	$(BIN)/bench ablate $(foreach a,$(ABLATIONS_SMOKE),--$(a)) --budget smoke --out results/ablations/smoke
+
 # What the remote path costs (bench serve + openpi-client against in-process), and throughput by client count.
 perf-remote: setup
 	$(BIN)/bench perf remote --policy dit4dit --out results/perf/remote.json
@@ -293,7 +300,7 @@ results-all:
 	$(MAKE) baselines-compare
 	for m in dit4dit $(BASELINES); do $(MAKE) zeroshot-eval MODEL=$$m || exit 1; done
 	$(MAKE) zeroshot-table
-	$(MAKE) ablations
+	$(MAKE) ablations ablations-smoke
 	$(MAKE) proxy-demos
 	for m in dit4dit $(BASELINES); do $(MAKE) proxy-train proxy-eval MODEL=$$m || exit 1; done
 	$(MAKE) gr1-table
