@@ -83,6 +83,9 @@ class Policy(TypingProtocol):
     # Optional: `checkpoint_path`, the weights the policy loaded (also when it chose a default, as
     # dit4dit does with its bundled checkpoint; for replay, its demo file), so every episode record
     # carries their hash.
+    # Optional: `episode_notes(key) -> dict | None`, called once as an episode's record is written: what the
+    # policy says about how the episode ended (the scripted expert: where its plan stood), kept in the
+    # record's `policy_notes` so a summary can say why episodes failed. It must not change what the policy does.
 
 
 class RemotePolicyError(RuntimeError):

@@ -47,6 +47,7 @@ class EpisodeRecord:
     policy_args: dict | None = None  # the --policy-arg values the policy was built with
     policy_meta: dict | None = None  # what the policy reports about itself (a remote server's metadata)
     sim: dict | None = None  # what the sim worker reported: backend, python version, simulator package versions
+    policy_notes: dict | None = None  # the policy's own account of how the episode ended (Policy.episode_notes)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

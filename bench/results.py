@@ -140,6 +140,35 @@ def split_manifests(records: list[dict]) -> list[str]:
     return out
 
 
+def failure_reason(notes: dict) -> str:
+    """One line from a scripted episode's notes (ScriptedExpert.episode_notes) on why it failed."""
+    goals, done = notes.get("subgoals") or [], int(notes.get("subgoals_done") or 0)
+    if notes.get("given_up"):
+        return f"gave up on ({notes['given_up'][0]}) after repeated failed attempts"
+    if goals and done >= len(goals):
+        return "finished its plan; the goal did not hold at the end"
+    where = f" of ({goals[done]}), subgoal {done + 1} of {len(goals)}" if goals else ""
+    return f"ran out of steps in '{notes.get('stage') or '?'}'{where}"
+
+
+def failure_notes(records: list[dict]) -> str | None:
+    """Per task, why its failed episodes failed, from the policy's own notes (records without notes, or with an
+    error, are left out); None when no failure has notes."""
+    rows = []
+    for r in latest_by_key(records).values():
+        if r.get("success") or r.get("error") or not r.get("policy_notes"):
+            continue
+        rows.append({"task_id": r["task_id"], "task": r["task"], "reason": failure_reason(r["policy_notes"])})
+    if not rows:
+        return None
+    df = pd.DataFrame(rows)
+    lines = ["| task_id | task | failures | why (as the policy saw it at the end) |", "| --- | --- | --- | --- |"]
+    for (tid, task), g in df.groupby(["task_id", "task"], sort=True):
+        why = "; ".join(f"{reason} x{n}" for reason, n in g["reason"].value_counts().items())
+        lines.append(f"| {tid} | {task} | {len(g)} | {why} |")
+    return "\n".join(lines)
+
+
 def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.DataFrame:
     """Write summary.{md,csv,json,png} (and videos.png if episodes were recorded) next to episodes.jsonl
     and return the table."""
@@ -152,6 +181,8 @@ def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.Da
     sims = simulator_stacks(records)
     notes = "".join(f"\n\n**{n}**" for n in stack_notes(sims))
     notes += "".join(f"\n\n## Split\n\n{m}" for m in split_manifests(records))
+    why = failure_notes(records)
+    notes += f"\n\n## Why episodes failed\n\n{why}" if why else ""
     (out_dir / "summary.md").write_text(
         f"# Results\n\n{to_markdown(table)}{notes}\n\n## Simulator\n\n```json\n{json.dumps(sims, indent=2)}\n```\n\n"
         f"## Provenance\n\n```json\n{prov}\n```\n", encoding="utf-8"

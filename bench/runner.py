@@ -205,10 +205,15 @@ class Runner:
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), final_state=final_state,
             math=self.cfg.math, policy_args=self.cfg.policy_args or None,
             policy_meta=getattr(self.policy, "metadata", None), sim=w.sim,
+            policy_notes=self._notes(p.key),
         )
         append_record(self.records_path, rec)
         w.episode = None
         self.on_episode(rec)
+
+    def _notes(self, key: str) -> dict | None:
+        notes = getattr(self.policy, "episode_notes", None)
+        return notes(key) if callable(notes) else None
 
     # ------------------------------------------------------------------- loop
     def _assign(self, w: _Worker, queue: deque[Planned]) -> None:

@@ -42,3 +42,24 @@ def test_expert_solves_pick_place_and_knob(tmp_path, gl):
         [rec] = read_records(tmp_path / suite_name / "episodes.jsonl")
         assert rec["success"] and rec["error"] is None, rec
         assert rec["timing"]["render_s"] < 0.01  # the expert looks at no camera (one render costs > 40 ms)
+        notes = rec["policy_notes"]  # the goal held before the plan's last primitive: nothing given up
+        assert len(notes["subgoals"]) >= 1 and not notes["given_up"] and notes["retries"] == 0
+
+
+def test_a_failed_expert_episode_says_where_its_plan_stood(tmp_path, gl):
+    """Cut short, the expert's record says which primitive of which subgoal it was in; the summary turns it into
+    a sentence per task."""
+    from bench.results import write_summary
+
+    suite = get_suite("libero_object")
+    cfg = RunConfig(suite=suite, policy_name="scripted", task_ids=[0], out=tmp_path, episodes=1, workers=1,
+                    protocol=suite.protocol.replace(max_steps=24))
+    Runner(cfg, ScriptedExpert()).run()
+    [rec] = read_records(tmp_path / "episodes.jsonl")
+    assert not rec["success"] and rec["error"] is None
+    notes = rec["policy_notes"]
+    assert notes["subgoals_done"] == 0 and notes["subgoals"][0].startswith("in alphabet_soup")
+    assert notes["stage"] in ("approach", "approach-high", "descend", "grasp", "lift")
+    write_summary(tmp_path, [rec], {})
+    md = (tmp_path / "summary.md").read_text()
+    assert "## Why episodes failed" in md and f"ran out of steps in '{notes['stage']}' of (in alphabet_soup" in md

@@ -79,6 +79,7 @@ class EpisodeState:
     rng: np.random.Generator | None = None
     speed: float | None = None  # this episode's top speed (a seeded variation)
     last_eef: np.ndarray | None = None  # where the previous chunk started, to notice a blocked move
+    given_up: list = field(default_factory=list)  # subgoals abandoned after too many retries (for episode_notes)
 
 
 # Objects grasped at their rim (fingers straddling the wall) rather than at their centre.
@@ -98,6 +99,17 @@ class ScriptedExpert:
     def reset(self, episode: EpisodeInfo) -> None:
         key_seed = zlib.crc32(episode.key.encode())  # distinct per episode, reproducible
         self.episodes[episode.key] = EpisodeState(goals=[], rng=np.random.default_rng([self.seed, key_seed]))
+
+    def episode_notes(self, key: str) -> dict | None:
+        """Where the plan stood when the episode ended (and forget the episode): the goal's subgoals, how many
+        were done, those given up, and the primitive under way."""
+        ep = self.episodes.pop(key, None)
+        if ep is None:
+            return None
+        step = ep.plan[0] if ep.plan else None
+        return {"subgoals": [" ".join(map(str, g)) for g in ep.goals], "subgoals_done": min(ep.subgoal, len(ep.goals)),
+                "given_up": ep.given_up, "stage": (getattr(step, "label", "") or type(step).__name__.lower())
+                if step is not None else None, "retries": ep.retries, "carrying": ep.carried}
 
     def _jitter(self, ep: EpisodeState, scale: float) -> float:
         """A seeded variation in [-scale, scale] (times `noise`): demos of one init state differ."""
@@ -134,6 +146,8 @@ class ScriptedExpert:
                 ep.plan = [Move(eef + np.array([0, 0, 0.08]), OPEN, max_chunks=2, tol=0.03, label="retreat")]
                 ep.carried = None
                 if ep.retries > 4:  # give up on this subgoal rather than loop forever
+                    if ep.subgoal < len(ep.goals):
+                        ep.given_up.append(" ".join(map(str, ep.goals[ep.subgoal])))
                     ep.subgoal += 1
                 continue
             if isinstance(step, Move):
