@@ -256,13 +256,19 @@ class ScriptedExpert:
                     Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.08]), OPEN, tol=0.03, rot_tol=0.25,
                          max_chunks=2, label="point-down", freeze=True),
                 ] + done
-            start = handle + front_dir * 0.03  # push the front face from outside
+            # Push the handle closed with the gripper level, pointing into the cabinet, fingers closed side by
+            # side: pointing down, the hand above the fingers hits the cabinet's face or the handle of the drawer
+            # above before this one is in.
+            flat = horizontal_rotation(-front_dir, fingers_vertical=False)
             return [
-                Move(start + np.array([0, 0, 0.08]), CLOSE, yaw, tol=0.02, label="approach-front"),
-                Move(start, CLOSE, yaw, tol=0.01, label="descend-front"),
-                Move(along(0.02), CLOSE, yaw, tol=0.01, max_chunks=6, label="push"),
-                Move(lambda ep, scene: scene["eef_pos"] + front_dir * 0.05, CLOSE, tol=0.02, max_chunks=2,
-                     label="back-off", freeze=True), up,
+                Move(handle + front_dir * 0.10 + np.array([0, 0, 0.08]), CLOSE, rot=flat, tol=0.03, rot_tol=0.3,
+                     label="approach-front"),
+                Move(handle + front_dir * 0.06, CLOSE, rot=flat, tol=0.015, rot_tol=0.3, label="level-with-handle"),
+                Move(along(0.02), CLOSE, rot=flat, tol=0.01, rot_tol=0.3, max_chunks=6, label="push"),
+                Move(lambda ep, scene: scene["eef_pos"] + front_dir * 0.08 + np.array([0, 0, 0.06]), CLOSE, rot=flat,
+                     tol=0.02, rot_tol=0.3, max_chunks=2, label="back-off", freeze=True),
+                Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.08]), OPEN, tol=0.03, rot_tol=0.25,
+                     max_chunks=2, label="point-down", freeze=True),
             ] + done
         # hinge about a vertical axis (a knob): grasp the knob's bar on the axis and turn the wrist
         solid = [g for g in art["geoms"] if np.isfinite(g[0]).all()]

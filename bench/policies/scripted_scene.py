@@ -20,10 +20,14 @@ def down_rotation(yaw: float) -> np.ndarray:
     return np.column_stack([x, np.cross(z, x), z])
 
 
-def horizontal_rotation(toward: np.ndarray) -> np.ndarray:
-    """Gripper pointing along `toward` (horizontal), fingers closing vertically."""
+def horizontal_rotation(toward: np.ndarray, fingers_vertical: bool = True) -> np.ndarray:
+    """Gripper pointing along `toward` (horizontal), fingers closing vertically (or horizontally: the hand's
+    long side level, so it is only a few centimetres tall)."""
     z = toward / np.linalg.norm(toward)
     x = np.array([0.0, 0.0, 1.0])
+    if not fingers_vertical:
+        x = np.cross(x, z)
+        x /= np.linalg.norm(x)
     return np.column_stack([x, np.cross(z, x), z])
 
 

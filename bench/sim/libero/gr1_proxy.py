@@ -108,7 +108,10 @@ def articulated(obj: str, fixture: str, drawer: str) -> tuple[str, str]:
     fid = f"{fixture}_1"
     regions = _region(f"{fixture}_init_region", (-0.01, -0.31, 0.01, -0.29) if fixture != "microwave"
                       else (-0.01, 0.33, 0.01, 0.35), yaw=3.141592653589793 if fixture != "microwave" else 0.0)
-    regions += _region(f"{obj}_init_region", (-0.04, 0.0, 0.0, 0.04))
+    # the object starts clear of the open drawer's front (at y = -0.085 when the top drawer is open: nearer, the
+    # gripper's hand hits it on the way down), or in front of the microwave
+    regions += _region(f"{obj}_init_region", (-0.04, 0.0, 0.0, 0.04) if fixture == "microwave"
+                       else (-0.04, 0.10, 0.0, 0.14))
     if fixture == "microwave":
         regions += _site("heating_region", fid) + _site("top_side", fid)
         inside, close, opened = f"{fid}_heating_region", f"(Close {fid})", f"(Open {fid})"
