@@ -145,6 +145,8 @@ def failure_reason(notes: dict) -> str:
     goals, done = notes.get("subgoals") or [], int(notes.get("subgoals_done") or 0)
     if notes.get("given_up"):
         return f"gave up on ({notes['given_up'][0]}) after repeated failed attempts"
+    if notes.get("skipped"):
+        return f"skipped: {notes['skipped'][0]}"
     if goals and done >= len(goals):
         return "finished its plan; the goal did not hold at the end"
     where = f" of ({goals[done]}), subgoal {done + 1} of {len(goals)}" if goals else ""

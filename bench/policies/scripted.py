@@ -80,6 +80,7 @@ class EpisodeState:
     speed: float | None = None  # this episode's top speed (a seeded variation)
     last_eef: np.ndarray | None = None  # where the previous chunk started, to notice a blocked move
     given_up: list = field(default_factory=list)  # subgoals abandoned after too many retries (for episode_notes)
+    skipped: list = field(default_factory=list)  # subgoals it has no primitive for, and why (for episode_notes)
 
 
 # Objects grasped at their rim (fingers straddling the wall) rather than at their centre.
@@ -108,7 +109,7 @@ class ScriptedExpert:
             return None
         step = ep.plan[0] if ep.plan else None
         return {"subgoals": [" ".join(map(str, g)) for g in ep.goals], "subgoals_done": min(ep.subgoal, len(ep.goals)),
-                "given_up": ep.given_up, "stage": (getattr(step, "label", "") or type(step).__name__.lower())
+                "given_up": ep.given_up, "skipped": ep.skipped, "stage": (getattr(step, "label", "") or type(step).__name__.lower())
                 if step is not None else None, "retries": ep.retries, "carrying": ep.carried}
 
     def _jitter(self, ep: EpisodeState, scale: float) -> float:
@@ -212,6 +213,7 @@ class ScriptedExpert:
             joint = joint_of(goal[1], scene)
             if joint is not None:
                 return self._articulate(ep, joint, pred, scene)
+        ep.skipped.append(f"{' '.join(map(str, goal))} (no primitive for the predicate)")
         ep.subgoal += 1  # a predicate this expert cannot do: skip it
         return []
 
@@ -274,6 +276,7 @@ class ScriptedExpert:
         solid = [g for g in art["geoms"] if np.isfinite(g[0]).all()]
         if not solid or abs(art["axis"][2]) < 0.9:  # doors (no collision geoms of their own here): not yet
             if finish:
+                ep.skipped.append(f"{goal} {art['object']} (a hinged door: no primitive for doors)")
                 ep.subgoal += 1
             return []
         lo, hi = max(solid, key=lambda g: float(g[1][2]))  # the tallest part is the grip bar
