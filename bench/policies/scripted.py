@@ -367,7 +367,17 @@ class ScriptedExpert:
         def target_xy(scene):
             if target in scene["objects"]:
                 return scene["objects"][target]["pos"][:2]
-            return scene["sites"][target]["pos"][:2]
+            xy = scene["sites"][target]["pos"][:2]
+            if pred != "in":
+                return xy
+            # a container already holding something (two cans for one basket): beside it, not on top of it
+            parent = scene["sites"][target].get("parent")
+            held = [o["pos"][:2] for k, o in scene["objects"].items()
+                    if k not in (name, parent) and not o["fixture"] and np.linalg.norm(o["pos"][:2] - xy) < 0.05]
+            if not held:
+                return xy
+            spots = [xy + 0.04 * np.array(d) for d in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+            return max(spots, key=lambda p: min(float(np.linalg.norm(p - h)) for h in held))
 
         def surface_z(scene):
             if target in scene["objects"]:
