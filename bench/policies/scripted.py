@@ -108,9 +108,10 @@ class ScriptedExpert:
         if ep is None:
             return None
         step = ep.plan[0] if ep.plan else None
+        stage = None if step is None else (getattr(step, "label", "") or type(step).__name__.lower())
         return {"subgoals": [" ".join(map(str, g)) for g in ep.goals], "subgoals_done": min(ep.subgoal, len(ep.goals)),
-                "given_up": ep.given_up, "skipped": ep.skipped, "stage": (getattr(step, "label", "") or type(step).__name__.lower())
-                if step is not None else None, "retries": ep.retries, "carrying": ep.carried}
+                "given_up": ep.given_up, "skipped": ep.skipped, "stage": stage, "retries": ep.retries,
+                "carrying": ep.carried}
 
     def _jitter(self, ep: EpisodeState, scale: float) -> float:
         """A seeded variation in [-scale, scale] (times `noise`): demos of one init state differ."""
@@ -234,13 +235,18 @@ class ScriptedExpert:
             d = art["axis"] * np.sign(q_goal - art["qpos"])  # the direction the part must travel
             lo, hi = max(art["geoms"], key=lambda g: float(np.dot((g[0] + g[1]) / 2, front_dir)))
             handle = (lo + hi) / 2
-            yaw = math.atan2(front_dir[1], front_dir[0])  # fingers pinch the bar across its thickness
 
             def along(extra):  # gripper target that moves the part to q_goal, from the live joint
                 def fn(ep, scene):
                     a = scene["articulations"][joint]
                     return scene["eef_pos"] + a["axis"] * (q_goal - a["qpos"]) + d * extra
                 return fn
+
+            def leave(rot, grip):  # back off the front, level, then turn to point down again
+                return [Move(lambda ep, scene: scene["eef_pos"] + front_dir * 0.08 + np.array([0, 0, 0.06]), grip,
+                             rot=rot, tol=0.02, rot_tol=0.3, max_chunks=2, label="back-off", freeze=True),
+                        Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.08]), OPEN, tol=0.03,
+                             rot_tol=0.25, max_chunks=2, label="point-down", freeze=True)]
 
             if goal == "open":
                 # Stacked drawer fronts leave no room to reach a handle from above: come in
@@ -253,11 +259,7 @@ class ScriptedExpert:
                     Grip(CLOSE, label="grasp-handle"), Grip(CLOSE, label="squeeze"),
                     Move(along(0.01), CLOSE, rot=level, tol=0.01, rot_tol=0.3, max_chunks=6, label="pull"),
                     Grip(OPEN, label="release-handle"),
-                    Move(lambda ep, scene: scene["eef_pos"] + front_dir * 0.08 + np.array([0, 0, 0.06]), OPEN,
-                         rot=level, tol=0.02, rot_tol=0.3, max_chunks=2, label="back-off", freeze=True),
-                    Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.08]), OPEN, tol=0.03, rot_tol=0.25,
-                         max_chunks=2, label="point-down", freeze=True),
-                ] + done
+                ] + leave(level, OPEN) + done
             # Push the handle closed with the gripper level, pointing into the cabinet, fingers closed side by
             # side: pointing down, the hand above the fingers hits the cabinet's face or the handle of the drawer
             # above before this one is in.
@@ -267,11 +269,7 @@ class ScriptedExpert:
                      label="approach-front"),
                 Move(handle + front_dir * 0.06, CLOSE, rot=flat, tol=0.015, rot_tol=0.3, label="level-with-handle"),
                 Move(along(0.02), CLOSE, rot=flat, tol=0.01, rot_tol=0.3, max_chunks=6, label="push"),
-                Move(lambda ep, scene: scene["eef_pos"] + front_dir * 0.08 + np.array([0, 0, 0.06]), CLOSE, rot=flat,
-                     tol=0.02, rot_tol=0.3, max_chunks=2, label="back-off", freeze=True),
-                Move(lambda ep, scene: scene["eef_pos"] + np.array([0, 0, 0.08]), OPEN, tol=0.03, rot_tol=0.25,
-                     max_chunks=2, label="point-down", freeze=True),
-            ] + done
+            ] + leave(flat, CLOSE) + done
         # hinge about a vertical axis (a knob): grasp the knob's bar on the axis and turn the wrist
         solid = [g for g in art["geoms"] if np.isfinite(g[0]).all()]
         if not solid or abs(art["axis"][2]) < 0.9:  # doors (no collision geoms of their own here): not yet
