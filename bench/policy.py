@@ -85,7 +85,8 @@ class Policy(TypingProtocol):
     # carries their hash.
     # Optional: `episode_notes(key) -> dict | None`, called once as an episode's record is written: what the
     # policy says about how the episode ended (the scripted expert: where its plan stood), kept in the
-    # record's `policy_notes` so a summary can say why episodes failed. It must not change what the policy does.
+    # record's `policy_notes`; its `where`, a sentence on where the policy stood at the end, is what a summary
+    # quotes for a failed episode. It must not change what the policy does.
 
 
 class RemotePolicyError(RuntimeError):

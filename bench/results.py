@@ -141,16 +141,13 @@ def split_manifests(records: list[dict]) -> list[str]:
 
 
 def failure_reason(notes: dict) -> str:
-    """One line from a scripted episode's notes (ScriptedExpert.episode_notes) on why it failed."""
-    goals, done = notes.get("subgoals") or [], int(notes.get("subgoals_done") or 0)
-    if notes.get("given_up"):
-        return f"gave up on ({notes['given_up'][0]}) after repeated failed attempts"
-    if notes.get("skipped"):
-        return f"skipped: {notes['skipped'][0]}"
-    if goals and done >= len(goals):
-        return "finished its plan; the goal did not hold at the end"
-    where = f" of ({goals[done]}), subgoal {done + 1} of {len(goals)}" if goals else ""
-    return f"ran out of steps in '{notes.get('stage') or '?'}'{where}"
+    """Why a failed episode failed, in the policy's own words (its notes' `where`); records written before
+    policies worded it hold only the scripted expert's plan, worded here the same way."""
+    if notes.get("where"):
+        return str(notes["where"])
+    from bench.policies.scripted import where_plan_stood
+
+    return where_plan_stood(notes)
 
 
 def failure_notes(records: list[dict]) -> str | None:

@@ -234,3 +234,17 @@ def test_curves_sets_training_runs_side_by_side(tmp_path):
     result = CliRunner().invoke(app, ["curves", str(tmp_path / "a" / "losses.csv"), "--loss", "video",
                                       "--out", str(out)])
     assert result.exit_code == 2 and "no 'video' column" in result.output and "action" in result.output
+
+
+def test_failures_are_explained_in_the_policys_own_words_and_older_notes_still_read():
+    from bench.results import failure_notes
+
+    worded = json.loads(rec(0, 0, False).to_json())
+    worded["policy_notes"] = {"where": "lost sight of the bowl"}
+    legacy = json.loads(rec(0, 1, False).to_json())  # written before policies worded their notes
+    legacy["policy_notes"] = {"subgoals": ["on bowl_1 plate_1"], "subgoals_done": 1, "given_up": [], "skipped": []}
+    ok = json.loads(rec(0, 2, True).to_json())
+    ok["policy_notes"] = {"where": "never quoted: it succeeded"}
+    md = failure_notes([worded, legacy, ok])
+    assert "lost sight of the bowl x1" in md and "finished its plan; the goal did not hold at the end x1" in md
+    assert "never quoted" not in md and "| 0 |" in md and "| 2 |" in md

@@ -83,6 +83,20 @@ class EpisodeState:
     skipped: list = field(default_factory=list)  # subgoals it has no primitive for, and why (for episode_notes)
 
 
+def where_plan_stood(notes: dict) -> str:
+    """One sentence from the expert's notes on where its plan stood at the end (the `where` of its
+    episode_notes, which a summary quotes for failed episodes)."""
+    goals, done = notes.get("subgoals") or [], int(notes.get("subgoals_done") or 0)
+    if notes.get("given_up"):
+        return f"gave up on ({notes['given_up'][0]}) after repeated failed attempts"
+    if notes.get("skipped"):
+        return f"skipped: {notes['skipped'][0]}"
+    if goals and done >= len(goals):
+        return "finished its plan; the goal did not hold at the end"
+    where = f" of ({goals[done]}), subgoal {done + 1} of {len(goals)}" if goals else ""
+    return f"ran out of steps in '{notes.get('stage') or '?'}'{where}"
+
+
 # Objects grasped at their rim (fingers straddling the wall) rather than at their centre.
 RIM_GRASP = ("bowl", "plate", "mug", "cup", "basket", "frypan", "pot")
 
@@ -109,9 +123,10 @@ class ScriptedExpert:
             return None
         step = ep.plan[0] if ep.plan else None
         stage = None if step is None else (getattr(step, "label", "") or type(step).__name__.lower())
-        return {"subgoals": [" ".join(map(str, g)) for g in ep.goals], "subgoals_done": min(ep.subgoal, len(ep.goals)),
-                "given_up": ep.given_up, "skipped": ep.skipped, "stage": stage, "retries": ep.retries,
-                "carrying": ep.carried}
+        notes = {"subgoals": [" ".join(map(str, g)) for g in ep.goals], "subgoals_done": min(ep.subgoal, len(ep.goals)),
+                 "given_up": ep.given_up, "skipped": ep.skipped, "stage": stage, "retries": ep.retries,
+                 "carrying": ep.carried}
+        return dict(notes, where=where_plan_stood(notes))
 
     def _jitter(self, ep: EpisodeState, scale: float) -> float:
         """A seeded variation in [-scale, scale] (times `noise`): demos of one init state differ."""
