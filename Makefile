@@ -245,8 +245,8 @@ proxy-init-states: setup
 	$(BIN)/bench init-states --suite gr1_tabletop_proxy --n 50
 
 proxy-expert: setup
-	$(BIN)/bench run --suite gr1_tabletop_proxy --policy scripted --out runs/scripted/gr1_tabletop_proxy --resume \
-	  --publish results/scripted
+	$(BIN)/bench run --suite gr1_tabletop_proxy --policy scripted --episodes $(PROXY_EPISODES) \
+	  --out runs/scripted/gr1_tabletop_proxy --resume --publish results/scripted
 
 proxy-demos: setup
 	$(BIN)/bench demos generate --suite gr1_tabletop_proxy --per-task 50 --resolution 128 \

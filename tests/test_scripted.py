@@ -13,6 +13,27 @@ def test_wrap_pi_is_mod_pi():
     assert abs(wrap_pi(np.pi)) < 1e-9 and abs(wrap_pi(0.25)) - 0.25 < 1e-9 and abs(wrap_pi(np.pi + 0.25) - 0.25) < 1e-9
 
 
+def test_several_objects_for_one_container_go_side_by_side_inside_it():
+    """Two cartons for one basket: each gets its own slot inside the region, apart by more than a carton's
+    width (centred, the first left the second no room); one object for a container keeps the centre."""
+    from bench.policies.scripted import EpisodeState
+
+    region = {"pos": np.array([0.0, 0.26, 0.1]), "mat": np.array([[0.0, 1, 0], [-1, 0, 0], [0, 0, 1]]),
+              "size": np.array([0.061, 0.05, 0.07]), "parent": "basket_1"}
+    carton = {"aabb_min": np.array([-0.0265, -0.0265, 0.0]), "aabb_max": np.array([0.0265, 0.0265, 0.13])}
+    scene = {"sites": {"basket_1_contain_region": region},
+             "objects": {"milk_1": carton, "milk_2": carton, "ketchup_1": carton}}
+    two = EpisodeState(goals=[("In", "milk_1", "basket_1_contain_region"), ("In", "milk_2", "basket_1_contain_region")])
+    a, b = (ScriptedExpert._slot(two, n, "basket_1_contain_region", scene) for n in ("milk_1", "milk_2"))
+    # the region's long side (0.061, rotated by mat) lies along world y
+    assert abs(a[0]) < 1e-9 and abs(b[0]) < 1e-9
+    assert np.linalg.norm(a - b) > 0.053
+    for slot in (a, b):
+        assert abs(slot[1] - 0.26) + 0.0265 <= 0.061
+    one = EpisodeState(goals=[("In", "ketchup_1", "basket_1_contain_region")])
+    assert ScriptedExpert._slot(one, "ketchup_1", "basket_1_contain_region", scene) is None
+
+
 def test_privileged_scene_state(gl):
     from bench.sim.libero.env import LiberoSim
 

@@ -376,6 +376,24 @@ class ScriptedExpert:
             return [Move(out, CLOSE, None, tol=0.015, max_chunks=4, label="slide-out")]
         return []
 
+    @staticmethod
+    def _slot(ep: EpisodeState, name: str, target: str, scene: dict) -> np.ndarray | None:
+        """Where in a container region `name` goes when the goal puts several objects into it: side by side along
+        the region's longer side, each as far out as its footprint allows. Centred, the first of two tall cartons
+        left no room for the second, which landed on its rim and fell out."""
+        bound = [g[1] for g in ep.goals if len(g) == 3 and str(g[0]).lower() == "in" and g[2] == target]
+        site = scene["sites"][target]
+        if len(bound) < 2 or name not in bound or site.get("size") is None:
+            return None
+        half = np.abs(np.asarray(site["mat"])[:2, :2]) @ np.asarray(site["size"])[:2]  # world-axis half extents
+        axis = int(np.argmax(half))
+        obj = scene["objects"][name]
+        footprint = float(np.max(obj["aabb_max"][:2] - obj["aabb_min"][:2])) / 2
+        k, n = bound.index(name), len(bound)
+        xy = np.asarray(site["pos"][:2], dtype=np.float64).copy()
+        xy[axis] += (2 * k / (n - 1) - 1) * max(half[axis] - footprint - 0.005, 0.0)
+        return xy
+
     def _place(self, ep: EpisodeState, name: str, target: str, pred: str, scene: dict) -> list:
         def target_xy(scene):
             if target in scene["objects"]:
@@ -383,6 +401,9 @@ class ScriptedExpert:
             xy = scene["sites"][target]["pos"][:2]
             if pred != "in":
                 return xy
+            slot = self._slot(ep, name, target, scene)
+            if slot is not None:
+                return slot
             # a container already holding something (two cans for one basket): beside it, not on top of it
             parent = scene["sites"][target].get("parent")
             held = [o["pos"][:2] for k, o in scene["objects"].items()
