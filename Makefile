@@ -296,6 +296,7 @@ zeroshot-eval: setup
 zeroshot-table: setup
 	$(BIN)/bench analyze zeroshot --training libero_spatial $(foreach m,dit4dit $(BASELINES),$(if $(wildcard results/$(m)),-r results/$(m))) \
 	  --out results/zeroshot/libero_spatial
+	$(BIN)/bench analyze zeroshot --training libero_spatial -r results/scripted --out results/zeroshot/libero_spatial_expert
 	$(BIN)/bench analyze zeroshot --training libero_object -r results/scripted --out results/zeroshot/libero_object_expert
 
 # Every long-running result, in the order the issues need them (days of 2 CPU cores in all). Every step resumes
