@@ -141,13 +141,8 @@ def split_manifests(records: list[dict]) -> list[str]:
 
 
 def failure_reason(notes: dict) -> str:
-    """Why a failed episode failed, in the policy's own words (its notes' `where`); records written before
-    policies worded it hold only the scripted expert's plan, worded here the same way."""
-    if notes.get("where"):
-        return str(notes["where"])
-    from bench.policies.scripted import where_plan_stood
-
-    return where_plan_stood(notes)
+    """Why a failed episode failed, in the policy's own words (its notes' `where`)."""
+    return str(notes.get("where") or "notes say nothing of where it stood")
 
 
 def failure_notes(records: list[dict]) -> str | None:

@@ -236,15 +236,15 @@ def test_curves_sets_training_runs_side_by_side(tmp_path):
     assert result.exit_code == 2 and "no 'video' column" in " ".join(result.output.split()) and "action" in " ".join(result.output.split())
 
 
-def test_failures_are_explained_in_the_policys_own_words_and_older_notes_still_read():
+def test_failures_are_explained_in_the_policys_own_words():
     from bench.results import failure_notes
 
     worded = json.loads(rec(0, 0, False).to_json())
     worded["policy_notes"] = {"where": "lost sight of the bowl"}
-    legacy = json.loads(rec(0, 1, False).to_json())  # written before policies worded their notes
-    legacy["policy_notes"] = {"subgoals": ["on bowl_1 plate_1"], "subgoals_done": 1, "given_up": [], "skipped": []}
+    mute = json.loads(rec(0, 1, False).to_json())  # notes, but no sentence in them
+    mute["policy_notes"] = {"subgoals": ["on bowl_1 plate_1"], "subgoals_done": 1}
     ok = json.loads(rec(0, 2, True).to_json())
     ok["policy_notes"] = {"where": "never quoted: it succeeded"}
-    md = failure_notes([worded, legacy, ok])
-    assert "lost sight of the bowl x1" in md and "finished its plan; the goal did not hold at the end x1" in md
+    md = failure_notes([worded, mute, ok])
+    assert "lost sight of the bowl x1" in md and "notes say nothing of where it stood x1" in md
     assert "never quoted" not in md and "| 0 |" in md and "| 2 |" in md
