@@ -119,6 +119,7 @@ def test_inspect_prints_counts_and_writes_a_contact_sheet(tmp_path):
 def test_generate_then_replay_every_demo(tmp_path, gl):
     """The expert's successful episodes, written in LIBERO's layout, replay to success."""
     from bench.demos.generate import generate
+    from bench.demos.libero_hdf5 import demo_counts
     from bench.policies.replay import ReplayPolicy
     from bench.records import read_records
     from bench.runner import RunConfig, Runner
@@ -149,6 +150,7 @@ def test_generate_then_replay_every_demo(tmp_path, gl):
     with h5py.File(out) as f:
         keys = [f["data"][name].attrs["episode_key"] for name in f["data"]]
     assert len(keys) == 2 and len(set(keys)) == 2, keys
+    assert demo_counts(out) == {suite.task(1).name: 2} and demo_counts(tmp_path / "none.hdf5") == {}
 
 
 def test_soft_reset_clears_the_grippers_integrated_command(gl):

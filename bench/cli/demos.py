@@ -32,6 +32,7 @@ def demos_generate(
 ):
     """Run the scripted expert and keep its successful episodes as demos."""
     from bench.demos.generate import generate
+    from bench.demos.libero_hdf5 import demo_counts
 
     s = load_suite(suite)
     ids = parse_tasks(s, tasks)
@@ -46,7 +47,9 @@ def demos_generate(
         progress.update(bar, completed=counts["n"], kept=counts["kept"])
 
     with progress:
-        bar = progress.add_task(f"{s.name} demos", total=per_task * len(ids), kept=0)
+        have = demo_counts(out)  # a rerun tops the file up: the bar counts what is left
+        left = sum(max(0, per_task - have.get(s.task(t).name, 0)) for t in ids)
+        bar = progress.add_task(f"{s.name} demos", total=left, kept=0)
         try:
             summary = generate(s, ids, per_task, out, resolution=resolution, workers=workers, policy_name=policy,
                                on_episode=on_episode, first_attempt=first_attempt, pixel_path=pixel_path,

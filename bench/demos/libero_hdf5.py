@@ -161,6 +161,18 @@ def file_suite(path: str | Path) -> str | None:
     return str(suite) if suite is not None else None
 
 
+def demo_counts(path: str | Path) -> dict[str, int]:
+    """Demos per task name in a demo file (none if there is no file yet)."""
+    out: dict[str, int] = {}
+    if not Path(path).is_file():
+        return out
+    with h5py.File(path, "r") as f:
+        for name in f.get("data", {}):
+            task = Path(str(f["data"][name].attrs.get("bddl_file_name", ""))).stem
+            out[task] = out.get(task, 0) + 1
+    return out
+
+
 class DemoWriter:
     """Appends demos (one task each) to a LIBERO-layout file. The file is opened for each demo
     and closed again, so a run that is killed (even mid-generation) leaves a readable file
@@ -176,12 +188,7 @@ class DemoWriter:
 
     def counts(self) -> dict[str, int]:
         """Demos per task name already in the file."""
-        out: dict[str, int] = {}
-        with h5py.File(self.path, "r") as f:
-            for name in f["data"]:
-                task = Path(str(f["data"][name].attrs.get("bddl_file_name", ""))).stem
-                out[task] = out.get(task, 0) + 1
-        return out
+        return demo_counts(self.path)
 
     def episode_keys(self) -> set[str]:
         """Episode keys already in the file: a rerun must not repeat an attempt (same seed, same demo)."""
