@@ -131,11 +131,8 @@ def test_a_second_model_trains_saves_reloads_and_runs_episodes(tmp_path, pixel_m
 def test_checkpoint_round_trip_keeps_layouts_and_stats(tmp_path):
     from bench.models.dit4dit import DiT4DiT, make_config
     from bench.models.text import TextCache
-    from bench.policies.trained import BUNDLED
     from bench.training import checkpoint_info, load_checkpoint, save_checkpoint
 
-    legacy = checkpoint_info(BUNDLED)  # saved before the format: read as DiT4DiT on LIBERO's layouts
-    assert legacy["model"] == "dit4dit" and legacy["format"] == 1 and legacy["layouts"]["action_dim"] == 7
     cfg = make_config("tiny", **{"video.num_layers": 2, "video.feature_layer": 1, "action.num_layers": 2})
     stats = {"state": {"q01": [-1.0] * 8, "q99": [2.0] * 8}, "actions": {"q01": [-0.5] * 7, "q99": [0.5] * 7},
              "fingerprint": "abc"}
@@ -148,6 +145,15 @@ def test_checkpoint_round_trip_keeps_layouts_and_stats(tmp_path):
     loaded, cache, stats2 = load_checkpoint(tmp_path / "ckpt", text_encoder=False)
     assert stats2 == stats and list(cache.table) == ["x"]
     assert torch.equal(loaded.normalizer.state_lo, model.normalizer.state_lo)
+    # a checkpoint saved before the format (one flat dict: `policy`, the config, training facts) reads as a
+    # DiT4DiT trained on LIBERO's layouts
+    flat = {"policy": "dit4dit", **info["config"], "trained_steps": 7, "batch_size": 16}
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(flat))
+    legacy = checkpoint_info(tmp_path / "ckpt")
+    assert legacy["model"] == "dit4dit" and legacy["format"] == 1 and legacy["layouts"]["action_dim"] == 7
+    assert legacy["trained_steps"] == 7 and legacy["config"] == info["config"]
+    reloaded, _, _ = load_checkpoint(tmp_path / "ckpt", text_encoder=False)
+    assert torch.equal(reloaded.normalizer.state_lo, model.normalizer.state_lo)
     assert loaded.cfg == cfg and np.isfinite(float(loaded.normalizer.actions_hi[0]))
 
 
