@@ -54,8 +54,9 @@ def _resolve_recorded_path(shown: str | None) -> Path | None:
     return p if p.is_absolute() else REPO_ROOT / p
 
 
-def load_source(path: Path) -> Source:
-    """A run directory (episodes.jsonl + invocations.jsonl) or a bare episodes .jsonl file."""
+def load_source(path: Path, checkpoint: Path | None = None) -> Source:
+    """A run directory (episodes.jsonl + invocations.jsonl) or a bare episodes .jsonl file. `checkpoint`: where
+    the file the records used is now, when it is no longer at its recorded path (its hash must match)."""
     path = Path(path)
     records_path = path / "episodes.jsonl" if path.is_dir() else path
     if not records_path.exists():
@@ -79,7 +80,7 @@ def load_source(path: Path) -> Source:
     if len({mode_of(r.get("math")) for r in records}) > 1:
         raise VerifyError(f"{records_path}: records mix math modes; verify one run at a time")
     protocol = _protocol(suite, protocol_hash, invocations, records_path)
-    checkpoint = _checkpoint(one("checkpoint"), ckpt_hash, policy, records_path)
+    checkpoint = _checkpoint(one("checkpoint"), ckpt_hash, policy, records_path, checkpoint)
     seed_option = protocol.seed if protocol.seed != suite.protocol.seed else None
     return Source(records, suite, protocol, policy, checkpoint, ckpt_hash, seed_option, math, invocations,
                   one("policy_args"))
@@ -100,17 +101,21 @@ def _protocol(suite: Suite, protocol_hash: str, invocations: list[dict], where: 
                       f"({suite.protocol.hash()}), and no invocations.jsonl beside them says what it was")
 
 
-def _checkpoint(shown: str | None, recorded_hash: str | None, policy: str, where: Path) -> str | None:
+def _checkpoint(shown: str | None, recorded_hash: str | None, policy: str, where: Path,
+                given: Path | None = None) -> str | None:
     from bench.provenance import file_hash
 
     if shown is None:
+        if given is not None:
+            raise VerifyError(f"{where}: the {policy} records used no checkpoint; --checkpoint {given} has no use")
         return None
-    local = _resolve_recorded_path(shown)
+    local = Path(given) if given is not None else _resolve_recorded_path(shown)
+    moved = "" if given is not None else " (if it has moved, pass its new place with --checkpoint)"
     if not local.exists():
-        raise VerifyError(f"{where}: the {policy} records used {shown}, which is not here ({local})")
+        raise VerifyError(f"{where}: the {policy} records used {shown}, which is not here ({local}){moved}")
     if recorded_hash is not None and file_hash(local) != recorded_hash:
         raise VerifyError(f"{where}: {local} is not the file the records used (hash {file_hash(local)}, "
-                          f"recorded {recorded_hash})")
+                          f"recorded {recorded_hash}){moved}")
     return str(local)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+from pathlib import Path
 
 from bench.records import read_records
 from bench.verify import judge, overall, select
@@ -51,9 +53,23 @@ def test_verify_reports_exact_tampered_and_changed_episodes_on_real_episodes(tmp
     by_init = {r["init_id"]: r for r in records}
     by_init[1]["final_state"] = "0" * 16
     by_init[2]["success"] = not by_init[2]["success"]
+    # the checkpoint has moved since (as the first bundled one did): verify says how to point at it
+    moved = tmp_path / "moved_checkpoint"
+    shutil.copytree(Path(__file__).resolve().parent.parent / records[0]["checkpoint"], moved)
+    for r in by_init.values():
+        r["checkpoint"] = "bench/checkpoints/no_longer_here"
     (tampered / "episodes.jsonl").write_text("".join(json.dumps(by_init[i]) + "\n" for i in range(3)))
-    check = subprocess.run([*bench_cmd, "verify", str(tampered), "--out", str(tmp_path / "verify")],
+    lost = subprocess.run([*bench_cmd, "verify", str(tampered), "--out", str(tmp_path / "lost")],
+                          capture_output=True, text=True)
+    assert lost.returncode == 2 and "pass its new place with --checkpoint" in " ".join((lost.stdout + lost.stderr).split())
+    other = tmp_path / "other_checkpoint"
+    shutil.copytree(moved, other)
+    (other / "stats.json").write_text("{}")
+    wrong = subprocess.run([*bench_cmd, "verify", str(tampered), "--checkpoint", str(other)],
                            capture_output=True, text=True)
+    assert wrong.returncode == 2 and "is not the file the records used" in " ".join((wrong.stdout + wrong.stderr).split())
+    check = subprocess.run([*bench_cmd, "verify", str(tampered), "--checkpoint", str(moved), "--out",
+                            str(tmp_path / "verify")], capture_output=True, text=True)
     assert check.returncode == 3, check.stdout + check.stderr
     report = json.loads((tmp_path / "verify" / "verify.json").read_text())
     verdicts = {e["key"]: e["verdict"] for e in report["episodes"]}

@@ -277,6 +277,8 @@ def verify(
                                                   "(default: runs/verify/<time>)."),
     math: Optional[str] = typer.Option(None, "--math", help="Float math of the rerun (default: the records' mode). "
                                                            + MATH_HELP),
+    checkpoint: Optional[Path] = typer.Option(None, help="The checkpoint (or demo file) the records used, when it "
+                                              "is no longer at the path they name; its hash must match theirs."),
 ):
     """Rerun recorded episodes and report, per episode, exact (same final state), same outcome only, or
     different. Exit code: 0 all exact, 1 some only the same outcome, 3 some different, 4 some errored."""
@@ -288,7 +290,7 @@ def verify(
     from bench.verify import EXIT_CODES, VerifyError, expectation, judge, load_source, select, write_report
 
     try:
-        src = load_source(source)
+        src = load_source(source, checkpoint)
     except VerifyError as exc:
         fail(str(exc))
     mode = math or mode_of(src.math)
