@@ -2,6 +2,7 @@
 state the worker sends, and solves a pick-and-place and a knob task."""
 
 import numpy as np
+import pytest
 
 from bench.policies.scripted import ScriptedExpert, wrap_pi
 from bench.records import read_records
@@ -86,3 +87,23 @@ def test_a_failed_expert_episode_says_where_its_plan_stood(tmp_path, gl):
     write_summary(tmp_path, [rec], {})
     md = (tmp_path / "summary.md").read_text()
     assert "## Why episodes failed" in md and f"ran out of steps in '{notes['stage']}' of (in alphabet_soup" in md
+
+
+def test_a_traced_episode_is_the_episode_bench_run_plays(tmp_path, gl):
+    """`bench analyze trace` plays the same episode in-process: its last state is the record's final state, its
+    last stage the record's, and the expert's fingers touch the object it grasps."""
+    from bench.sim.libero.trace import run_trace
+
+    suite = get_suite("libero_object")
+    protocol = suite.protocol.replace(max_steps=120)
+    cfg = RunConfig(suite=suite, policy_name="scripted", task_ids=[0], out=tmp_path, episodes=1, workers=1,
+                    protocol=protocol)
+    Runner(cfg, ScriptedExpert()).run()
+    [rec] = read_records(tmp_path / "episodes.jsonl")
+    chunks = list(run_trace("libero_object", 0, 0, "scripted", max_steps=120))
+    assert chunks[-1].steps == rec["steps"] and chunks[-1].state == rec["final_state"]
+    assert chunks[-1].stage == rec["policy_notes"]["stage"]
+    touched = {c["other_body"] for ch in chunks if ch.stage in ("squeeze", "lift") for c in ch.contacts}
+    assert any("alphabet_soup" in b for b in touched), touched
+    with pytest.raises(ValueError, match="--init 99"):
+        list(run_trace("libero_object", 0, 99))

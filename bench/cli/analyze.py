@@ -1,4 +1,5 @@
-"""`bench analyze`: offline analyses of a checkpoint on demonstrations (no simulator)."""
+"""`bench analyze`: offline analyses of a checkpoint on demonstrations (no simulator), the tables that gather
+published results, and one episode's contacts traced in the simulator."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli.common import analyze_app, console, fail, progress_bar
+from bench.cli.common import analyze_app, build_policy, console, fail, headless_gl, load_suite, progress_bar
 
 
 def _check_data(data: list[str]) -> None:
@@ -130,3 +131,46 @@ def gr1(
             fail(f"--results {r}: no {SUITE}_summary.json there (bench run --suite {SUITE} ... --publish {r})")
     write(_labelled(results, label), out, provenance())
     console.print(f"{len(results)} policies on {SUITE} beside the published GR1 numbers -> {out}.md")
+
+
+@analyze_app.command("trace")
+def trace(
+    suite: str = typer.Option(..., "--suite", "-s", help="A LIBERO-backed suite (bench list suites)."),
+    task: int = typer.Option(..., "--task", "-t", help="Task id (bench list tasks --suite S)."),
+    init: int = typer.Option(0, "--init", help="Initial state (the episode's init_id in its record)."),
+    policy: str = typer.Option("scripted", help="Policy to play (bench list policies)."),
+    checkpoint: Optional[str] = typer.Option(None, help="Checkpoint of a trained policy."),
+    chunks: Optional[int] = typer.Option(None, min=1, help="Stop after this many chunks (default: the episode)."),
+    out: Optional[Path] = typer.Option(None, help="Also write every chunk as JSON lines here."),
+):
+    """One episode as `bench run` plays it, with what the robot touches after every chunk (MuJoCo contacts):
+    where a grasp is blocked, and by what."""
+    from dataclasses import asdict
+
+    from bench.sim.libero.trace import run_trace
+
+    s = load_suite(suite)
+    if task not in [t.task_id for t in s.tasks()]:
+        fail(f"--task {task}: {suite} has tasks 0-{len(s.tasks()) - 1}")
+    if any(t.backend != "libero" for t in s.tasks()):
+        fail(f"--suite {suite}: contacts are read from LIBERO's MuJoCo scenes; this suite runs another simulator")
+    build_policy(policy, checkpoint=checkpoint)  # a bad name or checkpoint fails here, with the valid choices
+    headless_gl()
+    traced = []
+    try:
+        for c in run_trace(suite, task, init, policy, checkpoint, max_chunks=chunks):
+            touches = "; ".join(f"{x['robot_geom']} x {x['other_geom']} @z {x['z']:.3f}" for x in c.contacts)
+            console.print(f"{c.chunk:3d} step {c.steps:3d} {c.stage or '-':<13} eef "
+                          f"({c.eef[0]:.3f}, {c.eef[1]:.3f}, {c.eef[2]:.3f})  {touches or 'no contact'}",
+                          highlight=False)
+            traced.append(c)
+    except ValueError as exc:
+        fail(str(exc))
+    if traced:
+        last = traced[-1]
+        console.print(f"{'success' if last.done else 'no success'} after {last.steps} steps "
+                      f"(final state {last.state})")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(json.dumps(asdict(c)) + "\n" for c in traced))
+        console.print(f"{len(traced)} chunks -> {out}")

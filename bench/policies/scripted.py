@@ -118,15 +118,20 @@ class ScriptedExpert:
     def episode_notes(self, key: str) -> dict | None:
         """Where the plan stood when the episode ended (and forget the episode): the goal's subgoals, how many
         were done, those given up, and the primitive under way."""
+        stage = self.stage(key)
         ep = self.episodes.pop(key, None)
         if ep is None:
             return None
-        step = ep.plan[0] if ep.plan else None
-        stage = None if step is None else (getattr(step, "label", "") or type(step).__name__.lower())
         notes = {"subgoals": [" ".join(map(str, g)) for g in ep.goals], "subgoals_done": min(ep.subgoal, len(ep.goals)),
                  "given_up": ep.given_up, "skipped": ep.skipped, "stage": stage, "retries": ep.retries,
                  "carrying": ep.carried}
         return dict(notes, where=where_plan_stood(notes))
+
+    def stage(self, key: str) -> str | None:
+        """The primitive under way in an episode (`bench analyze trace` prints it beside the contacts)."""
+        ep = self.episodes.get(key)
+        step = ep.plan[0] if ep is not None and ep.plan else None
+        return None if step is None else (getattr(step, "label", "") or type(step).__name__.lower())
 
     def _jitter(self, ep: EpisodeState, scale: float) -> float:
         """A seeded variation in [-scale, scale] (times `noise`): demos of one init state differ."""
