@@ -15,7 +15,9 @@ FRAME_EVERY ?= 4
 
 .PHONY: dit4dit-retrain-resume setup run test test-slow test-ray perf-executors perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations ablations-smoke report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos proxy-train proxy-eval gr1-table results-all zeroshot-init-states zeroshot-expert zeroshot-eval zeroshot-table
 
-STEPS ?= 10000
+# The training budget of every model compared here (DiT4DiT and the baselines alike): 3000 steps of batch 16,
+# which (with the demos) fits one working session of 2 CPU cores; the first bundled checkpoint had 10000.
+STEPS ?= 3000
 MODEL ?= dit4dit
 TRAIN_DIR ?= runs/train/$(if $(filter dit4dit,$(MODEL)),tiny_spatial,$(MODEL)_tiny_spatial)
 BUNDLED := bench/checkpoints/dit4dit_tiny_libero_spatial
@@ -83,12 +85,16 @@ verify-reference: setup
 # bench verify exits non-zero when episodes are not exact, which is a finding here, not a failure of the target.
 XM := ../shared/reference/cross_machine
 PINNED_ENV := MKL_CBWR=AVX2,STRICT ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+# Those records ran the first bundled checkpoint, kept in results/dit4dit_v1/checkpoint since it was replaced.
+V1 := results/dit4dit_v1/checkpoint
 verify-cross-machine: setup
 	mkdir -p results/verify
-	-$(BIN)/bench verify $(XM)/make_run_default_episodes.jsonl --all --math native --out runs/verify/xm_native
-	-$(BIN)/bench verify $(XM)/make_run_default_episodes.jsonl --all --math portable --out runs/verify/xm_portable
+	-$(BIN)/bench verify $(XM)/make_run_default_episodes.jsonl --all --math native --checkpoint $(V1) \
+	  --out runs/verify/xm_native
+	-$(BIN)/bench verify $(XM)/make_run_default_episodes.jsonl --all --math portable --checkpoint $(V1) \
+	  --out runs/verify/xm_portable
 	-$(PINNED_ENV) $(BIN)/bench verify $(XM)/make_run_isa_pinned_episodes.jsonl --all --math native \
-	  --out runs/verify/xm_pinned
+	  --checkpoint $(V1) --out runs/verify/xm_pinned
 	-$(BIN)/bench verify $(XM)/scripted_episodes.jsonl --all --math portable --out runs/verify/xm_scripted
 	for v in native portable pinned scripted; do for f in md json; do \
 	  cp runs/verify/xm_$$v/verify.$$f results/verify/cross_machine_$$v.$$f; done; done
@@ -195,7 +201,7 @@ demos-spatial: setup
 	$(BIN)/bench demos generate --suite libero_spatial --per-task 50 --resolution 128 --frame-every $(FRAME_EVERY) --out $(DATA)/demos/libero_spatial_$(DEMOS).hdf5
 
 # The retrained DiT4DiT from start to end, every step resumable (rerun it after a stop): the training set,
-# held-out demos, 10000 steps, the bundle, the official-protocol evaluation, its comparisons with random and
+# held-out demos, STEPS steps, the bundle, the official-protocol evaluation, its comparisons with random and
 # with the first bundled checkpoint (results/dit4dit_v1), and its contact sheet.
 dit4dit-retrain: demos-spatial heldout-demos train bundle dit4dit-eval dit4dit-vs-random dit4dit-vs-v1 dit4dit-videos
 # Once training has begun, resume it without touching its data (more demos would change the data's fingerprint,
@@ -219,7 +225,8 @@ heldout-demos-native: setup
 
 # What the future-frame slot should hold when the first bundled checkpoint's features are taken (issue 13).
 future-slot: heldout-demos-native
-	$(BIN)/bench analyze future-slot --data $(DATA)/demos/libero_spatial_128_heldout.hdf5 --out results/dit4dit/future_slot
+	$(BIN)/bench analyze future-slot --data $(DATA)/demos/libero_spatial_128_heldout.hdf5 --checkpoint $(V1) \
+	  --out results/dit4dit/future_slot
 
 # Every demo of both training sets replayed from its recorded initial state (all must succeed), into results/demos/.
 # A run dir holds one demo file's replays (records carry its hash): after `make demos` changed a file,
@@ -294,7 +301,7 @@ zeroshot-eval: setup
 	done
 
 zeroshot-table: setup
-	$(BIN)/bench analyze zeroshot --training libero_spatial $(foreach m,dit4dit $(BASELINES),$(if $(wildcard results/$(m)),-r results/$(m))) \
+	$(BIN)/bench analyze zeroshot --training libero_spatial $(foreach m,dit4dit dit4dit_v1 $(BASELINES),$(if $(wildcard results/$(m)),-r results/$(m))) \
 	  --out results/zeroshot/libero_spatial
 	$(BIN)/bench analyze zeroshot --training libero_spatial -r results/scripted --out results/zeroshot/libero_spatial_expert
 	$(BIN)/bench analyze zeroshot --training libero_object -r results/scripted --out results/zeroshot/libero_object_expert
