@@ -36,6 +36,15 @@ def test_the_committed_bddl_files_are_what_the_generator_writes(tmp_path):
         assert f.read_text() == (ours / f.name).read_text(), f"{f.name} differs: rerun python -m bench.sim.libero.gr1_proxy"
 
 
+def test_the_generator_refuses_an_object_whose_model_file_is_not_installed(tmp_path, monkeypatch):
+    # LIBERO registers a `mayo` class, but the asset package ships no mayo.xml: the env would fail at reset
+    assert gr1_proxy.missing_assets() == []
+    monkeypatch.setattr(gr1_proxy, "PAIRS", gr1_proxy.PAIRS[:-1] + [("Tray", "Plate", "mayo", "ketchup")])
+    with pytest.raises(ValueError, match="mayo"):
+        gr1_proxy.write(tmp_path)
+    assert not (tmp_path / gr1_proxy.NAME).exists()
+
+
 def test_initial_state_check_rejects_what_is_not_physically_valid(gl):
     from libero.libero.envs import OffScreenRenderEnv
 

