@@ -35,6 +35,43 @@ def test_several_objects_for_one_container_go_side_by_side_inside_it():
     assert ScriptedExpert._slot(one, "ketchup_1", "basket_1_contain_region", scene) is None
 
 
+def test_an_object_below_a_containers_rim_is_inside_it():
+    """Butter wedged in a bowl (its bottom under the rim) is inside it; a box resting across the rim, a bowl on
+    a smaller ramekin (libero_spatial task 5), a pot on the table beside a pan's handle (libero_10 task 2) are
+    not; fixtures never count."""
+    from bench.policies.scripted_scene import container_around
+
+    def box(lo, hi, fixture=False):
+        return {"aabb_min": np.array(lo, float), "aabb_max": np.array(hi, float), "fixture": fixture}
+
+    bowl = box([-0.04, -0.04, 0.900], [0.04, 0.04, 0.934])
+    scene = {"objects": {"white_bowl_1": bowl, "butter_1": box([-0.04, -0.02, 0.922], [0.04, 0.02, 0.954]),
+                         "cream_cheese_1": box([0.0, -0.02, 0.934], [0.08, 0.02, 0.952])}}
+    assert container_around("butter_1", scene) == "white_bowl_1"
+    assert container_around("cream_cheese_1", scene) is None  # rests on the rim
+    assert container_around("white_bowl_1", scene) is None
+    ramekin = {"ramekin_1": box([-0.045, -0.045, 0.900], [0.045, 0.045, 0.942]),
+               "black_bowl_1": box([-0.053, -0.054, 0.929], [0.052, 0.054, 0.999])}
+    assert container_around("black_bowl_1", {"objects": ramekin}) is None
+    pan = {"frypan_1": box([-0.138, -0.337, 0.900], [0.066, 0.019, 0.958]),
+           "moka_pot_1": box([0.006, -0.091, 0.9001], [0.088, 0.057, 1.052])}
+    assert container_around("moka_pot_1", {"objects": pan}) is None
+    scene["objects"]["white_bowl_1"] = dict(bowl, fixture=True)
+    assert container_around("butter_1", scene) is None
+
+
+def test_the_expert_takes_an_object_out_of_a_bowl_without_the_bowl(gl):
+    """GR1 proxy task 19 (butter in a white bowl, to the storage box): opened wide, the fingers landed on the
+    bowl's wall and carried bowl and butter together (0 of 20). Pre-shaped to the butter's width, the grip holds
+    the butter alone while it lifts, and the episode succeeds."""
+    from bench.sim.libero.trace import run_trace
+
+    chunks = list(run_trace("gr1_tabletop_proxy", 19, 0, "scripted"))
+    assert chunks[-1].done, [c.stage for c in chunks]
+    lifting = [c for c in chunks if c.stage == "lift" and c.eef[2] > 1.0]
+    assert lifting and all("white_bowl" not in k["other_body"] for c in lifting for k in c.contacts)
+
+
 def test_privileged_scene_state(gl):
     from bench.sim.libero.env import LiberoSim
 

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from bench.policies import register
-from bench.policies.scripted_scene import (clearance, down_rotation, finger_yaw, goal_q, ground_height,
+from bench.policies.scripted_scene import (clearance, container_around, down_rotation, finger_yaw, goal_q, ground_height,
                                            horizontal_rotation, is_state, joint_of, wrap_pi)
 from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
 from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
@@ -31,6 +31,9 @@ from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
 POS_PER_UNIT = 0.10  # metres per chunk per unit command
 YAW_PER_UNIT = 1.3  # radians per chunk per unit command
 OPEN, CLOSE = -1.0, 1.0
+HOLD = 0.0  # the Panda gripper integrates the command's sign: 0 keeps the fingers where they are
+FINGER_STEP = 0.01  # metres the Panda's opening shrinks per step of CLOSE (robosuite: 0.01 x 25 substeps x 2 fingers)
+OPEN_WIDTH = 0.08  # the Panda's full opening
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Grip:
     grip: float
     label: str = ""
     carry: str | None = None  # the object now held (set when grasping)
+    steps: int = 8  # steps of the chunk that command `grip`; the rest hold (a partial close pre-shapes the hand)
 
 
 @dataclass
@@ -206,7 +210,7 @@ class ScriptedExpert:
                     ep.carried = None
                 if step.carry is not None:
                     ep.carried = step.carry
-                return self._grip_chunk(step.grip)
+                return self._grip_chunk(step.grip, step.steps)
         return self._grip_chunk(OPEN)
 
     def _move_chunk(self, err: np.ndarray, rot_err: np.ndarray, grip: float, speed: float = 1.0) -> np.ndarray:
@@ -217,9 +221,9 @@ class ScriptedExpert:
         a[:, 6] = grip
         return a
 
-    def _grip_chunk(self, grip: float) -> np.ndarray:
+    def _grip_chunk(self, grip: float, steps: int = 8) -> np.ndarray:
         a = np.zeros((8, 7))
-        a[:, 6] = grip
+        a[:steps, 6] = grip
         return a
 
     def _plan(self, ep: EpisodeState, goal: tuple, scene: dict) -> list:
@@ -339,6 +343,17 @@ class ScriptedExpert:
         yaw = 0.0 if size[0] <= size[1] else math.pi / 2  # fingers close across the narrower side
         return p, yaw
 
+    @staticmethod
+    def _pre_shape_steps(name: str, yaw: float, scene: dict) -> int:
+        """Steps of CLOSE that narrow the open hand to the object's width plus a margin before it descends, for an
+        object inside a container (butter in a bowl): opened wide, the fingers land on the container's wall and
+        the grip takes the container too. 0 otherwise, and for rim grasps (the fingers straddle a wall anyway)."""
+        if any(k in name for k in RIM_GRASP) or container_around(name, scene) is None:
+            return 0
+        size = scene["objects"][name]["aabb_max"] - scene["objects"][name]["aabb_min"]
+        across = float(size[1] if abs(wrap_pi(yaw)) > math.pi / 4 else size[0])  # along the closing axis
+        return int(np.clip(round((OPEN_WIDTH - across - 0.025) / FINGER_STEP), 0, 7))
+
     def _pick(self, ep: EpisodeState, name: str, scene: dict) -> list:
         grasp, yaw = self._grasp_pose(name, scene)
         grasp = grasp + np.array([self._jitter(ep, 0.003), self._jitter(ep, 0.003), self._jitter(ep, 0.004)])
@@ -351,10 +366,14 @@ class ScriptedExpert:
         lift = slide[0].pos.copy() if slide else grasp.copy()  # straight up from where the object is free
         lift[2] = max(grasp[2] + 0.15, ground + 0.25) + abs(self._jitter(ep, 0.015))
 
+        steps = self._pre_shape_steps(name, yaw, scene)
+        shape = [Grip(CLOSE, label="pre-shape", steps=steps)] if steps else []
+        descend_grip = HOLD if steps else OPEN
         return [
             Move(high, OPEN, yaw, tol=0.03, max_chunks=6, label="approach-high"),
             Move(above, OPEN, yaw, tol=0.015, max_chunks=6, label="approach"),
-            Move(grasp, OPEN, yaw, tol=0.008, label="descend"),
+            *shape,
+            Move(grasp, descend_grip, yaw, tol=0.008, label="descend"),
             Grip(CLOSE, label="grasp", carry=name),
             Grip(CLOSE, label="squeeze"),
             *slide,

@@ -85,3 +85,20 @@ def clearance(p: np.ndarray, name: str, scene: dict, half: np.ndarray = np.zeros
         d = np.maximum(0, np.maximum(lo[:2] - (p[:2] + half), (p[:2] - half) - hi[:2]))
         best = min(best, float(np.linalg.norm(d)))
     return best
+
+
+def container_around(name: str, scene: dict) -> str | None:
+    """The loose object `name` sits in, if any: its centre over the other's footprint, no wider than it, its
+    bottom above the other's base and below its rim. Fingers opened wide to grasp it would land on that
+    container's wall. (A bowl on a smaller ramekin, or a pot standing beside a pan's handle, is not inside.)"""
+    obj = scene["objects"][name]
+    lo, hi = obj["aabb_min"], obj["aabb_max"]
+    c, bottom = (lo[:2] + hi[:2]) / 2, float(lo[2])
+    for other, o in scene["objects"].items():
+        if other == name or o["fixture"]:
+            continue
+        over = bool((o["aabb_min"][:2] < c).all() and (c < o["aabb_max"][:2]).all())
+        fits = bool((hi[:2] - lo[:2] <= o["aabb_max"][:2] - o["aabb_min"][:2]).all())
+        if over and fits and o["aabb_min"][2] + 0.003 < bottom < o["aabb_max"][2] - 0.002:
+            return other
+    return None
