@@ -4,6 +4,7 @@ same checkpoint format, reloads, and runs real episodes through the same policy 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -189,3 +190,31 @@ def test_log_with_tensorboard_writes_an_event_file(tmp_path, pixel_mlp):
     assert events and events[0].stat().st_size > 100
     with pytest.raises(ValueError, match="unknown tracker 'mlflow'; choose one of tensorboard, wandb"):
         train(pixel_mlp, [FIXTURE], tmp_path / "run2", TrainConfig(steps=1, log_with="mlflow"))
+
+
+@pytest.mark.parametrize("model,suite,folder", [pytest.param(*b, id=b[2].name) for b in __import__(
+    "bench.policies.trained", fromlist=["bundled"]).bundled()])
+def test_every_shipped_checkpoint_serves_through_its_policy(model, suite, folder):
+    """Each checkpoint in bench/checkpoints (bf16 baselines included) rebuilds its registered model, answers
+    an observation at the suite's render size with a finite chunk of its layout, repeats it for the same
+    (episode, step) and changes it for another instruction."""
+    from bench.policies import make_policy
+    from bench.policy import EpisodeInfo, ObservationBatch
+    from bench.suites import get_suite
+
+    policy = make_policy(model, checkpoint=str(folder))
+    s = get_suite(suite)
+    task = s.task(0)
+    size = s.protocol.resolution
+    state_dim = sum(int(n) for n in re.findall(r"\((\d+)\)", policy.spec.state_layout))  # "eef_pos(3)+..."
+
+    def chunk(prompt):
+        policy.reset(EpisodeInfo("k", task, 0, s.protocol.seed))
+        obs = {"key": "k", "images": {c: np.full((size, size, 3), 90, np.uint8) for c in policy.spec.cameras},
+               "state": np.zeros(state_dim, np.float32), "prompt": prompt, "step": 0}
+        return policy.act(ObservationBatch.stack([obs]))
+
+    a, b = chunk(task.language), chunk(task.language)
+    assert a.shape == (1, policy.spec.chunk_length, policy.spec.action_dim) and np.isfinite(a).all()
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, chunk(s.task(1).language))
