@@ -148,13 +148,15 @@ baseline-eval: setup
 	$(BIN)/bench run --suite libero_spatial --policy $(MODEL) --out runs/$(MODEL)/libero_spatial --resume \
 	  --publish results/$(MODEL) $(RUN_ARGS)
 
-# DiT4DiT beside every baseline: per task, paired tests (McNemar, Holm, bootstrap, MDD) and Fisher p, and the
-# action-loss curves against step and training time (needs the evaluations and curves above).
+# DiT4DiT beside every baseline evaluated so far: per task, paired tests (McNemar, Holm, bootstrap, MDD) and
+# Fisher p, and the action-loss curves against step and training time (needs the evaluations and curves above).
 BASELINES := groot flare pi05
+EVALUATED := $(foreach m,$(BASELINES),$(wildcard results/$(m)/libero_spatial_summary.json))
 baselines-compare: setup
-	$(BIN)/bench compare results/dit4dit/libero_spatial_summary.json \
-	  $(foreach m,$(BASELINES),results/$(m)/libero_spatial_summary.json) --out results/baselines/libero_spatial_comparison
-	$(BIN)/bench curves results/dit4dit/losses.csv $(foreach m,$(BASELINES),results/$(m)/losses.csv) \
+	@if [ -z "$(EVALUATED)" ]; then echo "no baseline evaluated yet: make baseline-eval MODEL=groot"; exit 2; fi
+	$(BIN)/bench compare results/dit4dit/libero_spatial_summary.json $(EVALUATED) \
+	  --out results/baselines/libero_spatial_comparison
+	$(BIN)/bench curves results/dit4dit/losses.csv $(foreach m,$(BASELINES),$(wildcard results/$(m)/losses.csv)) \
 	  --out results/baselines/training_curves
 
 # The paper's ablations at the small budget (about six hours each on 2 cores), into results/ablations/.
