@@ -151,11 +151,16 @@ baseline-eval: setup
 # DiT4DiT beside every baseline evaluated so far: per task, paired tests (McNemar, Holm, bootstrap, MDD) and
 # Fisher p, and the action-loss curves against step and training time (needs the evaluations and curves above).
 BASELINES := groot flare pi05
+COMPARE_NOTE := Tiny models trained from scratch on this machine (no pretrained image or video weights can be had \
+  offline; every model reads the instruction through the same frozen MiniLM), on the same libero_spatial demos with \
+  the same budget and seed and a shared action DiT: a controlled comparison of how the action head is conditioned, \
+  not of the published 2B-scale models. training_curves.md checks the shared data, budget, seed and parameter counts \
+  from each run's train_config.json.
 EVALUATED := $(foreach m,$(BASELINES),$(wildcard results/$(m)/libero_spatial_summary.json))
 baselines-compare: setup
 	@if [ -z "$(EVALUATED)" ]; then echo "no baseline evaluated yet: make baseline-eval MODEL=groot"; exit 2; fi
 	$(BIN)/bench compare results/dit4dit/libero_spatial_summary.json $(EVALUATED) \
-	  --out results/baselines/libero_spatial_comparison
+	  --out results/baselines/libero_spatial_comparison --note "$(COMPARE_NOTE)"
 	$(BIN)/bench curves results/dit4dit/losses.csv $(foreach m,$(BASELINES),$(wildcard results/$(m)/losses.csv)) \
 	  --out results/baselines/training_curves
 

@@ -296,7 +296,7 @@ def plot(table: pd.DataFrame, labels: list[str], path: Path, title: str = "") ->
     plt.close(fig)
 
 
-def write_comparison(summaries: list[Summary], out: Path, provenance: dict) -> pd.DataFrame:
+def write_comparison(summaries: list[Summary], out: Path, provenance: dict, note: str = "") -> pd.DataFrame:
     """Write OUT.md (table, where each summary came from, this command's provenance), OUT.csv, OUT.png."""
     table = compare(summaries)
     labels = [s.label for s in summaries]
@@ -312,7 +312,7 @@ def write_comparison(summaries: list[Summary], out: Path, provenance: dict) -> p
     warning = math_warning(summaries)
     math = f"## Float math\n\n{warning}\n\n" if warning else "Float math: the same in every run.\n\n"
     out.with_suffix(".md").write_text(
-        f"# {' vs '.join(labels)}\n\n{to_markdown(table, labels)}\n\n{test}{math}"
+        f"# {' vs '.join(labels)}\n\n{note + chr(10) * 2 if note else ''}{to_markdown(table, labels)}\n\n{test}{math}"
         f"Protocol hash: `{summaries[0].protocol_hash}`.\n\n## Sources\n\n{sources}\n\n"
         f"## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n",
         encoding="utf-8")

@@ -57,6 +57,48 @@ def plot_curves(table: pd.DataFrame, loss: str, path: Path, title: str = "") -> 
     plt.close(fig)
 
 
+# What must agree for a controlled comparison, read from each run's train_config.json (bench/training.py).
+SAME = {"data": lambda c: c.get("data_fingerprint"), "demos": lambda c: c.get("num_demos"),
+        "steps": lambda c: c["train"]["steps"], "batch": lambda c: c["train"]["batch_size"],
+        "seed": lambda c: c["train"]["seed"], "demo fraction": lambda c: c["train"].get("demo_fraction", 1.0)}
+PARAMS_WITHIN = 0.10  # the baselines issue's tolerance on trainable parameters
+
+
+def training_facts(paths: list[Path], labels: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """One row per run from the train_config.json beside its losses.csv, and sentences saying what differs.
+
+    Why: "same data, budget and seed, about the same size" is the claim every baseline table rests on, so it
+    is read from the runs' own configs rather than asserted."""
+    rows, configs = [], {}
+    for path, label in zip(paths, labels):
+        cfg_path = path.parent / "train_config.json"
+        if not cfg_path.is_file():
+            continue
+        c = json.loads(cfg_path.read_text())
+        configs[label] = c
+        rows.append({"run": label, "model": c.get("model"), "trainable parameters": c.get("parameters"),
+                     **{k: f(c) for k, f in SAME.items()}, "precision": c["train"].get("precision"),
+                     "initialised from": c["train"].get("init_from") or "scratch"})
+    notes = []
+    if len(configs) < 2:
+        return pd.DataFrame(rows), notes
+    for key, f in SAME.items():
+        values = {label: f(c) for label, c in configs.items()}
+        if len(set(map(str, values.values()))) > 1:
+            notes.append(f"{key} differs: " + ", ".join(f"{k} {v}" for k, v in values.items()) + ".")
+    first, *others = configs
+    base = configs[first].get("parameters")
+    for label in others:
+        n = configs[label].get("parameters")
+        if base and n and abs(n - base) / base > PARAMS_WITHIN:
+            notes.append(f"{label} has {n:,} trainable parameters, {100 * (n - base) / base:+.0f}% of {first}'s "
+                         f"{base:,} (beyond {PARAMS_WITHIN:.0%}).")
+    if not notes:
+        notes.append(f"Every run here saw the same demos (data fingerprint), steps, batch, seed and demo fraction, "
+                     f"and has trainable parameters within {PARAMS_WITHIN:.0%} of {first}'s.")
+    return pd.DataFrame(rows), notes
+
+
 def write_curves(paths: list[Path], labels: list[str], loss: str, out: Path, provenance: dict) -> pd.DataFrame:
     """OUT.png (the plot), OUT.csv (the long table it is drawn from), OUT.md (final losses and sources)."""
     table = load_curves(paths, labels, loss)
@@ -69,7 +111,10 @@ def write_curves(paths: list[Path], labels: list[str], loss: str, out: Path, pro
         rows.append({"run": label, "steps": int(last["step"]), f"final {loss} ({SMOOTH}-row mean)": last["smoothed"],
                      "training hours": last["hours"], "losses.csv": str(path)})
     md = pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g")
+    facts, notes = training_facts(paths, labels)
+    trained = ("## What each run was trained on\n\nFrom the `train_config.json` beside each `losses.csv`.\n\n"
+               f"{facts.to_markdown(index=False)}\n\n{' '.join(notes)}\n\n") if len(facts) else ""
     out.with_suffix(".md").write_text(
-        f"# Training curves: {loss} loss\n\n{md}\n\n![curves]({out.with_suffix('.png').name})\n\n"
+        f"# Training curves: {loss} loss\n\n{md}\n\n![curves]({out.with_suffix('.png').name})\n\n{trained}"
         f"## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n", encoding="utf-8")
     return table

@@ -248,3 +248,26 @@ def test_failures_are_explained_in_the_policys_own_words():
     md = failure_notes([worded, mute, ok])
     assert "lost sight of the bowl x1" in md and "notes say nothing of where it stood x1" in md
     assert "never quoted" not in md and "| 0 |" in md and "| 2 |" in md
+
+
+def test_curves_say_what_the_runs_were_trained_on_and_what_differs(tmp_path):
+    from bench.curves import training_facts
+
+    def run(name, params, steps=3000, data="c6cb"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "losses.csv").write_text("step,action\n10,1.0\n")
+        cfg = {"model": name, "parameters": params, "data_fingerprint": data, "num_demos": 500,
+               "train": {"steps": steps, "batch_size": 16, "seed": 0, "demo_fraction": 1.0, "precision": "fp32",
+                         "init_from": None}}
+        (tmp_path / name / "train_config.json").write_text(json.dumps(cfg))
+        return tmp_path / name / "losses.csv"
+
+    a, b = run("a", 1_000_000), run("b", 1_050_000)
+    facts, notes = training_facts([a, b], ["a", "b"])
+    assert list(facts["trainable parameters"]) == [1_000_000, 1_050_000]
+    assert notes == [n for n in notes if n.startswith("Every run here saw the same demos")] and len(notes) == 1
+    c = run("c", 1_200_000, steps=1000, data="ffff")
+    _, notes = training_facts([a, c], ["a", "c"])
+    text = " ".join(notes)
+    assert "steps differs: a 3000, c 1000" in text and "data differs" in text and "+20% of a's" in text
+    assert "Every run" not in text

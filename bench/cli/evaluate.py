@@ -246,6 +246,7 @@ def compare(
     out: Path = typer.Option(..., help="Output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png."),
     labels: Optional[str] = typer.Option(None, help="Comma-separated names, one per summary "
                                                     "(default: each file's folder name)."),
+    note: str = typer.Option("", help="A paragraph printed under the title (what the runs are, what they share)."),
 ):
     """Per-task success of several runs side by side with 95% intervals; for two, a one-sided
     Fisher exact p that the first beats the second."""
@@ -257,7 +258,7 @@ def compare(
         fail(f"--labels has {len(names)} names for {len(summaries)} summaries")
     try:
         loaded = [load_summary(p, n) for p, n in zip(summaries, names)]
-        table = write_comparison(loaded, out, provenance())
+        table = write_comparison(loaded, out, provenance(), note)
     except ValueError as e:
         fail(str(e))
     typer.echo(to_markdown(table, [s.label for s in loaded]))
