@@ -1,6 +1,8 @@
 """The scripted expert on the real simulator: it reads only the privileged scene
 state the worker sends, and solves a pick-and-place and a knob task."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,41 @@ def test_a_traced_episode_is_the_episode_bench_run_plays(tmp_path, gl):
     assert any("alphabet_soup" in b for b in touched), touched
     with pytest.raises(ValueError, match="--init 99"):
         list(run_trace("libero_object", 0, 99))
+
+
+def test_door_push_follows_the_panel_around_its_hinge():
+    """A 26 cm panel hinged at the origin, open 90 degrees (lying along -y), closing counter-clockwise to lie
+    along +x: the push starts behind the face that trails the swing, keeps the fingers along the panel, ends
+    past the closed angle, and a knob-sized part is not taken for a door."""
+    from bench.policies.scripted_scene import door_push
+
+    def box(lo, hi):
+        return np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+
+    panel = box((-0.012, -0.26, 0.92), (0.012, 0.0, 1.11))  # open: along -y, its faces at x = +-0.012
+    art = {"type": "hinge", "axis": np.array([0.0, 0.0, 1.0]), "anchor": np.zeros(3), "qpos": -math.pi / 2,
+           "corners": panel[None]}
+    push = door_push(art, q_goal=0.0, n=3)
+    assert push is not None and push.top == pytest.approx(1.11)
+    # closing counter-clockwise moves the open panel toward +x: the hand waits on the -x side, 6 cm off the face
+    assert push.approach[0] == pytest.approx(-0.012 - 0.06) and push.approach[2] == pytest.approx(0.96)
+    first, last = push.waypoints[0], push.waypoints[-1]
+    assert first[0][0] == pytest.approx(-0.002) and first[0][1] == pytest.approx(-0.45 * 0.26, abs=1e-3)
+    assert abs(wrap_pi(first[1] - math.pi / 2)) < 1e-6  # fingers along the panel
+    swung = math.atan2(last[0][1], last[0][0]) - math.atan2(first[0][1], first[0][0])
+    assert swung == pytest.approx(math.pi / 2 + 0.3, abs=1e-6)  # past closed by the overshoot
+    assert push.away @ np.array([-math.sin(0.3), math.cos(0.3), 0]) < 0  # backs out against the last push
+    knob = dict(art, corners=box((-0.02, -0.02, 0.9), (0.02, 0.02, 0.95))[None])
+    assert door_push(knob, q_goal=0.0) is None
+    flap = dict(art, axis=np.array([1.0, 0.0, 0.0]))
+    assert door_push(flap, q_goal=0.0) is None
+
+
+def test_the_expert_closes_the_microwave_door(gl):
+    """GR1 proxy task 3: the door (its geoms only receive contacts) is pushed shut, to LIBERO's closed range."""
+    from bench.sim.libero.trace import run_trace
+
+    chunks = list(run_trace("gr1_tabletop_proxy", 3, 0, "scripted"))
+    door = [c.joints["microwave_1_microjoint"] for c in chunks]
+    assert door[0] < -1.3 and max(door) > -0.005, door
+    assert any(c.stage == "swing" for c in chunks)

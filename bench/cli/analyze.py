@@ -160,9 +160,11 @@ def trace(
     try:
         for c in run_trace(suite, task, init, policy, checkpoint, max_chunks=chunks):
             touches = "; ".join(f"{x['robot_geom']} x {x['other_geom']} @z {x['z']:.3f}" for x in c.contacts)
+            before = traced[-1].joints if traced else {}
+            moved = " ".join(f"{j}={q:.3f}" for j, q in c.joints.items() if abs(q - before.get(j, q)) > 1e-3)
             console.print(f"{c.chunk:3d} step {c.steps:3d} {c.stage or '-':<13} eef "
-                          f"({c.eef[0]:.3f}, {c.eef[1]:.3f}, {c.eef[2]:.3f})  {touches or 'no contact'}",
-                          highlight=False)
+                          f"({c.eef[0]:.3f}, {c.eef[1]:.3f}, {c.eef[2]:.3f})  {touches or 'no contact'}"
+                          + (f"  moved: {moved}" if moved else ""), highlight=False)
             traced.append(c)
     except ValueError as exc:
         fail(str(exc))

@@ -23,8 +23,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from bench.policies import register
-from bench.policies.scripted_scene import (clearance, container_around, down_rotation, finger_yaw, goal_q, ground_height,
-                                           horizontal_rotation, is_state, joint_of, wrap_pi)
+from bench.policies.scripted_scene import (clearance, container_around, door_push, down_rotation, finger_yaw, goal_q,
+                                           ground_height, horizontal_rotation, is_state, joint_of, wrap_pi)
 from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
 from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
 
@@ -294,11 +294,25 @@ class ScriptedExpert:
                 Move(handle + front_dir * 0.06, CLOSE, rot=flat, tol=0.015, rot_tol=0.3, label="level-with-handle"),
                 Move(along(0.02), CLOSE, rot=flat, tol=0.01, rot_tol=0.3, max_chunks=6, label="push"),
             ] + leave(flat, CLOSE) + done
+        push = door_push(art, q_goal)
+        if push is not None:  # a door (hinge about a vertical axis, a wide panel): swing it by pushing its face
+            yaw0 = push.waypoints[0][1]
+            over = push.top + 0.12  # fingertips this high clear the panel from either side
+            return [
+                Move(lambda ep, scene: np.array([*scene["eef_pos"][:2], max(over, scene["eef_pos"][2])]), CLOSE,
+                     tol=0.03, max_chunks=3, label="rise-over-door", freeze=True),
+                Move(np.array([*push.approach[:2], over]), CLOSE, yaw0, tol=0.03, rot_tol=0.3, label="above-door"),
+                Move(push.approach, CLOSE, yaw0, tol=0.015, rot_tol=0.3, label="behind-door"),
+                *[Move(p, CLOSE, yaw, tol=0.03, rot_tol=0.3, max_chunks=3, label="swing") for p, yaw in push.waypoints],
+                Move(lambda ep, scene: scene["eef_pos"] + push.away * 0.08, CLOSE, tol=0.03, max_chunks=2,
+                     label="back-off", freeze=True),
+                up,
+            ] + done
         # hinge about a vertical axis (a knob): grasp the knob's bar on the axis and turn the wrist
         solid = [g for g in art["geoms"] if np.isfinite(g[0]).all()]
-        if not solid or abs(art["axis"][2]) < 0.9:  # doors (no collision geoms of their own here): not yet
+        if not solid or abs(art["axis"][2]) < 0.9:  # a hinge about a horizontal axis (a flap): no primitive
             if finish:
-                ep.skipped.append(f"{goal} {art['object']} (a hinged door: no primitive for doors)")
+                ep.skipped.append(f"{goal} {art['object']} (a hinge this expert has no primitive for)")
                 ep.subgoal += 1
             return []
         lo, hi = max(solid, key=lambda g: float(g[1][2]))  # the tallest part is the grip bar

@@ -9,6 +9,7 @@ gripper orientations its moves aim for.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -102,3 +103,61 @@ def container_around(name: str, scene: dict) -> str | None:
         if over and fits and o["aabb_min"][2] + 0.003 < bottom < o["aabb_max"][2] - 0.002:
             return other
     return None
+
+
+@dataclass
+class DoorPush:
+    """Where to push a hinged door (vertical axis) to swing it to a joint position, planned from its geometry.
+
+    The hand stands behind the panel's trailing face (the side away from the swing), fingers closed and their
+    axis along the panel, so the hand's thin side pushes; it follows the arc the push point travels, past the
+    goal by `overshoot` so the door is pressed against its stop rather than left short of it."""
+
+    approach: np.ndarray  # behind the first push point, at its height
+    top: float  # the panel's top: the hand crosses above it to reach the approach
+    waypoints: list[tuple[np.ndarray, float]]  # (gripper position, finger yaw) along the arc
+    away: np.ndarray  # unit horizontal direction out of the door's way, for the retreat
+
+
+def _rot_z(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def door_push(art: dict, q_goal: float, arm: float = 0.45, behind: float = 0.06, press: float = 0.01,
+              overshoot: float = 0.3, n: int = 3) -> DoorPush | None:
+    """The push for articulation `art` (a privileged snapshot's entry), or None when it is not a door.
+
+    A door: a hinge about a vertical axis whose touchable part reaches more than 10 cm from it. The panel is
+    its geom of longest radial reach; the push point sits at `arm` of that reach (clear of a handle at the
+    free edge, which the hand's width would hit), `press` into the face, near the panel's bottom."""
+    if art["type"] != "hinge" or abs(art["axis"][2]) < 0.9 or len(art["corners"]) == 0:
+        return None
+    anchor = art["anchor"]
+    rel = art["corners"][..., :2] - anchor[:2]  # (G, 8, 2)
+    radius = np.linalg.norm(rel, axis=-1)
+    if radius.max() < 0.10:
+        return None
+    panel = int(np.argmax(radius.max(1) - radius.min(1)))
+    pts = rel[panel]
+    centred = pts - pts.mean(0)
+    u = np.linalg.eigh(centred.T @ centred)[1][:, -1]  # the panel's long axis
+    u = u if u @ pts.mean(0) > 0 else -u
+    swing = float(np.sign(q_goal - art["qpos"]) * np.sign(art["axis"][2]))  # + counter-clockwise from above
+    t = swing * np.array([-u[1], u[0]])  # the way the panel moves
+    face = float((pts @ t).min())  # the trailing face, as an offset along t from the axis
+    reach = float(radius[panel].max())
+    z = float(art["corners"][panel][:, 2].min()) + 0.04
+    start = anchor[:2] + arm * reach * u + (face + press) * t
+    turn = swing * (abs(q_goal - art["qpos"]) + overshoot)
+    waypoints = []
+    for k in range(n + 1):
+        r = _rot_z(turn * k / n)[:2, :2]
+        p = anchor[:2] + r @ (start - anchor[:2])
+        uk = r @ u
+        waypoints.append((np.array([p[0], p[1], z]), math.atan2(uk[1], uk[0])))
+    back = start - (behind + press) * t
+    last = _rot_z(turn)[:2, :2] @ t
+    top = float(art["corners"][panel][:, 2].max())
+    return DoorPush(approach=np.array([back[0], back[1], z]), top=top, waypoints=waypoints,
+                    away=np.array([-last[0], -last[1], 0.0]))

@@ -48,7 +48,12 @@ class SceneIndex:
                 jid = env.sim.model.joint_name2id(jname)
                 body = m.jnt_bodyid[jid]
                 geoms = [g for g in range(m.ngeom) if m.geom_bodyid[g] == body and m.geom_contype[g]]
-                self.articulations[jname] = (name, jid, adr, np.array(geoms, dtype=np.int64))
+                # everything of the moving part that something can touch (a microwave door's geoms only
+                # receive contacts: contype 0, conaffinity 1)
+                touchable = [g for g in range(m.ngeom) if m.geom_bodyid[g] == body
+                             and (m.geom_contype[g] or m.geom_conaffinity[g])]
+                self.articulations[jname] = (name, jid, adr, np.array(geoms, dtype=np.int64),
+                                             np.array(touchable, dtype=np.int64))
         self.ranges = {}
         for name in names:
             obj = env.get_object(name)
@@ -59,12 +64,16 @@ class SceneIndex:
 def _aabb(model, data, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(geoms) == 0:
         return np.full(3, np.nan), np.full(3, np.nan)
-    aabb = model.geom_aabb[geoms]  # (G, 6): local centre, half sizes
-    pts = aabb[:, None, :3] + aabb[:, None, 3:] * _CORNERS[None]  # (G, 8, 3) local
-    rot = data.geom_xmat[geoms].reshape(-1, 3, 3)
-    world = np.einsum("gij,gkj->gki", rot, pts) + data.geom_xpos[geoms][:, None, :]
-    world = world.reshape(-1, 3)
+    world = _corners(model, data, geoms).reshape(-1, 3)
     return world.min(0), world.max(0)
+
+
+def _corners(model, data, geoms: np.ndarray) -> np.ndarray:
+    """World corners (G, 8, 3) of each geom's oriented bounding box: exact for a box at any angle."""
+    aabb = model.geom_aabb[geoms]
+    pts = aabb[:, None, :3] + aabb[:, None, 3:] * _CORNERS[None]
+    rot = data.geom_xmat[geoms].reshape(-1, 3, 3)
+    return np.einsum("gij,gkj->gki", rot, pts) + data.geom_xpos[geoms][:, None, :]
 
 
 def snapshot(env, index: SceneIndex) -> dict:
@@ -87,12 +96,13 @@ def snapshot(env, index: SceneIndex) -> dict:
                        "size": m.site_size[sid].copy(), "joints": index.site_joints[name],
                        "parent": index.site_parent[name]}
     articulations = {}
-    for jname, (owner, jid, adr, geoms) in index.articulations.items():
+    for jname, (owner, jid, adr, geoms, touchable) in index.articulations.items():
         lo, hi = _aabb(m, d, geoms)
         articulations[jname] = {"object": owner, "qpos": float(d.qpos[adr]), "anchor": d.xanchor[jid].copy(),
                                 "axis": d.xaxis[jid].copy(), "type": "slide" if m.jnt_type[jid] == 2 else "hinge",
                                 "aabb_min": lo, "aabb_max": hi,
-                                "geoms": [(_aabb(m, d, geoms[i:i + 1])) for i in range(len(geoms))]}
+                                "geoms": [(_aabb(m, d, geoms[i:i + 1])) for i in range(len(geoms))],
+                                "corners": _corners(m, d, touchable)}
     base = d.xpos[env.sim.model.body_name2id("robot0_link0")].copy()
     return {"objects": objects, "sites": sites, "articulations": articulations,
             "goal": [list(g) for g in env.parsed_problem["goal_state"]],

@@ -33,6 +33,7 @@ class ChunkTrace:
     done: bool  # the task's goal held (the episode ends, as in `bench run`)
     state: str  # digest of the whole simulator state after the chunk (a record's final_state, at the end)
     contacts: list[dict] = field(default_factory=list)  # robot against anything: bodies, geoms, height (m)
+    joints: dict = field(default_factory=dict)  # every articulated part's joint position (drawers, doors, knobs)
 
 
 def robot_contacts(sim) -> list[dict]:
@@ -95,9 +96,11 @@ def trace(suite, task_id: int, init_id: int, policy, max_chunks: int | None = No
                 done = ep.step(a)
                 if done or sim.steps >= start.max_steps:
                     break
-            eef = [round(float(v), 4) for v in sim.privileged()["eef_pos"]]
+            scene = sim.privileged()
+            eef = [round(float(v), 4) for v in scene["eef_pos"]]
+            joints = {j: round(a["qpos"], 4) for j, a in scene["articulations"].items()}
             state = hashlib.sha256(sim.sim_state().tobytes()).hexdigest()[:16]
-            yield ChunkTrace(chunk, sim.steps, stage, eef, bool(done), state, robot_contacts(sim))
+            yield ChunkTrace(chunk, sim.steps, stage, eef, bool(done), state, robot_contacts(sim), joints)
             chunk += 1
     finally:
         sim.close()
