@@ -58,12 +58,19 @@ def make_config(name: str = "tiny", **overrides) -> FLAREConfig:
 
 
 class FLARE(GR00T):
+    TRAINING_ONLY = ("target_encoder",)  # the alignment target: a shipped checkpoint need not carry it
+
     def __init__(self, cfg: FLAREConfig):
         super().__init__(cfg)
         hidden = cfg.action.hidden
         self.future = nn.Parameter(torch.randn(1, cfg.future_tokens, hidden) * 0.02)
         self.align_mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, cfg.width))
         self.target_encoder = copy.deepcopy(self.image_encoder).requires_grad_(False)
+
+    @torch.no_grad()
+    def restore_training_only(self) -> None:
+        """After loading a checkpoint exported without it: the EMA target restarts from the trained encoder."""
+        self.target_encoder.load_state_dict(self.image_encoder.state_dict())
 
     @torch.no_grad()
     def after_step(self) -> None:

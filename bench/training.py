@@ -134,12 +134,14 @@ def export_checkpoint(src: str | Path, dst: str | Path, dtype: str = "bf16") -> 
     if dst.exists() and any(dst.iterdir()):
         raise FileExistsError(f"{dst} is not empty; remove it or choose another --out")
     dst.mkdir(parents=True, exist_ok=True)
+    dropped = list(getattr(load_models().get(info["model"]).build, "TRAINING_ONLY", ()))
     weights = {k: v.to(WEIGHT_DTYPES[dtype]) if v.is_floating_point() else v
-               for k, v in load_file(str(src / "model.safetensors")).items()}
+               for k, v in load_file(str(src / "model.safetensors")).items()
+               if not any(k.startswith(m + ".") for m in dropped)}
     save_file(weights, str(dst / "model.safetensors"))
     for name in ("stats.json", "text_cache.safetensors"):
         shutil.copyfile(src / name, dst / name)
-    info = {**info, "weights_dtype": dtype, "exported_from": file_hash(src)}
+    info = {**info, "weights_dtype": dtype, "exported_from": file_hash(src), "dropped_modules": dropped}
     (dst / "config.json").write_text(json.dumps(info, indent=2))
     return dst
 
@@ -172,7 +174,14 @@ def load_checkpoint(folder: str | Path, text_encoder: bool = True) -> tuple:
     entry = load_models().get(info["model"])
     cfg = entry.config_cls.from_dict(info["config"])
     model = entry.build(cfg)
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    dropped = info.get("dropped_modules", [])
+    missing, unexpected = model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=not dropped)
+    absent = [k for k in missing if not any(k.startswith(m + ".") for m in dropped)]
+    if absent or unexpected:
+        raise RuntimeError(f"{folder}: weights do not match {info['model']}: missing {absent[:3]}, "
+                           f"unexpected {unexpected[:3]}")
+    if dropped:
+        model.restore_training_only()
     table = {k: v for k, v in load_file(str(folder / "text_cache.safetensors")).items() if k}
     stats = json.loads((folder / "stats.json").read_text())
     # the cache holds the trained instructions; an encoder serves new ones (a precomputed one needs its file)

@@ -111,6 +111,23 @@ def test_baselines_train_save_and_serve_through_the_seam(tmp_path, name):
     assert out.shape == (1, 8, 7) and np.isfinite(out).all()
     with pytest.raises(ValueError, match=f"is a {name} checkpoint, not dit4dit"):
         make_policy("dit4dit", checkpoint=str(ckpt))
+    # an export keeps what inference runs and leaves out what only training needs (FLARE's EMA target)
+    from safetensors import safe_open
+
+    from bench.training import export_checkpoint
+
+    shipped = export_checkpoint(ckpt, tmp_path / "shipped", dtype="fp32")
+    keys = list(safe_open(str(shipped / "model.safetensors"), "pt").keys())
+    assert any(k.startswith("target_encoder.") for k in keys) is False
+    assert checkpoint_info(shipped)["dropped_modules"] == (["target_encoder"] if name == "flare" else [])
+    again = make_policy(name, checkpoint=str(shipped))
+    again.reset(EpisodeInfo(key="e", task=task, init_id=0, seed=7))
+    assert np.array_equal(again.act(obs), out)
+    if name == "flare":
+        import torch
+
+        for a, b in zip(again.model.target_encoder.parameters(), again.model.image_encoder.parameters()):
+            assert torch.equal(a, b)
 
 
 def test_pi05_attention_is_prefix_lm():

@@ -42,6 +42,8 @@ class TrainableModel(Protocol):
         """(chunk length, action dim) of what `predict` returns."""
 
     # optional: after_step() is called after every optimizer step (e.g. to move an EMA copy)
+    # optional: TRAINING_ONLY = ("module", ...): submodules inference never runs; `bench export` leaves them
+    #   out, and loading such a checkpoint calls restore_training_only() to rebuild them
 
 
 @dataclass(frozen=True)
