@@ -64,6 +64,21 @@ SAME = {"data": lambda c: c.get("data_fingerprint"), "demos": lambda c: c.get("n
 PARAMS_WITHIN = 0.10  # the baselines issue's tolerance on trainable parameters
 
 
+def trainable_parameters(config: dict) -> int | None:
+    """A run's trainable parameter count: recorded by newer runs; for older ones (which recorded every
+    parameter, an EMA copy included), counted on the model its config rebuilds."""
+    if "trainable_parameters" in config:
+        return config["trainable_parameters"]
+    try:
+        from bench.models.common import count_parameters
+        from bench.models.registry import load_models
+
+        entry = load_models().get(config["model"])
+        return count_parameters(entry.build(entry.config_cls.from_dict(config["config"])), trainable=True)
+    except (KeyError, TypeError, ValueError):
+        return config.get("parameters")
+
+
 def training_facts(paths: list[Path], labels: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """One row per run from the train_config.json beside its losses.csv, and sentences saying what differs.
 
@@ -76,7 +91,7 @@ def training_facts(paths: list[Path], labels: list[str]) -> tuple[pd.DataFrame, 
             continue
         c = json.loads(cfg_path.read_text())
         configs[label] = c
-        rows.append({"run": label, "model": c.get("model"), "trainable parameters": c.get("parameters"),
+        rows.append({"run": label, "model": c.get("model"), "trainable parameters": trainable_parameters(c),
                      **{k: f(c) for k, f in SAME.items()}, "precision": c["train"].get("precision"),
                      "initialised from": c["train"].get("init_from") or "scratch"})
     notes = []
@@ -87,9 +102,9 @@ def training_facts(paths: list[Path], labels: list[str]) -> tuple[pd.DataFrame, 
         if len(set(map(str, values.values()))) > 1:
             notes.append(f"{key} differs: " + ", ".join(f"{k} {v}" for k, v in values.items()) + ".")
     first, *others = configs
-    base = configs[first].get("parameters")
+    base = trainable_parameters(configs[first])
     for label in others:
-        n = configs[label].get("parameters")
+        n = trainable_parameters(configs[label])
         if base and n and abs(n - base) / base > PARAMS_WITHIN:
             notes.append(f"{label} has {n:,} trainable parameters, {100 * (n - base) / base:+.0f}% of {first}'s "
                          f"{base:,} (beyond {PARAMS_WITHIN:.0%}).")

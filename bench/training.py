@@ -321,7 +321,8 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
 
     run_info = {"train": asdict(cfg), "model": entry.name, "config": model_cfg.to_dict(), "data": [str(p) for p in data],
                 "data_fingerprint": dataset.stats["fingerprint"], "num_demos": len(dataset.demos),
-                "num_windows": len(dataset), "parameters": count_parameters(core), "resumed_at": start,
+                "num_windows": len(dataset), "parameters": count_parameters(core),
+                "trainable_parameters": count_parameters(core, trainable=True), "resumed_at": start,
                 "provenance": provenance()}
     (out / ("train_config.json" if start == 0 else f"train_config.resume{start}.json")).write_text(
         json.dumps(run_info, indent=2))
