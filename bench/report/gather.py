@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.curves import trainable_parameters
+
 NOT_POLICIES = {"reference", "verify", "perf", "demos", "baselines", "ablations"}  # results/ folders of other kinds
 PRIVILEGED = {"scripted": "privileged scripted expert (reads simulator state; makes the demos)"}
 
@@ -318,13 +320,15 @@ def training_section(results: Path) -> Section | None:
             t = d["train"]
             model = d.get("model") if isinstance(d.get("model"), str) else "dit4dit"  # older runs: the config
             rows.append([png.parent.name, model, str(t["steps"]), str(t["batch_size"]),
-                         t.get("precision", "fp32"), str(d.get("num_demos", "?")), str(d.get("parameters", "?"))])
+                         t.get("precision", "fp32"), str(d.get("num_demos", "?")),
+                         f"{trainable_parameters(d):,}" if trainable_parameters(d) else "?"])
             sec.sources.append(cfg)
         sec.figure(png, f"{png.parent.name}: training losses.", width=0.7)
     if rows:
         figures_first = sec.blocks
         sec.blocks = []
-        sec.table(["run", "model", "steps", "batch", "precision", "demos", "parameters"], rows, caption="Training runs.")
+        sec.table(["run", "model", "steps", "batch", "precision", "demos", "trainable parameters"], rows,
+                  caption="Training runs.")
         sec.blocks += figures_first
     return sec
 
