@@ -302,3 +302,16 @@ def test_frames_every_k_steps_are_the_full_files_frames_at_those_steps(tmp_path,
         generate(suite, [1], per_task=2, out=sparse, resolution=32, workers=1, frame_every=2)
     one_frame = LiberoDemoDataset(sparse, WindowSpec(n_future=0, future_stride=1), stats_path=tmp_path / "y.json")
     assert len(one_frame) == len(steps)  # a window of one frame (groot, pi05) takes any spacing
+
+
+def test_a_task_the_policy_never_solves_is_not_topped_up_forever(tmp_path, gl):
+    """A whole round without one kept demo (random actions on a LIBERO task) ends that task's attempts: the
+    summary names it instead of spending the top-up rounds on it."""
+    from bench.demos.generate import generate
+    from bench.suites import get_suite
+
+    suite = get_suite("libero_object")
+    summary = generate(suite, [1], per_task=1, out=tmp_path / "demos.hdf5", resolution=32, workers=1,
+                       policy_name="random")
+    assert summary["attempts"] == 1 and summary["kept"] == 0
+    assert summary["unsolved"] == [suite.task(1).name] and summary["per_task"] == {suite.task(1).name: 0}

@@ -9,7 +9,8 @@ import typer
 from rich.progress import TextColumn
 from rich.table import Table
 
-from bench.cli.common import build_policy, console, demos_app, fail, headless_gl, load_suite, parse_tasks, progress_bar
+from bench.cli.common import (build_policy, console, demos_app, err, fail, headless_gl, load_suite, parse_tasks,
+                              progress_bar)
 
 
 @demos_app.command("generate")
@@ -57,6 +58,9 @@ def demos_generate(
         except ValueError as exc:  # bad pixel path, or a file of another pixel path
             fail(str(exc))
     console.print_json(data=summary)
+    if summary["unsolved"]:
+        err.print(f"[yellow]warning:[/] the {policy} policy kept no demo of {', '.join(summary['unsolved'])} in a "
+                  "whole round of attempts; they were not topped up, so the file has none of them", highlight=False)
 
 
 @demos_app.command("inspect")

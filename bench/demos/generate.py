@@ -69,6 +69,7 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
     done_keys = writer.episode_keys()
     attempts = {tid: max(first_attempt, _next_attempt(done_keys, suite.name, tid)) for tid in task_ids}
     stats = {"attempts": 0, "kept": 0}
+    unsolved: list[int] = []  # tasks that kept no demo in a whole round: topping them up would only spin
     t0 = time.perf_counter()
     try:
         for round_ in range(max_rounds):
@@ -76,7 +77,7 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
             queue: list[Planned] = []
             for tid, task in tasks.items():
                 missing = per_task - have.get(task.name, 0)
-                if missing <= 0:
+                if missing <= 0 or tid in unsolved:
                     continue
                 inits = suite.initial_conditions(tid)
                 for _ in range(missing if round_ == 0 else int(np.ceil(missing * 1.5))):  # top-up rounds
@@ -111,8 +112,11 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                             record_pixel_path=pixel_path, record_frame_every=frame_every)
             Runner(cfg, policy, on_episode=on_episode, on_trajectory=keep).run(queue)
             stats["attempts"] += len(queue)
+            unsolved += sorted(t for t in {p.task.task_id for p in queue} - set(kept)
+                               if have.get(tasks[t].name, 0) == 0)
     finally:
         final = writer.counts()
         writer.close()
     return {"out": str(out), "per_task": {t.name: final.get(t.name, 0) for t in tasks.values()},
-            "attempts": stats["attempts"], "kept": stats["kept"], "wall_s": round(time.perf_counter() - t0, 1)}
+            "attempts": stats["attempts"], "kept": stats["kept"], "wall_s": round(time.perf_counter() - t0, 1),
+            "unsolved": [tasks[t].name for t in unsolved]}
