@@ -70,11 +70,10 @@ def trainable_parameters(config: dict) -> int | None:
     if "trainable_parameters" in config:
         return config["trainable_parameters"]
     try:
-        from bench.models.common import count_parameters
-        from bench.models.registry import load_models
+        from bench.models.registry import load_models, trainable_count
 
         entry = load_models().get(config["model"])
-        return count_parameters(entry.build(entry.config_cls.from_dict(config["config"])), trainable=True)
+        return trainable_count(config["model"], entry.config_cls.from_dict(config["config"]))
     except (KeyError, TypeError, ValueError):
         return config.get("parameters")
 
@@ -84,14 +83,15 @@ def training_facts(paths: list[Path], labels: list[str]) -> tuple[pd.DataFrame, 
 
     Why: "same data, budget and seed, about the same size" is the claim every baseline table rests on, so it
     is read from the runs' own configs rather than asserted."""
-    rows, configs = [], {}
+    rows, configs, counts = [], {}, {}
     for path, label in zip(paths, labels):
         cfg_path = path.parent / "train_config.json"
         if not cfg_path.is_file():
             continue
         c = json.loads(cfg_path.read_text())
         configs[label] = c
-        rows.append({"run": label, "model": c.get("model"), "trainable parameters": trainable_parameters(c),
+        counts[label] = trainable_parameters(c)
+        rows.append({"run": label, "model": c.get("model"), "trainable parameters": counts[label],
                      **{k: f(c) for k, f in SAME.items()}, "precision": c["train"].get("precision"),
                      "initialised from": c["train"].get("init_from") or "scratch"})
     notes = []
@@ -102,9 +102,9 @@ def training_facts(paths: list[Path], labels: list[str]) -> tuple[pd.DataFrame, 
         if len(set(map(str, values.values()))) > 1:
             notes.append(f"{key} differs: " + ", ".join(f"{k} {v}" for k, v in values.items()) + ".")
     first, *others = configs
-    base = trainable_parameters(configs[first])
+    base = counts[first]
     for label in others:
-        n = trainable_parameters(configs[label])
+        n = counts[label]
         if base and n and abs(n - base) / base > PARAMS_WITHIN:
             notes.append(f"{label} has {n:,} trainable parameters, {100 * (n - base) / base:+.0f}% of {first}'s "
                          f"{base:,} (beyond {PARAMS_WITHIN:.0%}).")

@@ -95,11 +95,15 @@ def parameter_count(model: str, config: str) -> int:
     the 2 B-parameter configs count too)."""
     import copy
 
+    return trainable_count(model, copy.deepcopy(model_config(model, config)))
+
+
+def trainable_count(model: str, cfg) -> int:
+    """Trainable parameters of registered `model` built from config object `cfg` (on the meta device)."""
     import torch
 
     from bench.models.common import count_parameters
 
-    cfg = copy.deepcopy(model_config(model, config))
     if hasattr(cfg, "pretrained"):
         cfg.pretrained = None  # count the architecture; weights are not loaded for a count
     with torch.device("meta"):

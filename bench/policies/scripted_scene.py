@@ -119,9 +119,10 @@ class DoorPush:
     away: np.ndarray  # unit horizontal direction out of the door's way, for the retreat
 
 
-def _rot_z(a: float) -> np.ndarray:
+def _rot2(a: float) -> np.ndarray:
+    """Counter-clockwise rotation of the xy-plane by `a`."""
     c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return np.array([[c, -s], [s, c]])
 
 
 def door_push(art: dict, q_goal: float, arm: float = 0.45, behind: float = 0.06, press: float = 0.01,
@@ -152,12 +153,12 @@ def door_push(art: dict, q_goal: float, arm: float = 0.45, behind: float = 0.06,
     turn = swing * (abs(q_goal - art["qpos"]) + overshoot)
     waypoints = []
     for k in range(n + 1):
-        r = _rot_z(turn * k / n)[:2, :2]
+        r = _rot2(turn * k / n)
         p = anchor[:2] + r @ (start - anchor[:2])
         uk = r @ u
         waypoints.append((np.array([p[0], p[1], z]), math.atan2(uk[1], uk[0])))
     back = start - (behind + press) * t
-    last = _rot_z(turn)[:2, :2] @ t
+    last = _rot2(turn) @ t
     top = float(art["corners"][panel][:, 2].max())
     return DoorPush(approach=np.array([back[0], back[1], z]), top=top, waypoints=waypoints,
                     away=np.array([-last[0], -last[1], 0.0]))

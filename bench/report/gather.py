@@ -319,9 +319,9 @@ def training_section(results: Path) -> Section | None:
             d = read_json(cfg, "train", "data_fingerprint")
             t = d["train"]
             model = d.get("model") if isinstance(d.get("model"), str) else "dit4dit"  # older runs: the config
+            n = trainable_parameters(d)
             rows.append([png.parent.name, model, str(t["steps"]), str(t["batch_size"]),
-                         t.get("precision", "fp32"), str(d.get("num_demos", "?")),
-                         f"{trainable_parameters(d):,}" if trainable_parameters(d) else "?"])
+                         t.get("precision", "fp32"), str(d.get("num_demos", "?")), f"{n:,}" if n else "?"])
             sec.sources.append(cfg)
         sec.figure(png, f"{png.parent.name}: training losses.", width=0.7)
     if rows:
