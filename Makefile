@@ -13,7 +13,7 @@ DEMOS ?= 128_from224
 # multiple of it. FRAME_EVERY=1 writes LIBERO's layout (a frame per step).
 FRAME_EVERY ?= 4
 
-.PHONY: dit4dit-retrain-resume setup run test test-slow test-ray perf-executors perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations ablations-smoke report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos proxy-train proxy-eval gr1-table results-all zeroshot-init-states zeroshot-expert zeroshot-eval zeroshot-table
+.PHONY: dit4dit-retrain-resume setup run test test-slow test-gpu perf-gpu test-ray perf-executors perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations ablations-smoke report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos proxy-train proxy-eval gr1-table results-all zeroshot-init-states zeroshot-expert zeroshot-eval zeroshot-table
 
 # The training budget of every model compared here (DiT4DiT and the baselines alike): 3000 steps of batch 16,
 # which (with the demos) fits one working session of 2 CPU cores; the first bundled checkpoint had 10000.
@@ -63,6 +63,16 @@ perf: setup
 perf-policy: setup
 	$(BIN)/bench perf policy --configs tiny --batches 1,8 --repeats 5 --threads 1 --out results/perf/policy_tiny.json
 	$(BIN)/bench perf policy --configs full --batches 1 --repeats 1 --threads 1 --out results/perf/policy_full.json
+
+# On a machine with a CUDA GPU and a CUDA build of torch (the venv's torch is the CPU wheel): every model trains
+# there in bf16 and serves on GPU and CPU (tests/test_gpu.py; skipped without CUDA), and the chunk latency and
+# training throughput of both DiT4DiT configs on the GPU (results/perf/policy_gpu.json).
+test-gpu: setup
+	$(BIN)/python -m pytest -m gpu tests/test_gpu.py
+
+perf-gpu: setup
+	$(BIN)/bench perf policy --configs tiny,full --batches 1,8,32 --repeats 5 --train-batch 8 --device cuda \
+	  --out results/perf/policy_gpu.json
 
 # What portable float math costs against native (chunk latency and end-to-end wall time, one run).
 perf-math: setup

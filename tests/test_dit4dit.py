@@ -134,6 +134,19 @@ def test_full_config_parameter_counts_on_meta():
     assert count_parameters(tiny) < 20e6
 
 
+def test_loss_from_cached_latents_equals_loss_from_frames():
+    """A batch may carry `latents` (frames a frozen VAE encoded once): the loss is the one its frames give."""
+    cfg = small_config()
+    model = DiT4DiT(cfg)
+    batch = fake_batch(cfg)
+    text = torch.randn(4, cfg.text_max_tokens, 384)
+    torch.manual_seed(3)
+    from_frames = model.loss(batch, text)
+    torch.manual_seed(3)
+    from_latents = model.loss({**batch, "latents": model.latents(batch["images"]), "images": None}, text)
+    assert all(torch.equal(from_frames[k], from_latents[k]) for k in from_frames)
+
+
 def test_a_small_model_overfits_one_batch():
     """Fresh noise and timesteps every step (the real objective); 8 fixed samples to memorise."""
     cfg = small_config()

@@ -69,6 +69,7 @@ def perf_policy(
     configs: str = typer.Option("tiny,full", help="DiT4DiT configs to measure (random weights)."),
     batches: str = typer.Option("1,8", help="Batch sizes for the latency of one action chunk."),
     repeats: int = typer.Option(3, min=1, help="Timed repeats per measurement (median reported)."),
+    train_batch: int = typer.Option(8, min=1, help="Batch of the training-throughput measurement."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
     out: Path = typer.Option(Path("results/perf/policy.json"), help="Where to write the measurements."),
@@ -93,7 +94,8 @@ def perf_policy(
         fail(f"--device {device}: no CUDA device here; valid: cpu")
     if threads:
         torch.set_num_threads(threads)
-    result = run_policy_benchmark(names, sizes, repeats=repeats, device=device, log=console.print)
+    result = run_policy_benchmark(names, sizes, repeats=repeats, train_batch=train_batch, device=device,
+                                  log=console.print)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_json.dumps(result, indent=2))
     console.print(f"written to {out}")

@@ -215,7 +215,8 @@ class DiT4DiT(nn.Module):
 
     def loss(self, batch: dict, text: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        x0 = self.latents(batch["images"])
+        # "latents": frames already encoded by a frozen VAE (how the full config trains without its VAE here)
+        x0 = batch["latents"] if "latents" in batch else self.latents(batch["images"])
         b = x0.shape[0]
         out = {}
         if cfg.gradient == "frozen_video":

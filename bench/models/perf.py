@@ -7,7 +7,8 @@ here), the early-exit feature pass against a full video-DiT pass on the same
 input (the ratio is what early exit saves), and training samples/s (a loss,
 backward and AdamW step on a random batch, data loading excluded). The full
 config's training step needs about 16 bytes per parameter of AdamW state
-(~35 GB), so it is measured only on an accelerator with room for it.
+(~35 GB), so it is measured only on an accelerator with room for it, from latents
+(what a frozen VAE would give; the Wan VAE's own cost is not in it).
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ from bench.models.dit4dit import DiT4DiT, count_parameters, make_config, precisi
 from bench.models.vae import VAES
 
 
-def _time(fn, repeats: int) -> float:
+def _time(fn, repeats: int, device="cpu") -> float:
+    """Median seconds of `fn` after one warm-up; on a GPU each call is timed to its kernels' end (CUDA runs
+    asynchronously: without a synchronize the clock would stop when the launches return)."""
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     fn()  # warm-up
+    sync()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -54,6 +60,7 @@ def measure_config(name: str, batches=(1, 8), repeats: int = 3, train_batch: int
     out = {"config": name, "parameters": count_parameters(model),
            "video_parameters": count_parameters(model.video_dit),
            "action_parameters": count_parameters(model.action_dit), "device": str(device),
+           "device_name": torch.cuda.get_device_name(device) if str(device).startswith("cuda") else None,
            "vae_in_latency": cfg.vae == "pixel", "latency_s": {}, "features_early_exit_s": {},
            "video_full_pass_s": {}, "early_exit_speedup": {}}
     for b in batches:
@@ -66,9 +73,9 @@ def measure_config(name: str, batches=(1, 8), repeats: int = 3, train_batch: int
         with torch.no_grad():
             x0 = x_now.expand(-1, -1, frames, -1, -1).contiguous()
             t = torch.full((b,), cfg.feature_timestep, device=device)
-            early = _time(lambda: model.video_dit.features(x0, t, text), repeats)
-            full = _time(lambda: model.video_dit(x0, t, text), repeats)
-        out["latency_s"][b] = _time(chunk, repeats)
+            early = _time(lambda: model.video_dit.features(x0, t, text), repeats, device)
+            full = _time(lambda: model.video_dit(x0, t, text), repeats, device)
+        out["latency_s"][b] = _time(chunk, repeats, device)
         out["features_early_exit_s"][b] = early
         out["video_full_pass_s"][b] = full
         out["early_exit_speedup"][b] = full / early
@@ -88,6 +95,8 @@ def measure_config(name: str, batches=(1, 8), repeats: int = 3, train_batch: int
                  "actions": torch.zeros(train_batch, cfg.action.chunk, 7, device=device),
                  "state": torch.zeros(train_batch, 8, device=device),
                  "action_mask": torch.ones(train_batch, cfg.action.chunk, dtype=torch.bool, device=device)}
+        if cfg.vae != "pixel":  # no VAE weights here: the step starts from latents, as with a frozen VAE's cache
+            batch["latents"] = x_now.expand(-1, -1, frames, -1, -1).contiguous()
 
         def step(bf16: bool = False):
             with precision_context(device, "bf16" if bf16 else "fp32"):
@@ -96,8 +105,8 @@ def measure_config(name: str, batches=(1, 8), repeats: int = 3, train_batch: int
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        out["train_samples_per_s"] = train_batch / _time(step, repeats)
-        out["train_samples_per_s_bf16"] = train_batch / _time(lambda: step(bf16=True), repeats)  # --precision bf16
+        out["train_samples_per_s"] = train_batch / _time(step, repeats, device)
+        out["train_samples_per_s_bf16"] = train_batch / _time(lambda: step(bf16=True), repeats, device)  # --precision bf16
         out["train_bf16_speedup"] = out["train_samples_per_s_bf16"] / out["train_samples_per_s"]
         out["train_batch"] = train_batch
         log(f"{name} training: {out['train_samples_per_s']:.1f} samples/s at batch {train_batch}; bf16 autocast "
@@ -111,9 +120,11 @@ def measure_config(name: str, batches=(1, 8), repeats: int = 3, train_batch: int
     return out
 
 
-def run_policy_benchmark(configs=("tiny", "full"), batches=(1, 8), repeats: int = 3, device="cpu", log=print) -> dict:
+def run_policy_benchmark(configs=("tiny", "full"), batches=(1, 8), repeats: int = 3, train_batch: int = 8, device="cpu",
+                         log=print) -> dict:
     from bench.provenance import provenance
 
-    results = [measure_config(c, batches, repeats=repeats, device=device, log=log) for c in configs]
+    results = [measure_config(c, batches, repeats=repeats, train_batch=train_batch, device=device, log=log)
+               for c in configs]
     return {"benchmark": "policy", "torch_threads": torch.get_num_threads(), "results": results,
             "provenance": provenance()}
