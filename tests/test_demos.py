@@ -29,7 +29,7 @@ def test_loader_on_a_generated_file(tmp_path):
     assert s["state"].shape == (8,) and s["actions"].shape == (8, 7) and s["action_mask"].all()
     assert s["language"] == "pick up the alphabet soup and place it in the basket"
     with h5py.File(FIXTURE) as f:
-        g = f["data/demo_0"]
+        g = f["data/" + ds.demos[0].key]  # the first demo by episode key (the file holds attempt 1 first)
         raw = g["obs/agentview_rgb"][3]
         assert np.array_equal(s["images"]["agentview"][0], raw[::-1, ::-1])  # upright
         assert np.allclose(s["state"][:6], g["obs/ee_states"][3]) and np.allclose(s["state"][6:], g["obs/gripper_states"][3])
@@ -315,3 +315,36 @@ def test_a_task_the_policy_never_solves_is_not_topped_up_forever(tmp_path, gl):
                        policy_name="random")
     assert summary["attempts"] == 1 and summary["kept"] == 0
     assert summary["unsolved"] == [suite.task(1).name] and summary["per_task"] == {suite.task(1).name: 0}
+
+
+def test_the_same_demos_under_other_names_read_back_alike(tmp_path):
+    """`bench demos generate` names a demo when its worker finishes (timing), so regenerating a training set
+    gives the same demos under other names: the loader orders them by episode key and fingerprints what they
+    are, so training sees the same windows in the same order and its data fingerprint does not move."""
+    import shutil
+
+    from bench.ablate.jobs import demo_fingerprint
+
+    swapped = tmp_path / "regenerated" / FIXTURE.name  # the fingerprint names the file, not its folder
+    swapped.parent.mkdir()
+    shutil.copy(FIXTURE, swapped)
+    with h5py.File(swapped, "a") as f:
+        f["data"].move("demo_0", "tmp")
+        f["data"].move("demo_1", "demo_0")
+        f["data"].move("tmp", "demo_1")
+        assert f["data/demo_0"].attrs["episode_key"] != h5py.File(FIXTURE, "r")["data/demo_0"].attrs["episode_key"]
+    spec = WindowSpec(cameras=("agentview",))
+    a = LiberoDemoDataset([str(FIXTURE)], spec, stats_path=tmp_path / "a.json")
+    b = LiberoDemoDataset([str(swapped)], spec, stats_path=tmp_path / "b.json")
+    assert a.fingerprint() == b.fingerprint() and demo_fingerprint(FIXTURE) == demo_fingerprint(swapped)
+    assert [d.identity for d in a.demos] == ["libero_object/0/attempt0", "libero_object/0/attempt1"]
+    for i in (0, len(a) // 2, len(a) - 1):
+        assert np.array_equal(a[i]["actions"], b[i]["actions"]) and np.array_equal(a[i]["state"], b[i]["state"])
+    a.close(), b.close()
+    # A file with no episode keys (official LIBERO) keeps its numeric order, and its names are what it holds.
+    with h5py.File(swapped, "a") as f:
+        for g in f["data"].values():
+            del g.attrs["episode_key"]
+    c = LiberoDemoDataset([str(swapped)], spec, stats_path=tmp_path / "c.json")
+    assert [d.key for d in c.demos] == ["demo_0", "demo_1"] and c.fingerprint() != a.fingerprint()
+    c.close()

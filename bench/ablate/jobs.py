@@ -38,6 +38,8 @@ def demo_fingerprint(*paths: str | Path) -> str:
     where they are."""
     import h5py
 
+    from bench.demos.libero_hdf5 import demo_identity, demo_names
+
     h = hashlib.sha256()
     for path in paths:
         with h5py.File(path, "r") as f:
@@ -45,8 +47,9 @@ def demo_fingerprint(*paths: str | Path) -> str:
             every = int(data.attrs.get("frame_every", 1))  # files with a frame per step keep their old keys
             h.update(f"{data.attrs.get('suite', '')}|{data.attrs.get('pixel_path', '')}|"
                      f"{'' if every == 1 else f'every{every}|'}".encode())
-            for name in sorted(data):
-                h.update(f"{name}:{data[name].attrs.get('num_samples', len(data[name]['actions']))};".encode())
+            for name in demo_names(data):  # by what each demo is, not by the order it was written in
+                g = data[name]
+                h.update(f"{demo_identity(g)}:{g.attrs.get('num_samples', len(g['actions']))};".encode())
     return h.hexdigest()[:16]
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bench.demos.libero_hdf5 import DemoFileError, demo_names, open_demo_file
+from bench.demos.libero_hdf5 import DemoFileError, demo_identity, demo_names, open_demo_file
 
 CAMERA_KEYS = {"agentview": "agentview_rgb", "eye_in_hand": "eye_in_hand_rgb"}
 # LeRobot column names for our cameras: openpi's LIBERO dataset, then LeRobot's own convention.
@@ -61,6 +61,7 @@ class _DemoIndex:
     task: str
     language: str
     frame_steps: tuple[int, ...] | None = None  # the steps that have camera frames (None: every step)
+    identity: str | None = None  # what the demo is, whatever its key (HDF5: its episode key, if recorded)
 
     @property
     def windows(self) -> tuple[int, ...] | range:
@@ -123,7 +124,8 @@ class Hdf5Source:
                 language = json.loads(info_raw).get("language_instruction", "")
                 if isinstance(language, list):  # some LIBERO files store it as a list of words
                     language = " ".join(language)
-                self.demos.append(_DemoIndex(source_id, name, n, Path(str(bddl)).stem, language, steps))
+                self.demos.append(_DemoIndex(source_id, name, n, Path(str(bddl)).stem, language, steps,
+                                             demo_identity(g)))
 
     def _group(self, demo: _DemoIndex) -> h5py.Group:
         if self._f is None:
@@ -316,7 +318,7 @@ class LiberoDemoDataset:
         h = hashlib.sha256()
         for d in self.demos:
             sparse = "" if d.frame_steps is None else f"/frames{len(d.frame_steps)}"
-            h.update(f"{self.paths[d.source].name}/{d.key}/{d.length}{sparse};".encode())
+            h.update(f"{self.paths[d.source].name}/{d.identity or d.key}/{d.length}{sparse};".encode())
         return h.hexdigest()[:16]
 
     def _load_or_compute_stats(self) -> dict:

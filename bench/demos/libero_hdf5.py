@@ -18,6 +18,7 @@ readers flip them (`LiberoDemoDataset` does).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,9 +65,26 @@ def open_demo_file(path: Path) -> h5py.File:
         raise DemoFileError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
+def _natural(text: str) -> tuple:
+    """Sort key that orders the numbers inside a string by value (attempt10 after attempt9)."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t)
+
+
+def demo_identity(group: h5py.Group) -> str:
+    """What a demo is, whatever its group is called: its episode key (suite/task/attempt) where the file records
+    one, else its group name (official LIBERO files)."""
+    key = group.attrs.get("episode_key")
+    return str(key) if key is not None else group.name.rsplit("/", 1)[-1]
+
+
 def demo_names(data: h5py.Group) -> list[str]:
-    """demo_<i> groups in numeric order (demo_10 after demo_9)."""
-    return sorted((k for k in data if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
+    """demo_<i> groups in one canonical order: by episode key where every demo records one, else numeric
+    (demo_10 after demo_9). `bench demos generate` names a demo when its worker finishes, which depends on
+    timing, so two generations of the same demos differ in names but read back in the same order."""
+    names = sorted((k for k in data if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
+    if names and all("episode_key" in data[n].attrs for n in names):
+        names.sort(key=lambda n: _natural(str(data[n].attrs["episode_key"])))
+    return names
 
 
 def read_demos(path: str | Path, obs_keys: tuple[str, ...] = ("ee_states",)) -> list[Demo]:
