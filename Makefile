@@ -173,6 +173,9 @@ baselines-compare: setup
 	  --out results/baselines/libero_spatial_comparison --note "$(COMPARE_NOTE)"
 	$(BIN)/bench curves results/dit4dit/losses.csv $(foreach m,$(BASELINES),$(wildcard results/$(m)/losses.csv)) \
 	  --out results/baselines/training_curves
+	$(if $(and $(wildcard results/groot/libero_spatial_summary.json),$(wildcard results/flare/libero_spatial_summary.json)),\
+	  $(BIN)/bench compare results/groot/libero_spatial_summary.json results/flare/libero_spatial_summary.json \
+	    --out results/baselines/libero_spatial_groot_vs_flare)
 
 # The paper's ablations at the small budget (about six hours each on 2 cores), into results/ablations/.
 # Jobs are cached by hash: run it again after a stop and it continues. `bench ablate --list` shows them all.
