@@ -33,11 +33,9 @@ def text_file(tmp_path_factory):
     """Seeded random embeddings (24 tokens x 384) for every instruction in the fixture."""
     from safetensors.torch import save_file
 
-    from bench.demos.dataset import LiberoDemoDataset
-    from bench.models.registry import load_models, model_config
+    from bench.demos.dataset import LiberoDemoDataset, WindowSpec
 
-    spec = load_models().get("groot").build(model_config("groot", "tiny", **SMALL["groot"])).window_spec()
-    data = LiberoDemoDataset([FIXTURE], spec, stats_path=tmp_path_factory.mktemp("stats") / "stats.json")
+    data = LiberoDemoDataset([FIXTURE], WindowSpec(), stats_path=tmp_path_factory.mktemp("stats") / "stats.json")
     languages = sorted({d.language for d in data.demos})
     data.close()
     g = torch.Generator().manual_seed(0)
