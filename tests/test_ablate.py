@@ -59,6 +59,22 @@ def _ablate(tmp_path: Path, spec: Path) -> list[str]:
             "--heldout", FIXTURE, "--root", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
 
 
+def test_resume_reads_the_last_ablation_of_its_own_job_cache(tmp_path):
+    """--resume finds the last `bench ablate` through --root, so a test or a second cache never redirects it."""
+    cache = tmp_path / "cache"
+    missing = subprocess.run([sys.executable, "-m", "bench.cli", "ablate", "--resume", "--root", str(cache)],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "last.json is missing" in " ".join(missing.stderr.split())
+    spec = tmp_path / "two.yaml"
+    spec.write_text(TWO)
+    planned = subprocess.run(_ablate(tmp_path, spec) + ["--plan"], capture_output=True, text=True, timeout=120)
+    assert planned.returncode == 0, planned.stdout[-3000:] + planned.stderr[-3000:]
+    again = subprocess.run([sys.executable, "-m", "bench.cli", "ablate", "--resume", "--plan", "--root", str(cache)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "Two feature timesteps" in " ".join(again.stdout.split())
+
+
 def test_a_killed_ablation_resumes_without_redoing_finished_jobs(tmp_path, gl):
     spec = tmp_path / "two.yaml"
     spec.write_text(TWO)

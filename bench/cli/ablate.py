@@ -12,7 +12,7 @@ import typer
 from bench.cli.common import app, check_executor, console, fail, progress_bar
 
 DATA = Path.home() / ".cache" / "dit4dit-bench" / "demos"
-LAST = Path("runs/ablations/last.json")
+LAST = "last.json"  # in the job cache (--root): the ablations of the last `bench ablate` on that cache
 
 
 def _flags() -> dict[str, str]:
@@ -41,8 +41,9 @@ def ablate(
                                              "a 2-core CPU per ablation) or paper (GPUs)."),
     out: Optional[Path] = typer.Option(None, help="Where <name>.csv/.md/.png go (default: results/ablations, "
                                                   "runs/ablations/smoke for the smoke budget)."),
-    resume: bool = typer.Option(False, help="Run the ablations of the last `bench ablate` again, with its budget "
-                                            "and folders (jobs already done are reused either way)."),
+    resume: bool = typer.Option(False, help="Run the ablations of the last `bench ablate` on this --root again, "
+                                            "with its budget and folders (jobs already done are reused either "
+                                            "way)."),
     data: Optional[Path] = typer.Option(None, help="Training demos (default: the suite's "
                                                    "~/.cache/dit4dit-bench/demos/<suite>_128_from224.hdf5)."),
     heldout: Optional[Path] = typer.Option(None, help="Held-out demos for the offline score (default: "
@@ -67,9 +68,9 @@ def ablate(
             fail(f"unknown option {arg!r}; ablation flags: {', '.join(sorted(flags))} (or --spec FILE, --list)")
         chosen.append(flags[arg])
     if resume:
-        if not LAST.exists():
-            fail("--resume: no earlier `bench ablate` to resume (runs/ablations/last.json is missing)")
-        last = json.loads(LAST.read_text())
+        if not (root / LAST).exists():
+            fail(f"--resume: no earlier `bench ablate` to resume ({root / LAST} is missing; pass the --root it used)")
+        last = json.loads((root / LAST).read_text())
         chosen, spec, budget = last["specs"], [], last["budget"]
         out, data, heldout = (Path(last[k]) if last.get(k) else None for k in ("out", "data", "heldout"))
         root = Path(last.get("root", root))
@@ -84,8 +85,8 @@ def ablate(
         fail(f"name an ablation: {', '.join(sorted(flags))}, or --spec FILE (--list shows them: "
              f"{len(available())} specs)")
     out = out or (root / "smoke" if budget == "smoke" else Path("results/ablations"))
-    LAST.parent.mkdir(parents=True, exist_ok=True)
-    LAST.write_text(json.dumps({"specs": [str(s.path) for s in specs], "budget": budget, "out": str(out),
+    root.mkdir(parents=True, exist_ok=True)
+    (root / LAST).write_text(json.dumps({"specs": [str(s.path) for s in specs], "budget": budget, "out": str(out),
                                 "data": str(data) if data else None, "heldout": str(heldout) if heldout else None,
                                 "root": str(root)}, indent=2))
     for s in specs:
