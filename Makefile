@@ -158,8 +158,9 @@ baseline-eval: setup
 	$(BIN)/bench run --suite libero_spatial --policy $(MODEL) --out runs/$(MODEL)/libero_spatial --resume \
 	  --publish results/$(MODEL) $(RUN_ARGS)
 
-# DiT4DiT beside every baseline evaluated so far: per task, paired tests (McNemar, Holm, bootstrap, MDD) and
-# Fisher p, and the action-loss curves against step and training time (needs the evaluations and curves above).
+# DiT4DiT beside every baseline evaluated so far, and every pair of baselines: per task, paired tests (McNemar,
+# Holm, bootstrap, MDD) and Fisher p, and the action-loss curves against step and training time (needs the
+# evaluations and curves above).
 BASELINES := groot flare pi05
 COMPARE_NOTE := Tiny models trained from scratch on this machine (no pretrained image or video weights can be had \
   offline; every model reads the instruction through the same frozen MiniLM), on the same libero_spatial demos with \
@@ -173,9 +174,11 @@ baselines-compare: setup
 	  --out results/baselines/libero_spatial_comparison --note "$(COMPARE_NOTE)"
 	$(BIN)/bench curves results/dit4dit/losses.csv $(foreach m,$(BASELINES),$(wildcard results/$(m)/losses.csv)) \
 	  --out results/baselines/training_curves
-	$(if $(and $(wildcard results/groot/libero_spatial_summary.json),$(wildcard results/flare/libero_spatial_summary.json)),\
-	  $(BIN)/bench compare results/groot/libero_spatial_summary.json results/flare/libero_spatial_summary.json \
-	    --out results/baselines/libero_spatial_groot_vs_flare)
+	set -- $(foreach m,$(BASELINES),$(if $(wildcard results/$(m)/libero_spatial_summary.json),$(m))); \
+	while [ $$# -gt 1 ]; do a=$$1; shift; for b in "$$@"; do \
+	  $(BIN)/bench compare results/$$a/libero_spatial_summary.json results/$$b/libero_spatial_summary.json \
+	    --out results/baselines/libero_spatial_$${a}_vs_$$b || exit 1; \
+	done; done
 
 # The paper's ablations at the small budget (about six hours each on 2 cores), into results/ablations/.
 # Jobs are cached by hash: run it again after a stop and it continues. `bench ablate --list` shows them all.
