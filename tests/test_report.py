@@ -114,3 +114,21 @@ def test_ablation_and_baseline_results_enter_the_report(tmp_path):
     text = _text(tmp_path / "r.pdf")
     assert "Ablations" in text and "0.2345 [0.2245, 0.2445]" in text and "7/50" in text
     assert not any(x["what"] == "Ablations" for x in data["not_run"])
+
+
+def test_not_run_waits_for_the_result_files_not_their_folders(tmp_path):
+    """A folder holding something else (smoke ablations, the expert's proxy table) is not the result."""
+    from bench.report.gather import not_run
+
+    (tmp_path / "ablations" / "smoke").mkdir(parents=True)
+    (tmp_path / "ablations" / "smoke" / "gradient.csv").write_text("model,value\n")
+    (tmp_path / "gr1").mkdir()
+    (tmp_path / "gr1" / "gr1_tabletop_proxy.json").write_text("{}")
+    missing = {x["what"] for x in not_run(tmp_path)}
+    assert {"Ablations", "RoboCasa GR1 proxy, trained models", "Zero-shot splits, trained models"} <= missing
+    (tmp_path / "ablations" / "gradient.csv").write_text("model,value\n")
+    (tmp_path / "groot").mkdir()
+    (tmp_path / "groot" / "libero_spatial_zeroshot_object_summary.json").write_text("{}")
+    missing = {x["what"] for x in not_run(tmp_path)}
+    assert "Ablations" not in missing and "Zero-shot splits, trained models" not in missing
+    assert "RoboCasa GR1 proxy, trained models" in missing
