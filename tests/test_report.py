@@ -98,12 +98,12 @@ def test_a_broken_results_file_is_named_and_the_rest_builds(tmp_path):
 
 
 def test_ablation_and_baseline_results_enter_the_report(tmp_path):
-    """Results of kinds not committed yet (an ablation table as `bench ablate` writes it, a comparison of
-    several policies as `bench compare` writes it) get their sections, with their numbers."""
+    """An ablation table as `bench ablate` writes it (in place of the committed ones, so its numbers are the
+    only ones) and a comparison of several policies as `bench compare` writes it get their sections."""
     from bench.report.build import build
 
     results = tmp_path / "results"
-    shutil.copytree(RESULTS, results, ignore=shutil.ignore_patterns("*.jsonl", "videos"))
+    shutil.copytree(RESULTS, results, ignore=shutil.ignore_patterns("*.jsonl", "videos", "ablations"))
     (results / "ablations").mkdir()
     rows = [{"ablation": "feature_layer", "model": "dit4dit", "value": v, "successes": k, "episodes": 50,
              "action_error": e, "action_error_low": e - 0.01, "action_error_high": e + 0.01}
