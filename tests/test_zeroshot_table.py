@@ -47,6 +47,9 @@ def test_cli_writes_the_table_and_names_bad_input(tmp_path):
     assert r.exit_code == 0, r.output
     md = (tmp_path / "zs.md").read_text()
     assert "| dit4dit | LIBERO-PRO swap | 4.0 [1.1, 13.5] | 50 |" in md and (tmp_path / "zs.png").stat().st_size > 0
+    # the table prints the manifest it was measured under: every zero-shot suite's changes
+    assert "## Manifests" in md and "Training manifest: bench/splits/training/libero_spatial.json" in md
+    assert md.count("| task | varies | change |") == 3
     r = CliRunner().invoke(app, ["analyze", "zeroshot", "-r", str(a), "--training", "libero_goal", "--out", "x"])
     assert r.exit_code == 2 and "libero_spatial" in r.output
 
