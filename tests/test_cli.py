@@ -91,6 +91,9 @@ def test_progress_in_a_log_prints_plain_lines_throttled_and_the_end_once():
         for i in range(4):
             progress.update(bar, advance=1, kept=i)
         progress.update(bar, completed=4, kept=3)  # updates after the end print nothing more
+        progress.update(bar, description="next job", completed=0, total=2, kept=0)  # the bar reused: prints again
+        progress.update(bar, completed=2, kept=1)
     lines = out.getvalue().splitlines()
-    assert len(lines) == 2, lines
+    assert len(lines) == 4, lines
     assert lines[0].startswith("demos: 1/4 kept 0") and lines[1].startswith("demos: 4/4 kept 3")
+    assert lines[2].startswith("next job: 0/2") and lines[3].startswith("next job: 2/2 kept 1")

@@ -140,7 +140,8 @@ def confirm_math(mode: str) -> dict:
 class LineProgress(Progress):
     """rich's Progress for output that is not a terminal (a `nohup ... > log` run), where rich would draw the
     bar only at the end: each task prints a plain line on its first update, then at most every `every_s`
-    seconds, and once when it completes."""
+    seconds, and once when it completes. A task restarted after completing (one bar reused for job after
+    job, as `bench ablate` does) prints again."""
 
     def __init__(self, *columns, every_s: float = 60.0, **kwargs) -> None:
         super().__init__(*columns, disable=True, **kwargs)
@@ -151,6 +152,8 @@ class LineProgress(Progress):
         super().update(task_id, **kwargs)
         task, now, last = self._tasks[task_id], time.monotonic(), self._printed.get(task_id)
         done = task.total is not None and task.completed >= task.total
+        if last == "done" and not done:  # restarted: a new job on the same bar
+            last = None
         if last == "done" or not (done or last is None or now - last >= self.every_s):
             return
         self._printed[task_id] = "done" if done else now
