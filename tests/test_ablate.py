@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.ablate.run import check_configs, make_plan
 from bench.ablate.spec import SpecError, available, load_budget, load_spec, parse_spec, variants
 
 FIXTURE = "tests/fixtures/libero_object_t0_2demos_32.hdf5"
@@ -30,6 +31,7 @@ def test_every_spec_parses_and_default_variants_share_one_training():
     keys = {}
     for name in available():
         spec = load_spec(name)
+        check_configs(variants(spec, load_budget(spec, "small"), "data", "all data"))  # every value builds
         for budget in ("smoke", "small", "paper"):
             assert load_budget(spec, budget).schedule.steps > 0
         vs = variants(spec, load_budget(spec, "small"), "data", "all data")
@@ -52,6 +54,16 @@ def test_spec_errors_name_the_problem():
            "axis": {"target": "progress", "values": [0.3]}}
     with pytest.raises(SpecError, match="kept checkpoints"):
         parse_spec(bad)
+
+
+def test_an_axis_value_the_model_rejects_fails_before_any_job(tmp_path):
+    """A sweep used to train five variants and then fail at its sixth; now it fails up front, naming the value."""
+    spec = tmp_path / "layers.yaml"
+    spec.write_text(TWO.replace("key: feature_timestep, values: [0.5, 0.995], default: 0.995",
+                                "key: video.feature_layer, values: [3, 6], default: 3"))
+    with pytest.raises(SpecError, match=r"at 6: feature_layer 6 is outside the video DiT's blocks 0\.\.5"):
+        make_plan(load_spec(spec), "smoke", FIXTURE, FIXTURE, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
 
 
 def _ablate(tmp_path: Path, spec: Path) -> list[str]:

@@ -203,7 +203,7 @@ def test_config_errors_name_the_choices():
         make_config("tiny", **{"video.depth": 3})
     with pytest.raises(ValueError, match="tiny, full"):
         make_config("huge")
-    with pytest.raises(ValueError, match="feature_layer 9"):
+    with pytest.raises(ValueError, match="feature_layer 9 is outside"):
         DiT4DiT(make_config("tiny", **{"video.feature_layer": 9}))
     with pytest.raises(ValueError, match="logit_normal"):
         TimestepSampler("gamma")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.ablate import jobs
 from bench.ablate.jobs import ROOT, Scoring
-from bench.ablate.spec import Budget, Spec, TrainJob, Variant, load_budget, variants
+from bench.ablate.spec import Budget, Spec, SpecError, TrainJob, Variant, load_budget, variants
 
 # Used only when nothing cached says better (printed as assumed): seconds per simulated episode per worker,
 # and per offline window. Measured rates replace them as soon as one job of the kind has run.
@@ -67,10 +67,22 @@ def make_plan(spec: Spec, budget_name: str, data: str | Path, heldout: str | Pat
     suite = get_suite(spec.suite)
     tasks = len(parse_task_ids(budget.eval_tasks, len(suite.tasks())))
     pretrain = pretraining_files(data, heldout) if any(a.pretrain for a in spec.models) else []
+    found = variants(spec, budget, jobs.demo_fingerprint(data), jobs.demo_fingerprint(*pretrain) if pretrain else None)
+    check_configs(found)
     return Plan(spec=spec, budget_name=budget_name, budget=budget, data=str(data), scoring=scoring,
-                variants=variants(spec, budget, jobs.demo_fingerprint(data),
-                                  jobs.demo_fingerprint(*pretrain) if pretrain else None),
+                variants=found,
                 tasks=tasks, pretrain_data=pretrain, root=root)
+
+
+def check_configs(found: list[Variant]) -> None:
+    """Build every variant's model config before any job runs: a bad axis value fails now, naming itself."""
+    from bench.models.registry import model_config
+
+    for v in found:
+        try:
+            model_config(v.train.model, v.train.config, **v.train.overrides)
+        except (ValueError, TypeError) as err:
+            raise SpecError(f"{v.ablation}: {v.arm} at {v.value!r}: {err}") from err
 
 
 def status(plan: Plan) -> list[dict]:

@@ -38,6 +38,12 @@ class VideoDiTConfig:
     feature_layer: int = 3
     timestep_scale: float = 1000.0
 
+    def __post_init__(self):
+        # Checked here, not when the model is built: a sweep then fails before its first job, not at its last.
+        if not 0 <= self.feature_layer < self.num_layers:
+            raise ValueError(f"feature_layer {self.feature_layer} is outside the video DiT's blocks "
+                             f"0..{self.num_layers - 1} (0-based)")
+
     @property
     def hidden(self) -> int:
         return self.num_heads * self.head_dim
@@ -53,8 +59,6 @@ class VideoDiT(nn.Module):
         from diffusers import CosmosTransformer3DModel
 
         self.cfg = cfg
-        if not 0 <= cfg.feature_layer < cfg.num_layers:
-            raise ValueError(f"feature_layer {cfg.feature_layer} is outside the video DiT's blocks 0..{cfg.num_layers - 1}")
         # diffusers resizes the padding mask with torchvision, which has no CPU build here. Our frames are never
         # padded, so the mask is all zeros: we append that channel ourselves (after the condition mask, where
         # diffusers puts it) and build the model without the flag. Same weights, same numbers.
