@@ -181,11 +181,13 @@ baselines-compare: setup
 	done; done
 
 # The paper's ablations at the small budget (about six hours each on 2 cores), into results/ablations/.
-# Jobs are cached by hash: run it again after a stop and it continues. `bench ablate --list` shows them all.
+# Jobs are cached by hash: run it again after a stop and it continues. Each finished variant's scores go to
+# results/ablations/scores/ (commit them): on another machine, without runs/, those variants are not redone.
+# `bench ablate --list` shows them all.
 ABLATIONS ?= feature-timestep feature-layer data-fraction
 ABLATE_BUDGET ?= small
 ablations: setup
-	$(BIN)/bench ablate $(foreach a,$(ABLATIONS),--$(a)) --budget $(ABLATE_BUDGET)
+	$(BIN)/bench ablate $(foreach a,$(ABLATIONS),--$(a)) --budget $(ABLATE_BUDGET) --scores results/ablations/scores
 
 # The other ablations at the smoke budget (seconds per variant: the pipeline end to end on the real demos, not
 # a measurement), into results/ablations/smoke/.

@@ -117,6 +117,28 @@ def test_a_killed_ablation_resumes_without_redoing_finished_jobs(tmp_path, gl):
     assert (tmp_path / "out" / "two.png").stat().st_size > 5000
 
 
+def test_kept_scores_carry_finished_variants_to_a_machine_without_the_job_cache(tmp_path, gl):
+    """--scores keeps eval/ and offline/ apart from the checkpoints: with the job cache gone (a new machine),
+    the same ablation retrains and rescores nothing and writes the same table."""
+    import shutil
+
+    spec = tmp_path / "two.yaml"
+    spec.write_text(TWO)
+    kept = tmp_path / "kept"
+    first = subprocess.run(_ablate(tmp_path, spec) + ["--scores", str(kept)], capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert len(list(kept.glob("eval/*/done.json"))) == 2 and len(list(kept.glob("offline/*/action_error.json"))) == 2
+    assert not list(kept.rglob("*.safetensors")) and not list(kept.rglob("*.log")), "checkpoints and logs stay in --root"
+    table = (tmp_path / "out" / "two.csv").read_text()
+    shutil.rmtree(tmp_path / "cache")
+    (tmp_path / "out" / "two.csv").unlink()
+    again = subprocess.run(_ablate(tmp_path, spec) + ["--scores", str(kept)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "not needed (scored)" in again.stdout
+    assert not (tmp_path / "cache" / "train").exists(), "a scored variant was trained again"
+    assert (tmp_path / "out" / "two.csv").read_text() == table
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(available()))
 def test_every_ablation_runs_end_to_end_at_smoke(name, tmp_path, gl):
@@ -127,3 +149,9 @@ def test_every_ablation_runs_end_to_end_at_smoke(name, tmp_path, gl):
     table = pd.read_csv(tmp_path / f"{name}.csv")
     assert len(table) == len(variants(load_spec(name), load_budget(load_spec(name), "smoke"), "x", "y"))
     assert table["action_error"].notna().all() and (table["episodes"] > 0).all()
+
+
+def test_p_values_below_a_thousandth_print_as_a_bound():
+    from bench.ablate.tables import _fmt_p
+
+    assert [_fmt_p(p) for p in (0.0, 0.0004, 0.068, float("nan"))] == ["<0.001", "<0.001", "0.068", "—"]

@@ -5,11 +5,16 @@ the commands already resume exactly, set their float math before torch loads, an
 provenance, so an ablation is only a planner and a cache over them. Folders, under ROOT:
 
     train/<train key>/      bench train --resume --out (checkpoint/, checkpoint_step<N>/, losses.csv, log.txt)
-    eval/<eval key>/        bench run --resume --out (episodes.jsonl, summary.json, log.txt, done.json)
-    offline/<offline key>/  bench analyze action-error (action_error.json, log.txt)
+    eval/<eval key>/        bench run --resume --out (episodes.jsonl, summary.*, done.json)
+    offline/<offline key>/  bench analyze action-error (action_error.json)
 
 A job is done when its result file is there (a training: its checkpoint at the planned step); a
 killed job is rerun with --resume and continues where it stopped.
+
+The scores (eval/ and offline/, a few kB per variant) may live in a second folder, SCORES, apart from the
+checkpoints and logs (megabytes, machine-local): committed with the results, they carry a finished
+variant to any other machine, where it is neither retrained nor rescored. Logs stay under ROOT as
+eval/<key>.log and offline/<key>.log.
 """
 
 from __future__ import annotations
@@ -138,10 +143,10 @@ def train_command(job: TrainJob, data: list[str], out: Path, root: Path = ROOT) 
     return cmd
 
 
-def eval_command(v: Variant, s: Scoring, root: Path = ROOT) -> list[str]:
+def eval_command(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None = None) -> list[str]:
     cmd = _bench("run", "--suite", s.suite, "--policy", v.model, "--checkpoint", str(checkpoint_of(v.train, v.step, root)),
                  "--episodes", str(s.episodes), "--workers", str(s.workers), "--math", EVAL_MATH,
-                 "--out", str(eval_dir(v, s, root)), "--resume")
+                 "--out", str(eval_dir(v, s, scores or root)), "--resume")
     if s.eval_tasks is not None:
         cmd += ["--tasks", s.eval_tasks]
     if s.max_steps is not None:
@@ -149,9 +154,10 @@ def eval_command(v: Variant, s: Scoring, root: Path = ROOT) -> list[str]:
     return cmd
 
 
-def offline_command(v: Variant, s: Scoring, root: Path = ROOT) -> list[str]:
+def offline_command(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None = None) -> list[str]:
     return _bench("analyze", "action-error", "--checkpoint", str(checkpoint_of(v.train, v.step, root)),
-                  "--data", s.heldout, "--windows", str(s.offline_windows), "--out", str(offline_file(v, s, root)))
+                  "--data", s.heldout, "--windows", str(s.offline_windows),
+                  "--out", str(offline_file(v, s, scores or root)))
 
 
 def run_logged(cmd: list[str], log: Path, poll=None, threads: int = 1) -> float:
@@ -206,18 +212,36 @@ def run_train(job: TrainJob, data: list[str], root: Path = ROOT, progress=None) 
         run_logged(train_command(job, data, out, root), out.parent / f"{out.name}.log", poll, threads=job.threads)
 
 
-def run_eval(v: Variant, s: Scoring, total: int, root: Path = ROOT, progress=None) -> None:
-    if not evaluated(v, s, root):
-        out = eval_dir(v, s, root)
-        poll = (lambda: progress(episodes_done(v, s, root), total)) if progress else None
-        wall = run_logged(eval_command(v, s, root), out.parent / f"{out.name}.log", poll)
-        (out / "done.json").write_text(json.dumps({"wall_s": wall, "variant": _describe(v)}, indent=2))
+def train_hours(job: TrainJob, step: int, root: Path = ROOT) -> float | None:
+    """Hours the training took to reach `step` (from its losses.csv; None if it is not there)."""
+    import pandas as pd
+
+    csv = train_dir(job, root) / "losses.csv"
+    if not csv.exists():
+        return None
+    df = pd.read_csv(csv)
+    at = df[df["step"] <= step] if "elapsed_s" in df else df.iloc[:0]
+    return float(at["elapsed_s"].iloc[-1] / 3600) if len(at) else None
 
 
-def run_offline(v: Variant, s: Scoring, root: Path = ROOT) -> None:
-    if not scored_offline(v, s, root):
-        path = offline_file(v, s, root)
-        run_logged(offline_command(v, s, root), path.parent / "log.txt")
+def run_eval(v: Variant, s: Scoring, total: int, root: Path = ROOT, progress=None,
+             scores: Path | None = None) -> None:
+    """Evaluate the variant's checkpoint (under `root`) into its eval folder (under `scores`, default `root`);
+    done.json records the evaluation's wall time and the training's hours, so the scores stand alone."""
+    scores = scores or root
+    if not evaluated(v, s, scores):
+        out = eval_dir(v, s, scores)
+        poll = (lambda: progress(episodes_done(v, s, scores), total)) if progress else None
+        wall = run_logged(eval_command(v, s, root, scores), root / "eval" / f"{out.name}.log", poll)
+        (out / "done.json").write_text(json.dumps({"wall_s": wall, "train_hours": train_hours(v.train, v.step, root),
+                                                   "variant": _describe(v)}, indent=2))
+
+
+def run_offline(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None = None) -> None:
+    scores = scores or root
+    if not scored_offline(v, s, scores):
+        path = offline_file(v, s, scores)
+        run_logged(offline_command(v, s, root, scores), root / "offline" / f"{path.parent.name}.log")
 
 
 def _describe(v: Variant) -> dict:

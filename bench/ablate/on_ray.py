@@ -23,12 +23,12 @@ def _train(job, data: list[str], root: Path, *after) -> None:
     jobs.run_train(job, data, root)
 
 
-def _offline(variant, scoring, root: Path, *after) -> None:
-    jobs.run_offline(variant, scoring, root)
+def _offline(variant, scoring, root: Path, scores: Path, *after) -> None:
+    jobs.run_offline(variant, scoring, root, scores=scores)
 
 
-def _evaluate(variant, scoring, episodes: int, root: Path, *after) -> None:
-    jobs.run_eval(variant, scoring, episodes, root)
+def _evaluate(variant, scoring, episodes: int, root: Path, scores: Path, *after) -> None:
+    jobs.run_eval(variant, scoring, episodes, root, scores=scores)
 
 
 def execute_on_ray(plan: Plan, address: str | None = None, on_job=None) -> list[str]:
@@ -39,7 +39,7 @@ def execute_on_ray(plan: Plan, address: str | None = None, on_job=None) -> list[
     from bench.sim.ray_workers import connect
 
     connect(address)
-    root = plan.root.resolve()
+    root, scores = plan.root.resolve(), plan.scores_root.resolve()
     data = [str(Path(plan.data).resolve())]
     pretrain_data = [str(Path(p).resolve()) for p in plan.pretrain_data]
     scoring = replace(plan.scoring, heldout=str(Path(plan.scoring.heldout).resolve()))
@@ -52,15 +52,20 @@ def execute_on_ray(plan: Plan, address: str | None = None, on_job=None) -> list[
     trained: dict[str, ray.ObjectRef] = {}
     labels: dict[ray.ObjectRef, str] = {}
     for job in plan.trainings:  # pretrainings come first, so a training can wait for the one it starts from
+        if not plan.needs_training(job):  # already trained, or every variant it serves is scored
+            continue
         after = [trained[job.init_from]] if job.init_from in trained else []
         ref = train.remote(job, pretrain_data if job.key() in pretrain_keys else data, root, *after)
         trained[job.key()] = ref
         labels[ref] = f"train {job.model} ({job.key()})"
     for v in plan.variants:
+        if plan.scored(v):
+            continue
         label = f"{v.arm} {plan.spec.axis.name}={v.value} seed {v.seed}"
-        ref = offline.remote(v, scoring, root, trained[v.train.key()])
+        after = [trained[v.train.key()]] if v.train.key() in trained else []  # none: it was trained before
+        ref = offline.remote(v, scoring, root, scores, *after)
         labels[ref] = f"offline {label}"
-        ref = evaluate.remote(v, scoring, plan.episodes_per_variant, root, trained[v.train.key()])
+        ref = evaluate.remote(v, scoring, plan.episodes_per_variant, root, scores, *after)
         labels[ref] = f"evaluate {label}"
 
     failures, waiting = [], list(labels)

@@ -27,7 +27,22 @@ class Plan:
     variants: list[Variant]
     tasks: int  # tasks each evaluation runs
     pretrain_data: list[str]  # every demo file the video pretraining learns from (empty: none needed)
-    root: Path = ROOT
+    root: Path = ROOT  # checkpoints and logs (machine-local)
+    scores: Path | None = None  # eval/ and offline/ when kept apart from root (committed: see bench.ablate.jobs)
+
+    @property
+    def scores_root(self) -> Path:
+        return self.scores or self.root
+
+    def scored(self, v: Variant) -> bool:
+        """Both of the variant's scores are there: its checkpoint is no longer needed."""
+        return (jobs.evaluated(v, self.scoring, self.scores_root)
+                and jobs.scored_offline(v, self.scoring, self.scores_root))
+
+    def needs_training(self, job: TrainJob) -> bool:
+        """Some variant of this training (or of one starting from it) still needs its checkpoint."""
+        return not jobs.trained(job, self.root) and any(
+            not self.scored(v) for v in self.variants if job.key() in (v.train.key(), v.pretrain and v.pretrain.key()))
 
     @property
     def trainings(self) -> list[TrainJob]:
@@ -59,7 +74,8 @@ def pretraining_files(data: str | Path, heldout: str | Path) -> list[str]:
     return [str(p) for p in found] or [str(data)]
 
 
-def make_plan(spec: Spec, budget_name: str, data: str | Path, heldout: str | Path, root: Path = ROOT) -> Plan:
+def make_plan(spec: Spec, budget_name: str, data: str | Path, heldout: str | Path, root: Path = ROOT,
+              scores: Path | None = None) -> Plan:
     from bench.suites import get_suite, parse_task_ids
 
     budget = load_budget(spec, budget_name)
@@ -71,7 +87,7 @@ def make_plan(spec: Spec, budget_name: str, data: str | Path, heldout: str | Pat
     check_configs(found)
     return Plan(spec=spec, budget_name=budget_name, budget=budget, data=str(data), scoring=scoring,
                 variants=found,
-                tasks=tasks, pretrain_data=pretrain, root=root)
+                tasks=tasks, pretrain_data=pretrain, root=root, scores=scores)
 
 
 def check_configs(found: list[Variant]) -> None:
@@ -87,14 +103,14 @@ def check_configs(found: list[Variant]) -> None:
 
 def status(plan: Plan) -> list[dict]:
     """Per variant: what is done (training steps, episodes, offline score)."""
-    rows = []
+    rows, scores = [], plan.scores_root
     for v in plan.variants:
         rows.append({"model": v.arm, "value": v.value, "seed": v.seed, "step": v.step,
-                     "trained": jobs.trained(v.train, plan.root),
+                     "trained": jobs.trained(v.train, plan.root), "scored": plan.scored(v),
                      "steps_done": jobs.trained_steps(v.train, plan.root), "steps": v.train.schedule.steps,
-                     "evaluated": jobs.evaluated(v, plan.scoring, plan.root),
-                     "episodes_done": jobs.episodes_done(v, plan.scoring, plan.root),
-                     "offline": jobs.scored_offline(v, plan.scoring, plan.root)})
+                     "evaluated": jobs.evaluated(v, plan.scoring, scores),
+                     "episodes_done": jobs.episodes_done(v, plan.scoring, scores),
+                     "offline": jobs.scored_offline(v, plan.scoring, scores)})
     return rows
 
 
@@ -126,7 +142,7 @@ def estimate(plan: Plan, probe=None) -> dict:
     for job in plan.trainings:
         batch = job.schedule.batch_size
         left = job.schedule.steps - jobs.trained_steps(job, plan.root)
-        if left <= 0 or jobs.trained(job, plan.root):
+        if left <= 0 or not plan.needs_training(job):
             continue
         key = f"{job.model} training samples/s at batch {batch}"
         if key not in out["rates"]:
@@ -138,14 +154,14 @@ def estimate(plan: Plan, probe=None) -> dict:
         rate = out["rates"][key][0]
         if rate:
             out["train_s"] += left * batch / rate
-    episode_s = _cached_episode_s(plan.root)
+    episode_s = _cached_episode_s(plan.scores_root)
     out["rates"]["seconds per episode per worker"] = ((episode_s, "measured by cached evaluations") if episode_s
                                                       else (ASSUMED_EPISODE_S, "assumed"))
     per_episode = out["rates"]["seconds per episode per worker"][0] / plan.scoring.workers
     for v in plan.variants:
-        if not jobs.evaluated(v, plan.scoring, plan.root):
-            out["eval_s"] += (plan.episodes_per_variant - jobs.episodes_done(v, plan.scoring, plan.root)) * per_episode
-        if not jobs.scored_offline(v, plan.scoring, plan.root):
+        if not jobs.evaluated(v, plan.scoring, plan.scores_root):
+            out["eval_s"] += (plan.episodes_per_variant - jobs.episodes_done(v, plan.scoring, plan.scores_root)) * per_episode
+        if not jobs.scored_offline(v, plan.scoring, plan.scores_root):
             out["offline_s"] += plan.scoring.offline_windows * ASSUMED_WINDOW_S
     out["total_s"] = out["train_s"] + out["eval_s"] + out["offline_s"]
     return out
@@ -155,9 +171,11 @@ def execute(plan: Plan, on_job=None, on_progress=None) -> list[str]:
     """Run every job not yet done, variant by variant (results arrive early); a failed job is reported and
     the others go on. Returns the failures' messages. `on_job(label)` announces each job,
     `on_progress(done, total)` follows it."""
-    failures = []
+    failures, scores = [], plan.scores_root
     for v in plan.variants:
         label = f"{v.arm} {plan.spec.axis.name}={v.value} seed {v.seed}"
+        if plan.scored(v):  # its scores were kept (maybe from another machine): no checkpoint needed
+            continue
         try:
             if v.pretrain is not None and not jobs.trained(v.pretrain, plan.root):
                 on_job and on_job(f"pretrain the video DiT for {label} ({v.pretrain.key()})")
@@ -165,12 +183,12 @@ def execute(plan: Plan, on_job=None, on_progress=None) -> list[str]:
             if not jobs.trained(v.train, plan.root):
                 on_job and on_job(f"train {label} ({v.train.key()})")
                 jobs.run_train(v.train, [plan.data], plan.root, on_progress)
-            if not jobs.scored_offline(v, plan.scoring, plan.root):
+            if not jobs.scored_offline(v, plan.scoring, scores):
                 on_job and on_job(f"offline {label}")
-                jobs.run_offline(v, plan.scoring, plan.root)
-            if not jobs.evaluated(v, plan.scoring, plan.root):
+                jobs.run_offline(v, plan.scoring, plan.root, scores)
+            if not jobs.evaluated(v, plan.scoring, scores):
                 on_job and on_job(f"evaluate {label}")
-                jobs.run_eval(v, plan.scoring, plan.episodes_per_variant, plan.root, on_progress)
+                jobs.run_eval(v, plan.scoring, plan.episodes_per_variant, plan.root, on_progress, scores)
         except jobs.JobFailed as exc:
             failures.append(f"{label}: {exc}")
     return failures

@@ -27,25 +27,23 @@ PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "published"  # bench/publi
 def _episodes(plan: Plan, v) -> pd.DataFrame:
     from bench.records import latest_by_key, read_records
 
-    recs = latest_by_key(read_records(jobs.eval_dir(v, plan.scoring, plan.root) / "episodes.jsonl")).values()
+    recs = latest_by_key(read_records(jobs.eval_dir(v, plan.scoring, plan.scores_root) / "episodes.jsonl")).values()
     return pd.DataFrame([{"task_id": r["task_id"], "init_id": r["init_id"], "episode_seed": r["seed"],
                           "success": bool(r["success"])} for r in recs])
 
 
 def _offline(plan: Plan, v) -> dict | None:
-    path = jobs.offline_file(v, plan.scoring, plan.root)
+    path = jobs.offline_file(v, plan.scoring, plan.scores_root)
     return json.loads(path.read_text()) if path.exists() else None
 
 
 def _train_hours(plan: Plan, v) -> float:
-    csv = jobs.train_dir(v.train, plan.root) / "losses.csv"
-    if not csv.exists():
-        return float("nan")
-    df = pd.read_csv(csv)
-    if "elapsed_s" not in df:
-        return float("nan")
-    at = df[df["step"] <= v.step]
-    return float(at["elapsed_s"].iloc[-1] / 3600) if len(at) else float("nan")
+    """From the evaluation's done.json (kept with the scores), else from the training's losses.csv."""
+    done = jobs.eval_dir(v, plan.scoring, plan.scores_root) / "done.json"
+    hours = json.loads(done.read_text()).get("train_hours") if done.exists() else None
+    if hours is None:
+        hours = jobs.train_hours(v.train, v.step, plan.root)
+    return float("nan") if hours is None else hours
 
 
 def collect(plan: Plan) -> pd.DataFrame:
@@ -53,11 +51,11 @@ def collect(plan: Plan) -> pd.DataFrame:
     rows, episodes, offline = [], {}, {}
     default = plan.spec.axis.default
     for v in plan.variants:
-        ep = _episodes(plan, v) if jobs.evaluated(v, plan.scoring, plan.root) else None
+        ep = _episodes(plan, v) if jobs.evaluated(v, plan.scoring, plan.scores_root) else None
         off = _offline(plan, v)
         k, n = (int(ep["success"].sum()), len(ep)) if ep is not None else (0, 0)
         lo, hi = wilson(k, n) if n else (float("nan"), float("nan"))
-        done = jobs.eval_dir(v, plan.scoring, plan.root) / "done.json"
+        done = jobs.eval_dir(v, plan.scoring, plan.scores_root) / "done.json"
         rows.append({"ablation": plan.spec.name, "budget": plan.budget_name, "model": v.arm, "value": v.value,
                      "is_default": str(v.value) == str(default), "seed": v.seed, "step": v.step,
                      "train_job": v.train.key(), "successes": k, "episodes": n,
@@ -229,6 +227,11 @@ def _fmt(v: float, pct: bool = False, signed: bool = False) -> str:
     return f"{v:+.1f}" if (signed and pct) else (f"{v:+.4f}" if signed else (f"{v:.1f}" if pct else f"{v:.4f}"))
 
 
+def _fmt_p(p: float) -> str:
+    """A p value as read: a bootstrap or exact p below 0.001 is printed as a bound, never as 0."""
+    return "—" if pd.isna(p) else "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
 def markdown(plan: Plan, table: pd.DataFrame, provenance: dict, wall_s: float | None) -> str:
     spec, b = plan.spec, plan.budget
     data = pooled(table)
@@ -248,9 +251,9 @@ def markdown(plan: Plan, table: pd.DataFrame, provenance: dict, wall_s: float | 
             f"| {r.model} | {r.value}{mark} | {_fmt(r.action_error)} [{_fmt(r.action_error_low)}, "
             f"{_fmt(r.action_error_high)}] | {_fmt(r.error_diff, signed=True)}"
             f"{'' if pd.isna(r.error_diff) else f' [{_fmt(r.error_low, signed=True)}, {_fmt(r.error_high, signed=True)}]'} | "
-            f"{'—' if pd.isna(r.error_holm_p) else f'{r.error_holm_p:.2g}'} | "
+            f"{_fmt_p(r.error_holm_p)} | "
             f"{r.successes}/{r.episodes} = {_fmt(r.success_rate, pct=True)}% [{_fmt(r.ci_low, pct=True)}, "
-            f"{_fmt(r.ci_high, pct=True)}] | {'—' if pd.isna(r.success_holm_p) else f'{r.success_holm_p:.2g}'} | "
+            f"{_fmt(r.ci_high, pct=True)}] | {_fmt_p(r.success_holm_p)} | "
             f"{r.train_hours:.2f} |")
     lines += ["", "**What is significant.** " + " ".join(verdicts(table, spec.axis.name)), ""]
     pub = published_curve(spec)
@@ -262,7 +265,8 @@ def markdown(plan: Plan, table: pd.DataFrame, provenance: dict, wall_s: float | 
         lines += [f"Time: this invocation took {wall_s / 3600:.2f} h; the variants' training "
                   f"{table['train_hours'].sum():.2f} h and evaluation {table['eval_hours'].sum():.2f} h in all "
                   "(cached jobs count where they ran).", ""]
-    lines += ["Jobs (cached under `runs/ablations/`, by hash): " + ", ".join(
+    kept = "" if plan.scores is None else f"; each variant's scores kept in `{plan.scores}/` (eval/, offline/)"
+    lines += [f"Jobs (cached under `{plan.root}/`, by hash{kept}): trainings " + ", ".join(
         f"`{k}`" for k in dict.fromkeys(table["train_job"])) + ".", "",
         "## Provenance", "", "```json", json.dumps(provenance, indent=2), "```", ""]
     return "\n".join(lines)

@@ -51,6 +51,9 @@ def ablate(
     plan_only: bool = typer.Option(False, "--plan", help="Print the plan and estimate, run nothing."),
     root: Path = typer.Option(Path("runs/ablations"), help="The job cache (on storage every node sees, with "
                                                            "--executor ray)."),
+    scores: Optional[Path] = typer.Option(None, help="Keep each variant's scores (eval/, offline/: kB) here "
+                                          "instead of in --root: commit this folder and any machine reuses the "
+                                          "finished variants without their checkpoints."),
     executor: str = typer.Option("local", help="Where jobs run: local (one after another, here) or ray (each a "
                                  "Ray task with the resources its budget names; pip install dit4dit-bench[ray])."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray (default: start a "
@@ -74,6 +77,7 @@ def ablate(
         chosen, spec, budget = last["specs"], [], last["budget"]
         out, data, heldout = (Path(last[k]) if last.get(k) else None for k in ("out", "data", "heldout"))
         root = Path(last.get("root", root))
+        scores = Path(last["scores"]) if last.get("scores") else None
     if budget not in BUDGETS:
         fail(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
     check_executor(executor)
@@ -88,9 +92,9 @@ def ablate(
     root.mkdir(parents=True, exist_ok=True)
     (root / LAST).write_text(json.dumps({"specs": [str(s.path) for s in specs], "budget": budget, "out": str(out),
                                 "data": str(data) if data else None, "heldout": str(heldout) if heldout else None,
-                                "root": str(root)}, indent=2))
+                                "root": str(root), "scores": str(scores) if scores else None}, indent=2))
     for s in specs:
-        _run_one(s, budget, out, data, heldout, root, plan_only, executor, address)
+        _run_one(s, budget, out, data, heldout, root, plan_only, executor, address, scores)
 
 
 def _list() -> None:
@@ -120,7 +124,8 @@ def _data_files(suite: str, data: Optional[Path], heldout: Optional[Path]) -> tu
 
 
 def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Optional[Path], root: Path,
-             plan_only: bool, executor: str = "local", address: Optional[str] = None) -> None:
+             plan_only: bool, executor: str = "local", address: Optional[str] = None,
+             scores: Optional[Path] = None) -> None:
     from bench.ablate import tables
     from bench.ablate.run import estimate, execute, make_plan, status
     from bench.ablate.spec import SpecError
@@ -128,7 +133,7 @@ def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Option
 
     data, heldout = _data_files(spec.suite, data, heldout)
     try:
-        plan = make_plan(spec, budget, data, heldout, root)
+        plan = make_plan(spec, budget, data, heldout, root, scores)
     except (SpecError, ValueError, KeyError) as exc:
         fail(f"{spec.path}: {exc}")
     _print_plan(plan, status(plan))
@@ -174,7 +179,8 @@ def _print_plan(plan, rows: list[dict]) -> None:
     for col in ("model", plan.spec.axis.name, "seed", "training", "offline", "episodes"):
         t.add_column(col)
     for r in rows:
-        training = "done" if r["trained"] else (f"{r['steps_done']}/{r['steps']}" if r["steps_done"] else "to do")
+        training = ("done" if r["trained"] else "not needed (scored)" if r["scored"]
+                    else f"{r['steps_done']}/{r['steps']}" if r["steps_done"] else "to do")
         t.add_row(r["model"], str(r["value"]), str(r["seed"]), training, "done" if r["offline"] else "to do",
                   "done" if r["evaluated"] else f"{r['episodes_done']}/{plan.episodes_per_variant}")
     console.print(t)
