@@ -309,7 +309,7 @@ zeroshot-init-states: setup
 	for s in $(ZEROSHOT); do $(BIN)/bench init-states --suite $$s --n 20 || exit 1; done
 
 zeroshot-expert: setup
-	for s in $(ZEROSHOT); do \
+	for s in $(ZEROSHOT); do $(call published,scripted,$${s}) \
 	  $(BIN)/bench run --suite $$s --policy scripted --out runs/scripted/$$s --resume --publish results/scripted || exit 1; \
 	done
 
@@ -317,10 +317,10 @@ zeroshot-expert: setup
 # has (bench/suites.py ZEROSHOT_EPISODES), so each split of the table is measured as well as the others.
 PRO_EPISODES ?= 20
 zeroshot-eval: setup
-	for s in $(foreach k,object category quantity,libero_spatial_zeroshot_$(k)); do \
+	for s in $(foreach k,object category quantity,libero_spatial_zeroshot_$(k)); do $(call published,$(MODEL),$${s}) \
 	  $(BIN)/bench run --suite $$s --policy $(MODEL) --out runs/$(MODEL)/$$s --resume --publish results/$(MODEL) || exit 1; \
 	done
-	for s in libero_spatial_object libero_spatial_swap; do \
+	for s in libero_spatial_object libero_spatial_swap; do $(call published,$(MODEL),$${s}) \
 	  $(BIN)/bench run --suite $$s --policy $(MODEL) --episodes $(PRO_EPISODES) --out runs/$(MODEL)/$$s --resume \
 	    --publish results/$(MODEL) || exit 1; \
 	done
@@ -331,16 +331,24 @@ zeroshot-table: setup
 	$(BIN)/bench analyze zeroshot --training libero_spatial -r results/scripted --out results/zeroshot/libero_spatial_expert
 	$(BIN)/bench analyze zeroshot --training libero_object -r results/scripted --out results/zeroshot/libero_object_expert
 
-# Every long-running result, in the order the issues need them (days of 2 CPU cores in all). Every step resumes
-# or is skipped when done, so after a stop run it again: nohup make results-all > results-all.log 2>&1 &
-results-all:
-	$(MAKE) dit4dit-retrain
-	$(MAKE) zeroshot-expert proxy-expert
-	for m in $(BASELINES); do $(MAKE) train baseline-bundle baseline-eval MODEL=$$m || exit 1; done
-	$(MAKE) baselines-compare
+# Every long-running result, in the order the issues need them (days of 2 CPU cores in all). A step whose
+# result is committed is skipped (results/ is the record; runs/, the demos and the checkpoints may be gone with
+# the machine), and every other step resumes, so after a stop run it again:
+#   nohup make results-all > results-all.log 2>&1 &
+# To redo a published evaluation, remove its results/<model>/<suite>_* files first.
+published = if [ -f results/$(1)/$(2)_summary.json ]; then echo "$(2): published in results/$(1), skipped"; continue; fi;
+ABLATIONS_LEFT = $(foreach a,$(ABLATIONS),$(if $(wildcard results/ablations/$(subst -,_,$(a)).csv),,$(a)))
+results-all: setup
+	test -f results/dit4dit/libero_spatial_summary.json || $(MAKE) dit4dit-retrain
+	$(MAKE) zeroshot-expert
+	test -f results/scripted/gr1_tabletop_proxy_summary.json || $(MAKE) proxy-expert
+	for m in $(BASELINES); do test -f results/$$m/libero_spatial_summary.json || \
+	  $(MAKE) train baseline-bundle baseline-eval MODEL=$$m || exit 1; done
+	test -f results/baselines/libero_spatial_comparison.csv || $(MAKE) baselines-compare
+	$(if $(strip $(ABLATIONS_LEFT)),$(MAKE) demos-spatial heldout-demos ablations ABLATIONS="$(ABLATIONS_LEFT)")
+	$(if $(wildcard results/ablations/smoke/*.csv),,$(MAKE) ablations-smoke)
 	for m in dit4dit $(BASELINES); do $(MAKE) zeroshot-eval MODEL=$$m || exit 1; done
 	$(MAKE) zeroshot-table
-	$(MAKE) ablations ablations-smoke
-	$(MAKE) proxy-demos
-	for m in dit4dit $(BASELINES); do $(MAKE) proxy-train proxy-eval MODEL=$$m || exit 1; done
+	for m in dit4dit $(BASELINES); do test -f results/$$m/gr1_tabletop_proxy_summary.json || \
+	  $(MAKE) proxy-demos proxy-train proxy-eval MODEL=$$m || exit 1; done
 	$(MAKE) gr1-table
