@@ -315,6 +315,16 @@ def test_a_task_the_policy_never_solves_is_not_topped_up_forever(tmp_path, gl):
                        policy_name="random")
     assert summary["attempts"] == 1 and summary["kept"] == 0
     assert summary["unsolved"] == [suite.task(1).name] and summary["per_task"] == {suite.task(1).name: 0}
+    # The verdict is written in the file: a rerun (the next model's `make proxy-demos`) does not replay the same
+    # failing attempts, and --retry-unsolved does.
+    from bench.demos.libero_hdf5 import file_unsolved
+    assert file_unsolved(tmp_path / "demos.hdf5") == [suite.task(1).name]
+    again = generate(suite, [1], per_task=1, out=tmp_path / "demos.hdf5", resolution=32, workers=1,
+                     policy_name="random")
+    assert again["attempts"] == 0 and again["unsolved"] == [suite.task(1).name]
+    retried = generate(suite, [1], per_task=1, out=tmp_path / "demos.hdf5", resolution=32, workers=1,
+                       policy_name="random", retry_unsolved=True)
+    assert retried["attempts"] == 1 and file_unsolved(tmp_path / "demos.hdf5") == [suite.task(1).name]
 
 
 def test_the_same_demos_under_other_names_read_back_alike(tmp_path):

@@ -30,10 +30,12 @@ def demos_generate(
                                     "actions are kept for every step."),
     first_attempt: int = typer.Option(0, min=0, help="Number attempts from N (a held-out set: demos a training set "
                                                      "generated from 0 cannot contain)."),
+    retry_unsolved: bool = typer.Option(False, help="Attempt again the tasks an earlier run on this file kept no "
+                                        "demo of (skipped otherwise: the same attempts fail the same way)."),
 ):
     """Run the scripted expert and keep its successful episodes as demos."""
     from bench.demos.generate import generate
-    from bench.demos.libero_hdf5 import demo_counts
+    from bench.demos.libero_hdf5 import demo_counts, file_unsolved
 
     s = load_suite(suite)
     ids = parse_tasks(s, tasks)
@@ -49,18 +51,20 @@ def demos_generate(
 
     with progress:
         have = demo_counts(out)  # a rerun tops the file up: the bar counts what is left
-        left = sum(max(0, per_task - have.get(s.task(t).name, 0)) for t in ids)
+        skipped = set() if retry_unsolved else set(file_unsolved(out))
+        left = sum(max(0, per_task - have.get(s.task(t).name, 0)) for t in ids if s.task(t).name not in skipped)
         bar = progress.add_task(f"{s.name} demos", total=left, kept=0)
         try:
             summary = generate(s, ids, per_task, out, resolution=resolution, workers=workers, policy_name=policy,
                                on_episode=on_episode, first_attempt=first_attempt, pixel_path=pixel_path,
-                               frame_every=frame_every)
+                               frame_every=frame_every, retry_unsolved=retry_unsolved)
         except ValueError as exc:  # bad pixel path, or a file of another pixel path
             fail(str(exc))
     console.print_json(data=summary)
     if summary["unsolved"]:
         err.print(f"[yellow]warning:[/] the {policy} policy kept no demo of {', '.join(summary['unsolved'])} in a "
-                  "whole round of attempts; they were not topped up, so the file has none of them", highlight=False)
+                  "whole round of attempts (in this run or an earlier one on this file); they were not topped up, so the "
+                  "file has none of them (--retry-unsolved attempts them again)", highlight=False)
 
 
 @demos_app.command("inspect")

@@ -32,10 +32,13 @@ def _next_attempt(done_keys: set[str], suite_name: str, task_id: int) -> int:
 
 def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolution: int = 128,
              workers: int = 2, policy_name: str = "scripted", max_rounds: int = 4, on_episode=None,
-             first_attempt: int = 0, pixel_path: str = "render_resize_uint8", frame_every: int = 1) -> dict:
+             first_attempt: int = 0, pixel_path: str = "render_resize_uint8", frame_every: int = 1,
+             retry_unsolved: bool = False) -> dict:
     """`first_attempt` > 0 numbers attempts from there: a held-out set whose demos cannot repeat those of a
     training set generated from attempt 0 (same expert, same seeds per attempt). `frame_every` k > 1 records
-    camera frames on every k-th step only (bench.sim.worker.frame_recorded): about k times less rendering."""
+    camera frames on every k-th step only (bench.sim.worker.frame_recorded): about k times less rendering.
+    A task that kept no demo in a whole round is written down in the file as unsolved, and a rerun skips it
+    (the same attempts would fail the same way) unless `retry_unsolved` (after the expert changed)."""
     from bench.demos.libero_hdf5 import DemoWriter, file_frame_every, file_pixel_path
     from bench.models.frames import DEMO_PIXEL_PATHS
 
@@ -69,7 +72,11 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
     done_keys = writer.episode_keys()
     attempts = {tid: max(first_attempt, _next_attempt(done_keys, suite.name, tid)) for tid in task_ids}
     stats = {"attempts": 0, "kept": 0}
-    unsolved: list[int] = []  # tasks that kept no demo in a whole round: topping them up would only spin
+    # tasks that kept no demo in a whole round, in this run or (unless retried) an earlier one on this file:
+    # topping them up would only spin
+    before = set() if retry_unsolved else set(writer.unsolved())
+    have = writer.counts()
+    unsolved: list[int] = [t for t, task in tasks.items() if task.name in before and not have.get(task.name)]
     t0 = time.perf_counter()
     try:
         for round_ in range(max_rounds):
@@ -116,6 +123,8 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                                if have.get(tasks[t].name, 0) == 0)
     finally:
         final = writer.counts()
+        recorded = set(writer.unsolved()) - {t.name for t in tasks.values()}  # other tasks' verdicts stand
+        writer.set_unsolved(sorted(recorded | {tasks[t].name for t in unsolved if not final.get(tasks[t].name)}))
         writer.close()
     return {"out": str(out), "per_task": {t.name: final.get(t.name, 0) for t in tasks.values()},
             "attempts": stats["attempts"], "kept": stats["kept"], "wall_s": round(time.perf_counter() - t0, 1),

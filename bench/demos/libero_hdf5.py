@@ -179,6 +179,15 @@ def file_suite(path: str | Path) -> str | None:
     return str(suite) if suite is not None else None
 
 
+def file_unsolved(path: str | Path) -> list[str]:
+    """Task names a generation on this file kept no demo of in a whole round (bench.demos.generate skips them)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with h5py.File(path, "r") as f:
+        return sorted(json.loads(f["data"].attrs.get("unsolved", "[]"))) if "data" in f else []
+
+
 def demo_counts(path: str | Path) -> dict[str, int]:
     """Demos per task name in a demo file (none if there is no file yet)."""
     out: dict[str, int] = {}
@@ -212,6 +221,13 @@ class DemoWriter:
         """Episode keys already in the file: a rerun must not repeat an attempt (same seed, same demo)."""
         with h5py.File(self.path, "r") as f:
             return {str(g.attrs["episode_key"]) for g in f["data"].values() if "episode_key" in g.attrs}
+
+    def unsolved(self) -> list[str]:
+        return file_unsolved(self.path)
+
+    def set_unsolved(self, names: list[str]) -> None:
+        with h5py.File(self.path, "a") as f:
+            f["data"].attrs["unsolved"] = json.dumps(sorted(set(names)))
 
     def add(self, trajectory: dict[str, np.ndarray], task_attrs: dict) -> str:
         with h5py.File(self.path, "a") as f:
