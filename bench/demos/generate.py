@@ -39,7 +39,7 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
     camera frames on every k-th step only (bench.sim.worker.frame_recorded): about k times less rendering.
     A task that kept no demo in a whole round is written down in the file as unsolved, and a rerun skips it
     (the same attempts would fail the same way) unless `retry_unsolved` (after the expert changed)."""
-    from bench.demos.libero_hdf5 import DemoWriter, file_frame_every, file_pixel_path
+    from bench.demos.libero_hdf5 import DemoWriter, file_frame_every, file_pixel_path, file_unsolved
     from bench.models.frames import DEMO_PIXEL_PATHS
 
     if pixel_path not in DEMO_PIXEL_PATHS:
@@ -74,9 +74,8 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
     stats = {"attempts": 0, "kept": 0}
     # tasks that kept no demo in a whole round, in this run or (unless retried) an earlier one on this file:
     # topping them up would only spin
-    before = set() if retry_unsolved else set(writer.unsolved())
-    have = writer.counts()
-    unsolved: list[int] = [t for t, task in tasks.items() if task.name in before and not have.get(task.name)]
+    recorded = set(file_unsolved(out))  # a recorded task has no demo: only tasks that kept none are recorded
+    unsolved: list[int] = [] if retry_unsolved else [t for t, task in tasks.items() if task.name in recorded]
     t0 = time.perf_counter()
     try:
         for round_ in range(max_rounds):
@@ -123,8 +122,8 @@ def generate(suite: Suite, task_ids: list[int], per_task: int, out: Path, resolu
                                if have.get(tasks[t].name, 0) == 0)
     finally:
         final = writer.counts()
-        recorded = set(writer.unsolved()) - {t.name for t in tasks.values()}  # other tasks' verdicts stand
-        writer.set_unsolved(sorted(recorded | {tasks[t].name for t in unsolved if not final.get(tasks[t].name)}))
+        others = recorded - {t.name for t in tasks.values()}  # the verdicts on tasks not asked for stand
+        writer.set_unsolved(sorted(others | {tasks[t].name for t in unsolved}))
         writer.close()
     return {"out": str(out), "per_task": {t.name: final.get(t.name, 0) for t in tasks.values()},
             "attempts": stats["attempts"], "kept": stats["kept"], "wall_s": round(time.perf_counter() - t0, 1),

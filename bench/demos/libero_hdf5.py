@@ -222,9 +222,6 @@ class DemoWriter:
         with h5py.File(self.path, "r") as f:
             return {str(g.attrs["episode_key"]) for g in f["data"].values() if "episode_key" in g.attrs}
 
-    def unsolved(self) -> list[str]:
-        return file_unsolved(self.path)
-
     def set_unsolved(self, names: list[str]) -> None:
         with h5py.File(self.path, "a") as f:
             f["data"].attrs["unsolved"] = json.dumps(sorted(set(names)))
