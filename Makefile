@@ -13,7 +13,7 @@ DEMOS ?= 128_from224
 # multiple of it. FRAME_EVERY=1 writes LIBERO's layout (a frame per step).
 FRAME_EVERY ?= 4
 
-.PHONY: dit4dit-retrain-resume setup run test test-slow test-gpu perf-gpu test-ray perf-executors perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations ablations-smoke report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos proxy-train proxy-eval gr1-table results-all zeroshot-init-states zeroshot-expert zeroshot-eval zeroshot-table
+.PHONY: dit4dit-retrain-resume setup run test test-slow test-gpu perf-gpu test-ray perf-executors perf perf-policy perf-math reference verify-reference verify-cross-machine heldout-demos future-slot demos replay-demos expert-eval train bundle dit4dit-eval dit4dit-videos random-eval dit4dit-vs-random baseline-bundle baseline-eval baselines-compare heldout-demos-native ablations ablations-smoke report bench-micro perf-remote demos-spatial dit4dit-retrain dit4dit-vs-v1 gr1-setup proxy-init-states proxy-expert proxy-demos proxy-train proxy-bundle proxy-eval gr1-table results-all zeroshot-init-states zeroshot-expert zeroshot-eval zeroshot-table
 
 # The training budget of every model compared here (DiT4DiT and the baselines alike): 3000 steps of batch 16,
 # which (with the demos) fits one working session of 2 CPU cores; the first bundled checkpoint had 10000.
@@ -280,8 +280,11 @@ proxy-expert: setup
 	$(BIN)/bench run --suite gr1_tabletop_proxy --policy scripted --episodes $(PROXY_EPISODES) \
 	  --out runs/scripted/gr1_tabletop_proxy --resume --publish results/scripted
 
+# PROXY_DEMOS per task: 20 x 24 tasks is about the 500 demos of each libero_spatial training set (and under an hour
+# to generate on 2 cores, so demos and a model's training fit one working session on a fresh machine).
+PROXY_DEMOS ?= 20
 proxy-demos: setup
-	$(BIN)/bench demos generate --suite gr1_tabletop_proxy --per-task 50 --resolution 128 \
+	$(BIN)/bench demos generate --suite gr1_tabletop_proxy --per-task $(PROXY_DEMOS) --resolution 128 \
 	  --frame-every $(FRAME_EVERY) --out $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5
 
 # A model (MODEL=dit4dit|groot|flare|pi05) trained on the proxy's demos at the libero_spatial budget, evaluated
@@ -292,8 +295,18 @@ proxy-train: setup
 	$(BIN)/bench train --policy $(MODEL) --config tiny --data $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5 \
 	  --steps $(STEPS) --out $(PROXY_DIR) --precision $(PRECISION) --resume
 
+# The trained checkpoint into the package (bench/checkpoints/<model>_tiny_gr1_proxy, stored as each model's
+# libero_spatial checkpoint is: DiT4DiT in fp32, the baselines in bf16) with its curves in results/<model>/gr1_proxy_train/,
+# so that the evaluation needs neither the demos nor runs/ (both are gone with the machine).
+PROXY_BUNDLE = bench/checkpoints/$(MODEL)_tiny_gr1_proxy
+proxy-bundle:
+	rm -rf $(PROXY_BUNDLE) results/$(MODEL)/gr1_proxy_train
+	$(BIN)/bench export $(PROXY_DIR)/checkpoint --out $(PROXY_BUNDLE) --dtype $(if $(filter dit4dit,$(MODEL)),fp32,bf16)
+	mkdir -p results/$(MODEL)/gr1_proxy_train
+	cp $(PROXY_DIR)/losses.csv $(PROXY_DIR)/losses.png $(PROXY_DIR)/train_config*.json results/$(MODEL)/gr1_proxy_train/
+
 proxy-eval: setup
-	$(BIN)/bench run --suite gr1_tabletop_proxy --policy $(MODEL) --checkpoint $(PROXY_DIR)/checkpoint \
+	$(BIN)/bench run --suite gr1_tabletop_proxy --policy $(MODEL) --checkpoint $(PROXY_BUNDLE) \
 	  --episodes $(PROXY_EPISODES) --out runs/$(MODEL)/gr1_tabletop_proxy --resume --publish results/$(MODEL)
 
 gr1-table: setup
@@ -337,6 +350,7 @@ zeroshot-table: setup
 #   nohup make results-all > results-all.log 2>&1 &
 # To redo a published evaluation, remove its results/<model>/<suite>_* files first.
 published = if [ -f results/$(1)/$(2)_summary.json ]; then echo "$(2): published in results/$(1), skipped"; continue; fi;
+PROXY_UNTRAINED = $(foreach m,dit4dit $(BASELINES),$(if $(wildcard bench/checkpoints/$(m)_tiny_gr1_proxy/model.safetensors),,$(m)))
 ABLATIONS_LEFT = $(foreach a,$(ABLATIONS),$(if $(wildcard results/ablations/$(subst -,_,$(a)).csv),,$(a)))
 results-all: setup
 	test -f results/dit4dit/libero_spatial_summary.json || $(MAKE) dit4dit-retrain
@@ -349,6 +363,8 @@ results-all: setup
 	$(if $(wildcard results/ablations/smoke/*.csv),,$(MAKE) ablations-smoke)
 	for m in dit4dit $(BASELINES); do $(MAKE) zeroshot-eval MODEL=$$m || exit 1; done
 	$(MAKE) zeroshot-table
+	$(if $(PROXY_UNTRAINED),$(MAKE) proxy-demos)
+	for m in $(PROXY_UNTRAINED); do $(MAKE) proxy-train proxy-bundle MODEL=$$m || exit 1; done
 	for m in dit4dit $(BASELINES); do test -f results/$$m/gr1_tabletop_proxy_summary.json || \
-	  $(MAKE) proxy-demos proxy-train proxy-eval MODEL=$$m || exit 1; done
+	  $(MAKE) proxy-eval MODEL=$$m || exit 1; done
 	$(MAKE) gr1-table
