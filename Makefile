@@ -350,7 +350,9 @@ zeroshot-table: setup
 #   nohup make results-all > results-all.log 2>&1 &
 # To redo a published evaluation, remove its results/<model>/<suite>_* files first.
 published = if [ -f results/$(1)/$(2)_summary.json ]; then echo "$(2): published in results/$(1), skipped"; continue; fi;
-PROXY_UNTRAINED = $(foreach m,dit4dit $(BASELINES),$(if $(wildcard bench/checkpoints/$(m)_tiny_gr1_proxy/model.safetensors),,$(m)))
+# The GR1 proxy's models still to train and bundle; the baselines first (shorter trainings, so more of them are
+# bundled before a session ends: the demos and runs/ may not outlive it).
+PROXY_UNTRAINED = $(foreach m,$(BASELINES) dit4dit,$(if $(wildcard bench/checkpoints/$(m)_tiny_gr1_proxy/model.safetensors),,$(m)))
 ABLATIONS_LEFT = $(foreach a,$(ABLATIONS),$(if $(wildcard results/ablations/$(subst -,_,$(a)).csv),,$(a)))
 results-all: setup
 	test -f results/dit4dit/libero_spatial_summary.json || $(MAKE) dit4dit-retrain
