@@ -309,10 +309,25 @@ proxy-eval: setup
 	$(BIN)/bench run --suite gr1_tabletop_proxy --policy $(MODEL) --checkpoint $(PROXY_BUNDLE) \
 	  --episodes $(PROXY_EPISODES) --out runs/$(MODEL)/gr1_tabletop_proxy --resume --publish results/$(MODEL)
 
+# With DiT4DiT and a baseline evaluated, also their paired comparison on the proxy's episodes and the proxy's
+# training curves (as baselines-compare does on libero_spatial).
+PROXY_COMPARE_NOTE := Tiny models trained from scratch on this machine, every one on the same GR1-proxy demos (20 expert \
+  demos per task) with the same budget and seed and a shared action DiT, evaluated on the same proxy episodes: LIBERO \
+  objects and the Panda arm standing in for RoboCasa GR1, not the published benchmark or models. \
+  gr1_tabletop_proxy_training_curves.md checks the shared data, budget and seed.
+comma := ,
+space := $(subst ,, )
+PROXY_TRAINED = $(foreach m,dit4dit $(BASELINES),$(if $(wildcard results/$(m)/gr1_proxy_train/losses.csv),$(m)))
+PROXY_EVALUATED = $(foreach m,$(BASELINES),$(wildcard results/$(m)/gr1_tabletop_proxy_summary.json))
 gr1-table: setup
 	$(BIN)/bench analyze gr1 -r results/scripted \
 	  $(foreach m,dit4dit $(BASELINES),$(if $(wildcard results/$(m)/gr1_tabletop_proxy_summary.json),-r results/$(m))) \
 	  --out results/gr1/gr1_tabletop_proxy
+	$(if $(and $(wildcard results/dit4dit/gr1_tabletop_proxy_summary.json),$(PROXY_EVALUATED)), \
+	  $(BIN)/bench compare results/dit4dit/gr1_tabletop_proxy_summary.json $(PROXY_EVALUATED) \
+	    --out results/gr1/gr1_tabletop_proxy_comparison --note "$(PROXY_COMPARE_NOTE)")
+	$(if $(PROXY_TRAINED),$(BIN)/bench curves $(foreach m,$(PROXY_TRAINED),results/$(m)/gr1_proxy_train/losses.csv) \
+	  --labels $(subst $(space),$(comma),$(strip $(PROXY_TRAINED))) --out results/gr1/gr1_tabletop_proxy_training_curves)
 
 # Zero-shot splits (bench/sim/libero/zeroshot.py): initial states (committed; resumable per task), the expert's
 # success on every split (results/scripted/), a policy on its training set's splits and LIBERO-PRO's object and
