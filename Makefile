@@ -295,10 +295,10 @@ proxy-train: setup
 	$(BIN)/bench train --policy $(MODEL) --config tiny --data $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5 \
 	  --steps $(STEPS) --out $(PROXY_DIR) --precision $(PRECISION) --resume
 
-# The trained checkpoint into the package (bench/checkpoints/<model>_tiny_gr1_proxy, stored as each model's
+# The trained checkpoint into the package (bench/checkpoints/<model>_tiny_gr1_tabletop_proxy, stored as each model's
 # libero_spatial checkpoint is: DiT4DiT in fp32, the baselines in bf16) with its curves in results/<model>/gr1_proxy_train/,
 # so that the evaluation needs neither the demos nor runs/ (both are gone with the machine).
-PROXY_BUNDLE = bench/checkpoints/$(MODEL)_tiny_gr1_proxy
+PROXY_BUNDLE = bench/checkpoints/$(MODEL)_tiny_gr1_tabletop_proxy
 proxy-bundle:
 	rm -rf $(PROXY_BUNDLE) results/$(MODEL)/gr1_proxy_train
 	$(BIN)/bench export $(PROXY_DIR)/checkpoint --out $(PROXY_BUNDLE) --dtype $(if $(filter dit4dit,$(MODEL)),fp32,bf16)
@@ -367,7 +367,7 @@ zeroshot-table: setup
 published = if [ -f results/$(1)/$(2)_summary.json ]; then echo "$(2): published in results/$(1), skipped"; continue; fi;
 # The GR1 proxy's models still to train and bundle; the baselines first (shorter trainings, so more of them are
 # bundled before a session ends: the demos and runs/ may not outlive it).
-PROXY_UNTRAINED = $(foreach m,$(BASELINES) dit4dit,$(if $(wildcard bench/checkpoints/$(m)_tiny_gr1_proxy/model.safetensors),,$(m)))
+PROXY_UNTRAINED = $(foreach m,$(BASELINES) dit4dit,$(if $(wildcard bench/checkpoints/$(m)_tiny_gr1_tabletop_proxy/model.safetensors),,$(m)))
 ABLATIONS_LEFT = $(foreach a,$(ABLATIONS),$(if $(wildcard results/ablations/$(subst -,_,$(a)).csv),,$(a)))
 results-all: setup
 	test -f results/dit4dit/libero_spatial_summary.json || $(MAKE) dit4dit-retrain

@@ -73,6 +73,30 @@ def test_a_suite_finds_its_bundled_checkpoint():
     assert bundled_for("libero_10") is None and bundled_for("libero_object") is None
 
 
+def test_a_model_shipped_for_two_suites_runs_each_suite_with_its_own(tmp_path, monkeypatch):
+    """With a libero_spatial and a GR1-proxy checkpoint of one model shipped, `--policy groot` with no
+    --checkpoint loads the libero_spatial one (zero-shot variants included), not the first folder by name, and
+    `bench run --suite gr1_tabletop_proxy` the proxy one."""
+    import json
+
+    from bench.cli.evaluate import suite_checkpoint
+    from bench.policies import trained
+
+    for folder, suite in [("groot_tiny_gr1_tabletop_proxy", "gr1_tabletop_proxy"),
+                          ("groot_tiny_libero_spatial", "libero_spatial"), ("flare_tiny_gr1_tabletop_proxy", None)]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "config.json").write_text(json.dumps({"model": folder.split("_")[0], "suite": suite}))
+    monkeypatch.setattr(trained, "CHECKPOINTS", tmp_path)
+    assert trained.shipped_checkpoint("groot") == tmp_path / "groot_tiny_libero_spatial"
+    assert trained.shipped_checkpoint("groot", "libero_spatial_zeroshot_object") == tmp_path / "groot_tiny_libero_spatial"
+    assert trained.shipped_checkpoint("groot", "gr1_tabletop_proxy") == tmp_path / "groot_tiny_gr1_tabletop_proxy"
+    assert trained.shipped_checkpoint("flare", "gr1_tabletop_proxy") == tmp_path / "flare_tiny_gr1_tabletop_proxy"
+    assert trained.shipped_checkpoint("pi05") is None
+    assert suite_checkpoint("groot", "gr1_tabletop_proxy") == str(tmp_path / "groot_tiny_gr1_tabletop_proxy")
+    assert suite_checkpoint("groot", "libero_spatial") is None  # the policy's own default: records unchanged
+    assert suite_checkpoint("random", "gr1_tabletop_proxy") is None
+
+
 def test_progress_in_a_log_prints_plain_lines_throttled_and_the_end_once():
     """Output to a file (nohup ... > log) gets a line on the first update, none within `every_s`, one at the end."""
     import io

@@ -64,6 +64,8 @@ def run(
     task_ids = parse_tasks(s, tasks)
     if policy is None:
         policy, checkpoint = default_policy(s.name, checkpoint)
+    elif checkpoint is None:
+        checkpoint = suite_checkpoint(policy, s.name)
     options = dict(checkpoint=checkpoint, demos=demos, seed=seed, device=device, policy_args=policy_arg)
     if policy_gpus is None:
         pol = build_policy(policy, **options)
@@ -175,6 +177,18 @@ def default_policy(suite: str, checkpoint: Optional[str]) -> tuple[str, Optional
         fail(f"no bundled checkpoint is trained on {suite}: pass --policy (valid: {', '.join(load_all())})")
     console.print(f"no --policy: running the bundled {found[0]} checkpoint trained on {suite} ({found[1].name})")
     return found[0], checkpoint or str(found[1])
+
+
+def suite_checkpoint(policy: str, suite: str) -> Optional[str]:
+    """--policy without --checkpoint, on a suite the package ships a checkpoint of that model for (the GR1 proxy):
+    that checkpoint. Otherwise None, and the policy loads its own default (its libero_spatial checkpoint)."""
+    from bench.policies.trained import shipped_checkpoint
+
+    own = shipped_checkpoint(policy, suite)
+    if own is None or own == shipped_checkpoint(policy):
+        return None
+    console.print(f"running the bundled {policy} checkpoint trained on {suite} ({own.name}); --checkpoint picks another")
+    return str(own)
 
 
 class ListWhat(str, Enum):

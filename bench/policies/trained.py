@@ -43,6 +43,22 @@ def bundled_for(suite: str) -> tuple[str, Path] | None:
     return next((x for x in found if x[0] == "dit4dit"), found[0] if found else None)
 
 
+# The training set every shipped model is compared on, and the one its zero-shot and LIBERO-PRO variants change.
+HOME_SUITE = "libero_spatial"
+
+
+def shipped_checkpoint(model: str, suite: str | None = None) -> Path | None:
+    """The checkpoint of `model` shipped in the package for a run on `suite`: the one trained on that suite, else
+    the one trained on libero_spatial, else the first by name (None: the package ships none of `model`). A model
+    can ship several (libero_spatial and the GR1 proxy): the folder names alone would pick by alphabet."""
+    mine = [(s, f) for m, s, f in bundled() if m == model]
+    for want in (suite, HOME_SUITE):
+        hit = next((f for s, f in mine if want is not None and s == want), None)
+        if hit is not None:
+            return hit
+    return mine[0][1] if mine else None
+
+
 class TrainedPolicy:
     def __init__(self, model_name: str, checkpoint: str | None = None, seed: int = 0, steps: int | None = None,
                  device: str = "cpu"):
@@ -55,13 +71,12 @@ class TrainedPolicy:
         from bench.training import checkpoint_info, load_checkpoint
 
         if checkpoint is None:
-            shipped = [f for m, _, f in bundled() if m == model_name]
-            if not shipped:
+            path = shipped_checkpoint(model_name)
+            if path is None:
                 raise FileNotFoundError(
                     f"no --checkpoint given and no {model_name} checkpoint ships with the package; train one with "
                     f"`bench train --policy {model_name} --data <demos.hdf5> --out <dir>` and pass "
                     "--checkpoint <dir>/checkpoint")
-            path = BUNDLED if BUNDLED in shipped else shipped[0]
         else:
             path = Path(checkpoint)
         info = checkpoint_info(path)
