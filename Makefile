@@ -144,15 +144,22 @@ dit4dit-videos: setup
 	$(BIN)/bench run --suite libero_spatial --policy dit4dit --episodes 2 --video 2 --out runs/dit4dit/videos \
 	  --resume --publish results/dit4dit/videos
 
+# $(call export_bundle,<training run>,<bundle dir>,<curves dir>): a trained checkpoint into the package, stored as
+# each model's libero_spatial checkpoint is (DiT4DiT in fp32, the baselines in bf16), and its training curves and
+# config into results/, so that evaluations need neither the demos nor runs/ (both are gone with the machine).
+define export_bundle
+rm -rf $(2)
+$(BIN)/bench export $(1)/checkpoint --out $(2) --dtype $(if $(filter dit4dit,$(MODEL)),fp32,bf16)
+mkdir -p $(3)
+cp $(1)/losses.csv $(1)/losses.png $(1)/train_config*.json $(3)/
+endef
+
 # A baseline end to end (MODEL=groot|flare|pi05): `make train MODEL=groot` (same demos, steps, batch and seed
 # as DiT4DiT), then publish its curves and ship its checkpoint in bf16 (under 10 MB), then evaluate it at the
 # official protocol (50 episodes per task) into results/<model>/.
 baseline-bundle:
 	@case "$(MODEL)" in groot|flare|pi05) ;; *) echo "MODEL=$(MODEL): choose groot, flare or pi05"; exit 2;; esac
-	rm -rf bench/checkpoints/$(MODEL)_tiny_libero_spatial
-	$(BIN)/bench export $(TRAIN_DIR)/checkpoint --out bench/checkpoints/$(MODEL)_tiny_libero_spatial --dtype bf16
-	mkdir -p results/$(MODEL)
-	cp $(TRAIN_DIR)/losses.csv $(TRAIN_DIR)/losses.png $(TRAIN_DIR)/train_config*.json results/$(MODEL)/
+	$(call export_bundle,$(TRAIN_DIR),bench/checkpoints/$(MODEL)_tiny_libero_spatial,results/$(MODEL))
 
 baseline-eval: setup
 	$(BIN)/bench run --suite libero_spatial --policy $(MODEL) --out runs/$(MODEL)/libero_spatial --resume \
@@ -295,15 +302,12 @@ proxy-train: setup
 	$(BIN)/bench train --policy $(MODEL) --config tiny --data $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5 \
 	  --steps $(STEPS) --out $(PROXY_DIR) --precision $(PRECISION) --resume
 
-# The trained checkpoint into the package (bench/checkpoints/<model>_tiny_gr1_tabletop_proxy, stored as each model's
-# libero_spatial checkpoint is: DiT4DiT in fp32, the baselines in bf16) with its curves in results/<model>/gr1_proxy_train/,
-# so that the evaluation needs neither the demos nor runs/ (both are gone with the machine).
+# The trained checkpoint into the package (bench/checkpoints/<model>_tiny_gr1_tabletop_proxy), its curves into
+# results/<model>/gr1_proxy_train/ (export_bundle).
 PROXY_BUNDLE = bench/checkpoints/$(MODEL)_tiny_gr1_tabletop_proxy
 proxy-bundle:
-	rm -rf $(PROXY_BUNDLE) results/$(MODEL)/gr1_proxy_train
-	$(BIN)/bench export $(PROXY_DIR)/checkpoint --out $(PROXY_BUNDLE) --dtype $(if $(filter dit4dit,$(MODEL)),fp32,bf16)
-	mkdir -p results/$(MODEL)/gr1_proxy_train
-	cp $(PROXY_DIR)/losses.csv $(PROXY_DIR)/losses.png $(PROXY_DIR)/train_config*.json results/$(MODEL)/gr1_proxy_train/
+	rm -rf results/$(MODEL)/gr1_proxy_train
+	$(call export_bundle,$(PROXY_DIR),$(PROXY_BUNDLE),results/$(MODEL)/gr1_proxy_train)
 
 proxy-eval: setup
 	$(BIN)/bench run --suite gr1_tabletop_proxy --policy $(MODEL) --checkpoint $(PROXY_BUNDLE) \
