@@ -295,9 +295,13 @@ proxy-demos: setup
 	  --frame-every $(FRAME_EVERY) --out $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5
 
 # A model (MODEL=dit4dit|groot|flare|pi05) trained on the proxy's demos at the libero_spatial budget, evaluated
-# on the proxy (PROXY_EPISODES per task), and every proxy result beside the published GR1 numbers (results/gr1/).
+# on the proxy (PROXY_MODEL_EPISODES per task), and every proxy result beside the published GR1 numbers (results/gr1/).
+# A model's episode runs the whole 400 steps when it fails, rendering both cameras at every chunk, so it costs several
+# times an expert episode: 10 per task (240 episodes, about the 200 of each zero-shot split, on the first 10 of the
+# expert's 20 initial states) keeps one model's evaluation to about an hour of 2 cores.
 PROXY_DIR = runs/train/$(MODEL)_tiny_gr1_proxy
 PROXY_EPISODES ?= 20
+PROXY_MODEL_EPISODES ?= 10
 proxy-train: setup
 	$(BIN)/bench train --policy $(MODEL) --config tiny --data $(DATA)/demos/gr1_tabletop_proxy_$(DEMOS).hdf5 \
 	  --steps $(STEPS) --out $(PROXY_DIR) --precision $(PRECISION) --resume
@@ -311,7 +315,7 @@ proxy-bundle:
 
 proxy-eval: setup
 	$(BIN)/bench run --suite gr1_tabletop_proxy --policy $(MODEL) --checkpoint $(PROXY_BUNDLE) \
-	  --episodes $(PROXY_EPISODES) --out runs/$(MODEL)/gr1_tabletop_proxy --resume --publish results/$(MODEL)
+	  --episodes $(PROXY_MODEL_EPISODES) --out runs/$(MODEL)/gr1_tabletop_proxy --resume --publish results/$(MODEL)
 
 # With DiT4DiT and a baseline evaluated, also their paired comparison on the proxy's episodes and the proxy's
 # training curves (as baselines-compare does on libero_spatial).
