@@ -297,8 +297,8 @@ proxy-demos: setup
 # A model (MODEL=dit4dit|groot|flare|pi05) trained on the proxy's demos at the libero_spatial budget, evaluated
 # on the proxy (PROXY_MODEL_EPISODES per task), and every proxy result beside the published GR1 numbers (results/gr1/).
 # A model's episode runs the whole 400 steps when it fails, rendering both cameras at every chunk, so it costs several
-# times an expert episode: 10 per task (240 episodes, about the 200 of each zero-shot split, on the first 10 of the
-# expert's 20 initial states) keeps one model's evaluation to about an hour of 2 cores.
+# times an expert episode (measured in results/gr1/gr1_tabletop_proxy.md): 10 per task (240 episodes, about the 200
+# of each zero-shot split, on the first 10 of the expert's 20 initial states) keeps each model's evaluation short.
 PROXY_DIR = runs/train/$(MODEL)_tiny_gr1_proxy
 PROXY_EPISODES ?= 20
 PROXY_MODEL_EPISODES ?= 10
