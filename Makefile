@@ -373,6 +373,12 @@ zeroshot-table: setup
 #   nohup make results-all > results-all.log 2>&1 &
 # To redo a published evaluation, remove its results/<model>/<suite>_* files first.
 published = if [ -f results/$(1)/$(2)_summary.json ]; then echo "$(2): published in results/$(1), skipped"; continue; fi;
+# A table is rebuilt only when it is missing or one of its sources (files under results/ named by the find
+# expression $(2)) is newer than it, so rerunning results-all leaves committed tables and their provenance alone.
+# (A fresh clone's mtimes follow checkout order, so there a table may be rebuilt once, to the same numbers.)
+stale = [ ! -f $(1) ] || [ -n "$$(find results -newer $(1) \( $(2) \) -print -quit)" ]
+ZEROSHOT_SOURCES = -name '*zeroshot*_summary.json' -o -name 'libero_spatial_object_summary.json' -o -name 'libero_spatial_swap_summary.json'
+GR1_SOURCES = -name 'gr1_tabletop_proxy_summary.json' -o -path '*/gr1_proxy_train/losses.csv'
 # The GR1 proxy's models still to train and bundle; the baselines first (shorter trainings, so more of them are
 # bundled before a session ends: the demos and runs/ may not outlive it).
 PROXY_UNTRAINED = $(foreach m,$(BASELINES) dit4dit,$(if $(wildcard bench/checkpoints/$(m)_tiny_gr1_tabletop_proxy/model.safetensors),,$(m)))
@@ -387,9 +393,11 @@ results-all: setup
 	$(if $(strip $(ABLATIONS_LEFT)),$(MAKE) demos-spatial heldout-demos ablations ABLATIONS="$(ABLATIONS_LEFT)")
 	$(if $(wildcard results/ablations/smoke/*.csv),,$(MAKE) ablations-smoke)
 	for m in dit4dit $(BASELINES); do $(MAKE) zeroshot-eval MODEL=$$m || exit 1; done
-	$(MAKE) zeroshot-table
+	if $(call stale,results/zeroshot/libero_spatial.json,$(ZEROSHOT_SOURCES)); then $(MAKE) zeroshot-table; \
+	  else echo "results/zeroshot: up to date, skipped"; fi
 	$(if $(PROXY_UNTRAINED),$(MAKE) proxy-demos)
 	for m in $(PROXY_UNTRAINED); do $(MAKE) proxy-train proxy-bundle MODEL=$$m || exit 1; done
 	for m in dit4dit $(BASELINES); do test -f results/$$m/gr1_tabletop_proxy_summary.json || \
 	  $(MAKE) proxy-eval MODEL=$$m || exit 1; done
-	$(MAKE) gr1-table
+	if $(call stale,results/gr1/gr1_tabletop_proxy.json,$(GR1_SOURCES)); then $(MAKE) gr1-table; \
+	  else echo "results/gr1: up to date, skipped"; fi
