@@ -121,3 +121,25 @@ def test_progress_in_a_log_prints_plain_lines_throttled_and_the_end_once():
     assert len(lines) == 4, lines
     assert lines[0].startswith("demos: 1/4 kept 0") and lines[1].startswith("demos: 4/4 kept 3")
     assert lines[2].startswith("next job: 0/2") and lines[3].startswith("next job: 2/2 kept 1")
+
+
+def test_progress_in_a_log_estimates_time_left_from_the_mean_pace():
+    """Episodes that finish in a burst after a slow stretch do not make the estimate jump."""
+    import io
+
+    from rich.console import Console
+
+    from bench.cli.common import LineProgress
+
+    now = [0.0]
+    out = io.StringIO()
+    progress = LineProgress(console=Console(file=out, width=200), get_time=lambda: now[0], every_s=0)
+    with progress:
+        bar = progress.add_task("episodes", total=10)
+        now[0] = 120.0
+        progress.update(bar, advance=2)  # 60 s an episode: 8 left, 8 min
+        now[0] = 150.0
+        progress.update(bar, advance=2)  # a burst: 37.5 s an episode over the whole run, 6 left, about 4 min
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("(2.0 min, about 8 min left)"), lines
+    assert lines[1].endswith("(2.5 min, about 4 min left)"), lines

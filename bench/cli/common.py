@@ -148,6 +148,14 @@ class LineProgress(Progress):
         self.every_s = every_s
         self._printed: dict = {}  # task id -> monotonic time of its last line, or "done"
 
+    @staticmethod
+    def seconds_left(task) -> float | None:
+        """From the mean pace since the task started, not rich's 30-second window: sim workers finish episodes
+        in bursts, and a line a minute would swing with them."""
+        if not task.completed or task.total is None or not task.elapsed:
+            return None
+        return task.elapsed * (task.total - task.completed) / task.completed
+
     def update(self, task_id, **kwargs) -> None:
         super().update(task_id, **kwargs)
         task, now, last = self._tasks[task_id], time.monotonic(), self._printed.get(task_id)
@@ -159,7 +167,7 @@ class LineProgress(Progress):
         self._printed[task_id] = "done" if done else now
         fields = "".join(f" {k} {v}" for k, v in task.fields.items())
         total = "?" if task.total is None else f"{task.total:g}"
-        left = task.time_remaining
+        left = self.seconds_left(task)
         eta = "" if left is None or done else f", about {left / 60:.0f} min left"
         self.console.print(f"{task.description}: {task.completed:g}/{total}{fields} "
                            f"({(task.elapsed or 0) / 60:.1f} min{eta})", highlight=False, markup=False)
