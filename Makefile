@@ -171,8 +171,9 @@ baseline-eval: setup
 BASELINES := groot flare pi05
 COMPARE_NOTE := Tiny models trained from scratch on this machine (no pretrained image or video weights can be had \
   offline; every model reads the instruction through the same frozen MiniLM), on the same libero_spatial demos with \
-  the same budget and seed and a shared action DiT: a controlled comparison of how the action head is conditioned, \
-  not of the published 2B-scale models. training_curves.md checks the shared data, budget, seed and parameter counts \
+  the same budget and seed, predicting the same action chunk by flow matching (GR00T- and FLARE-style share \
+  DiT4DiT's action DiT; pi0.5-style has its own action expert): a controlled comparison of how the action head is \
+  conditioned, not of the published 2B-scale models. training_curves.md checks the shared data, budget, seed and parameter counts \
   from each run's train_config.json.
 EVALUATED := $(foreach m,$(BASELINES),$(wildcard results/$(m)/libero_spatial_summary.json))
 baselines-compare: setup
@@ -320,7 +321,8 @@ proxy-eval: setup
 # With DiT4DiT and a baseline evaluated, also their paired comparison on the proxy's episodes and the proxy's
 # training curves (as baselines-compare does on libero_spatial).
 PROXY_COMPARE_NOTE := Tiny models trained from scratch on this machine, every one on the same GR1-proxy demos (20 expert \
-  demos per task) with the same budget and seed and a shared action DiT, evaluated on the same proxy episodes: LIBERO \
+  demos per task) with the same budget and seed (GR00T- and FLARE-style share DiT4DiT's action DiT; pi0.5-style has \
+  its own action expert), evaluated on the same proxy episodes: LIBERO \
   objects and the Panda arm standing in for RoboCasa GR1, not the published benchmark or models. \
   gr1_tabletop_proxy_training_curves.md checks the shared data, budget and seed.
 comma := ,
