@@ -301,9 +301,16 @@ def contact_sheets_section(results: Path) -> Section | None:
     return sec
 
 
+def run_label(results: Path, losses: Path) -> str:
+    """A training run's name in the report: its folder under results/ ('dit4dit', 'dit4dit/gr1_proxy_train')."""
+    return losses.parent.relative_to(results).as_posix()
+
+
 def training_section(results: Path) -> Section | None:
     curves, seen = [], set()
-    for png in sorted(results.glob("*/losses.png")):  # a copy kept for comparison is shown once
+    # a model's runs: results/<model>/losses.png (LIBERO) and results/<model>/<run>/losses.png (e.g. the GR1 proxy);
+    # a copy kept for comparison is shown once
+    for png in sorted([*results.glob("*/losses.png"), *results.glob("*/*/losses.png")]):
         csv = png.with_name("losses.csv")
         digest = _digest(csv) if csv.exists() else _digest(png)
         if digest not in seen:
@@ -320,10 +327,10 @@ def training_section(results: Path) -> Section | None:
             t = d["train"]
             model = d.get("model") if isinstance(d.get("model"), str) else "dit4dit"  # older runs: the config
             n = trainable_parameters(d)
-            rows.append([png.parent.name, model, str(t["steps"]), str(t["batch_size"]),
+            rows.append([run_label(results, png), model, str(t["steps"]), str(t["batch_size"]),
                          t.get("precision", "fp32"), str(d.get("num_demos", "?")), f"{n:,}" if n else "?"])
             sec.sources.append(cfg)
-        sec.figure(png, f"{png.parent.name}: training losses.", width=0.7)
+        sec.figure(png, f"{run_label(results, png)}: training losses.", width=0.7)
     if rows:
         figures_first = sec.blocks
         sec.blocks = []
@@ -420,6 +427,8 @@ def gr1_section(results: Path) -> Section | None:
         if path.with_suffix(".png").exists():
             sec.figure(path.with_suffix(".png"), path.stem, width=0.95)
         sec.sources.append(path)
+    for png in sorted((results / "gr1").glob("*_training_curves.png")):  # bench curves: the models' runs overlaid
+        sec.figure(png, f"{png.stem}: action loss of each model trained on the proxy's demos", width=0.7)
     return sec
 
 
