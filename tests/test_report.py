@@ -141,3 +141,4 @@ def test_not_run_waits_for_the_result_files_not_their_folders(tmp_path):
     missing = {x["what"] for x in not_run(tmp_path)}
     assert "Ablations" not in missing and "Zero-shot splits, trained models" not in missing
     assert "RoboCasa GR1 proxy, trained models" in missing
+    assert "RoboCasa GR1, the real suite" in {x["what"] for x in not_run(RESULTS)}  # no assets here: never run
