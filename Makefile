@@ -383,7 +383,7 @@ ZEROSHOT_SOURCES = -name '*zeroshot*_summary.json' -o -name 'libero_spatial_obje
 GR1_SOURCES = -name 'gr1_tabletop_proxy_summary.json' -o -path '*/gr1_proxy_train/losses.csv'
 # The GR1 proxy's models still to train and bundle; the baselines first (shorter trainings, so more of them are
 # bundled before a session ends: the demos and runs/ may not outlive it).
-PROXY_UNTRAINED = $(foreach m,$(BASELINES) dit4dit,$(if $(wildcard bench/checkpoints/$(m)_tiny_gr1_tabletop_proxy/model.safetensors),,$(m)))
+PROXY_UNTRAINED = $(strip $(foreach m,$(BASELINES) dit4dit,$(if $(wildcard bench/checkpoints/$(m)_tiny_gr1_tabletop_proxy/model.safetensors),,$(m))))
 ABLATIONS_LEFT = $(foreach a,$(ABLATIONS),$(if $(wildcard results/ablations/$(subst -,_,$(a)).csv),,$(a)))
 results-all: setup
 	test -f results/dit4dit/libero_spatial_summary.json || $(MAKE) dit4dit-retrain
