@@ -384,7 +384,7 @@ GR1_SOURCES = -name 'gr1_tabletop_proxy_summary.json' -o -path '*/gr1_proxy_trai
 # The GR1 proxy's models still to train and bundle; the baselines first (shorter trainings, so more of them are
 # bundled before a session ends: the demos and runs/ may not outlive it).
 PROXY_UNTRAINED = $(strip $(foreach m,$(BASELINES) dit4dit,$(if $(wildcard bench/checkpoints/$(m)_tiny_gr1_tabletop_proxy/model.safetensors),,$(m))))
-ABLATIONS_LEFT = $(foreach a,$(ABLATIONS),$(if $(wildcard results/ablations/$(subst -,_,$(a)).csv),,$(a)))
+ABLATIONS_LEFT = $(strip $(foreach a,$(ABLATIONS),$(if $(wildcard results/ablations/$(subst -,_,$(a)).csv),,$(a))))
 results-all: setup
 	test -f results/dit4dit/libero_spatial_summary.json || $(MAKE) dit4dit-retrain
 	$(MAKE) zeroshot-expert
@@ -392,7 +392,7 @@ results-all: setup
 	for m in $(BASELINES); do test -f results/$$m/libero_spatial_summary.json || \
 	  $(MAKE) train baseline-bundle baseline-eval MODEL=$$m || exit 1; done
 	test -f results/baselines/libero_spatial_comparison.csv || $(MAKE) baselines-compare
-	$(if $(strip $(ABLATIONS_LEFT)),$(MAKE) demos-spatial heldout-demos ablations ABLATIONS="$(ABLATIONS_LEFT)")
+	$(if $(ABLATIONS_LEFT),$(MAKE) demos-spatial heldout-demos ablations ABLATIONS="$(ABLATIONS_LEFT)")
 	$(if $(wildcard results/ablations/smoke/*.csv),,$(MAKE) ablations-smoke)
 	for m in dit4dit $(BASELINES); do $(MAKE) zeroshot-eval MODEL=$$m || exit 1; done
 	if $(call stale,results/zeroshot/libero_spatial.json,$(ZEROSHOT_SOURCES)); then $(MAKE) zeroshot-table; \

@@ -20,6 +20,7 @@ from bench.report import gather
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "reports" / "report.typ"
 TITLE = "dit4dit-bench report"
+NOTHING_MISSING = "Everything the suite measures has results."  # 'Not run yet' when nothing is missing
 
 
 def _sections(results: Path, figures: Path) -> tuple[list[gather.Section], list[dict]]:
@@ -85,7 +86,7 @@ def collect(results: Path, figures: Path, git: dict | None = None) -> dict:
     sources = [p for s in sections for p in s.sources]
     return {"title": TITLE, "cover": _cover(results, sections, git),
             "sections": [{"title": s.title, "blocks": s.blocks} for s in sections],
-            "not_run": gather.not_run(results), "not_built": broken,
+            "not_run": gather.not_run(results), "nothing_missing": NOTHING_MISSING, "not_built": broken,
             "provenance": gather.provenance_rows(sources)}
 
 
@@ -105,7 +106,7 @@ def markdown(data: dict, base: Path) -> str:
                 rel = os.path.relpath(Path(b["path"]).resolve(), base.resolve())
                 out += [f"![{b['caption']}]({rel})", "", f"*{b['caption']}*", ""]
     out += ["## Not run yet, and why", ""] + ([f"- {x['what']}: {x['why']}" for x in data["not_run"]]
-                                            or ["Everything the suite measures has results."]) + [""]
+                                            or [data["nothing_missing"]]) + [""]
     if data["not_built"]:
         out += ["## Not built (a results file is broken)", ""] + [f"- {x['what']}: {x['error']}"
                                                                    for x in data["not_built"]] + [""]
