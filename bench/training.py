@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Sampler, default_collate
 
 from bench.demos.dataset import LiberoDemoDataset
 from bench.demos.libero_hdf5 import file_suite
-from bench.models.common import count_parameters, precision_context
+from bench.models.common import compile_blocks, count_parameters, precision_context
 from bench.models.registry import entry_of_config, load_models
 from bench.models.text import TextCache, make_text_encoder
 from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
@@ -57,6 +57,9 @@ class TrainConfig:
     # "bf16": forward passes under bf16 autocast, weights and optimizer state stay fp32. On this machine's
     # CPU (avx512_bf16) a tiny step is 1.5x faster (results/perf/policy_tiny.json); without bf16 units, slower.
     precision: str = "fp32"
+    # torch.compile each model's repeated blocks (bench.models.common.compile_blocks): fuses the many small
+    # elementwise ops around the matmuls; the same function, to float noise (tests/test_train_speed.py)
+    compile: bool = False
     demo_fraction: float = 1.0  # train on this fraction of each task's demos (bench.demos.dataset.fraction_of_demos)
     fraction_seed: int = 0  # which demos a fraction keeps: fixed, so every model of a study sees the same ones
     keep_checkpoints: tuple[int, ...] = ()  # steps whose checkpoint is also kept as checkpoint_step<N>
@@ -312,6 +315,8 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
         start = saved["step"]
         elapsed_before = saved.get("elapsed_s", float("nan"))  # training seconds up to that checkpoint
     model.train()
+    if cfg.compile:
+        compile_blocks(model)
 
     loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), cfg.batch_size, cfg.seed, start, cfg.steps),
                         num_workers=cfg.num_workers, collate_fn=default_collate)

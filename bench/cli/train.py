@@ -45,6 +45,9 @@ def train(
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (default: torch's choice)."),
     precision: str = typer.Option("fp32", help="fp32, or bf16 (autocast; fp32 weights): faster on CPUs and GPUs "
                                                "with bf16 units."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model's repeated blocks (faster "
+                                                          "steps after a few seconds of compiling; needs a C++ "
+                                                          "compiler)."),
     demo_fraction: float = typer.Option(1.0, min=0.0, max=1.0, help="Train on this fraction of each task's demos "
                                                                      "(smaller fractions are subsets of larger)."),
     keep_checkpoints: str = typer.Option("", help="Steps whose checkpoints are also kept, as checkpoint_step<N> "
@@ -94,7 +97,7 @@ def train(
         fail(f"--keep-checkpoints takes comma-separated steps, got {keep_checkpoints!r}")
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, group_lr=lrs, keep_checkpoints=keep,
                       warmup=min(warmup, steps), checkpoint_every=checkpoint_every, seed=seed, num_workers=workers,
-                      precision=precision, demo_fraction=demo_fraction,
+                      precision=precision, compile=compile, demo_fraction=demo_fraction,
                       init_from=str(init_from) if init_from else None, log_with=log_with,
                       init_modules=tuple(m.strip() for m in init_modules.split(",") if m.strip()))
     if init_from is not None and not (init_from / "model.safetensors").exists():
