@@ -60,6 +60,7 @@ class TrainConfig:
     # torch.compile each model's repeated blocks (bench.models.common.compile_blocks): fuses the many small
     # elementwise ops around the matmuls; the same function, to float noise (tests/test_train_speed.py)
     compile: bool = False
+    frame_cache: bool = False  # read frames from a decoded, memory-mapped cache (Hdf5Source.use_frame_cache)
     demo_fraction: float = 1.0  # train on this fraction of each task's demos (bench.demos.dataset.fraction_of_demos)
     fraction_seed: int = 0  # which demos a fraction keeps: fixed, so every model of a study sees the same ones
     keep_checkpoints: tuple[int, ...] = ()  # steps whose checkpoint is also kept as checkpoint_step<N>
@@ -292,7 +293,8 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
     entry = entry_of_config(model_cfg)
     model = entry.build(model_cfg)
     dataset = LiberoDemoDataset(data, model.window_spec(), stats_path=out / "stats.json",
-                                demo_fraction=cfg.demo_fraction, fraction_seed=cfg.fraction_seed)
+                                demo_fraction=cfg.demo_fraction, fraction_seed=cfg.fraction_seed,
+                                frame_cache=cfg.frame_cache)
     suites = {file_suite(p) for p in data}
     suite = suites.pop() if len(suites) == 1 else None  # recorded in the checkpoint: `bench run --suite` finds it
     text_cache = TextCache(make_text_encoder(model_cfg.text, model_cfg.text_max_tokens, model_cfg.text_embeddings))
@@ -335,7 +337,8 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
         hparams = {k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))}
         accelerator.init_trackers(out.name, config={**hparams, "model": entry.name, "resumed_at": start})
     csv_path = out / "losses.csv"
-    new_csv = not csv_path.exists() or start == 0
+    # a run killed before its first logged row left no header: start the file afresh
+    new_csv = not csv_path.exists() or start == 0 or not csv_path.read_text().strip()
     if not new_csv:  # drop rows logged after the checkpoint we resume from (they will be redone)
         lines = csv_path.read_text().splitlines()
         kept = [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= start]
@@ -357,8 +360,10 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
             kept = out / f"checkpoint_step{step}"
             shutil.rmtree(kept, ignore_errors=True)
             shutil.copytree(out / "checkpoint", kept)
+        tmp = state_path.with_name(state_path.name + ".tmp")  # a kill mid-write keeps the previous state whole
         torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "data_fingerprint": dataset.stats["fingerprint"], "elapsed_s": elapsed()}, state_path)
+                    "data_fingerprint": dataset.stats["fingerprint"], "elapsed_s": elapsed()}, tmp)
+        tmp.replace(state_path)
         log.flush()
         plot_losses(csv_path, out / "losses.png")
 

@@ -358,3 +358,28 @@ def test_the_same_demos_under_other_names_read_back_alike(tmp_path):
     c = LiberoDemoDataset([str(swapped)], spec, stats_path=tmp_path / "c.json")
     assert [d.key for d in c.demos] == ["demo_0", "demo_1"] and c.fingerprint() != a.fingerprint()
     c.close()
+
+
+def test_frame_cache_gives_the_same_windows_as_the_hdf5_reads(tmp_path):
+    """The decoded, memory-mapped frame cache is an optimisation only: every window is the same bytes, it is
+    built once and reused, and a dataset using it still pickles (DataLoader workers) and reopens it."""
+    import pickle
+    import shutil
+
+    data = tmp_path / FIXTURE.name
+    shutil.copyfile(FIXTURE, data)
+    spec = WindowSpec(n_future=2, future_stride=3, chunk=4)
+    plain = LiberoDemoDataset(data, spec, stats_path=tmp_path / "s.json")
+    cached = LiberoDemoDataset(data, spec, stats_path=tmp_path / "s.json", frame_cache=True)
+    done = next((tmp_path / (data.name + ".frames")).glob("*/done"))
+    built = done.stat().st_mtime_ns
+    assert len(plain) == len(cached) > 0
+    for i in range(len(plain)):
+        a, b = plain[i], cached[i]
+        for cam in spec.cameras:
+            assert a["images"][cam].dtype == b["images"][cam].dtype == np.uint8
+            assert np.array_equal(a["images"][cam], b["images"][cam]), (i, cam)
+        assert np.array_equal(a["actions"], b["actions"]) and np.array_equal(a["state"], b["state"])
+    again = pickle.loads(pickle.dumps(LiberoDemoDataset(data, spec, stats_path=tmp_path / "s.json", frame_cache=True)))
+    assert done.stat().st_mtime_ns == built, "the cache is built once"
+    assert np.array_equal(again[len(plain) - 1]["images"]["agentview"], plain[len(plain) - 1]["images"]["agentview"])

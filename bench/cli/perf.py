@@ -101,6 +101,44 @@ def perf_policy(
     console.print(f"written to {out}")
 
 
+@perf_app.command("train")
+def perf_train(
+    models: str = typer.Option("", help="Registered models to measure (default: every one; bench list policies)."),
+    data: list[Path] = typer.Option([Path.home() / ".cache/dit4dit-bench/demos/libero_spatial_128_from224.hdf5"],
+                                    "--data", "-d", help="Demo file(s) the steps read (make demos-spatial)."),
+    config: str = typer.Option("tiny", "--config", "-c", help="Each model's named config."),
+    batch_size: int = typer.Option(16, min=1, help="Samples per step."),
+    steps: int = typer.Option(4, min=1, help="Timed steps per path and round."),
+    rounds: int = typer.Option(2, min=1, help="Rounds (alternating which path goes first)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (default: torch's choice)."),
+    out: Path = typer.Option(Path("results/perf/train.json"), help="Where to write the measurements."),
+):
+    """Training samples/s of every model, old path (HDF5 reads, fp32, eager) against new (frame cache, bf16,
+    compiled blocks) in one run, where a step's time goes, FLOPs per sample and the fraction of matmul peak."""
+    import json as _json
+
+    import torch
+
+    from bench.models.registry import load_models
+    from bench.models.train_perf import run_train_benchmark
+
+    registered = list(load_models())
+    names = [m.strip() for m in models.split(",") if m.strip()] or registered
+    bad = [m for m in names if m not in registered]
+    if bad:
+        fail(f"unknown model(s) {', '.join(bad)}; valid: {', '.join(registered)}")
+    for path in data:
+        if not path.exists():
+            fail(f"--data {path}: no such file; make it with make demos-spatial, or pass another demo file")
+    if threads:
+        torch.set_num_threads(threads)
+    result = run_train_benchmark(names, [str(p) for p in data], config, batch_size, steps, rounds, log=console.print)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_json.dumps(result, indent=2))
+    console.print_json(data={k: v for k, v in result.items() if k.endswith("_speedup")})
+    console.print(f"written to {out}")
+
+
 @perf_app.command("math")
 def perf_math(
     rounds: int = typer.Option(4, min=1, help="Fresh processes per mode (modes alternate)."),

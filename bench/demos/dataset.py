@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import zlib
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -101,6 +102,9 @@ class Hdf5Source:
         self.path, self.cameras = path, cameras
         self.demos: list[_DemoIndex] = []
         self._f: h5py.File | None = None
+        self._frame_dir: Path | None = None  # use_frame_cache
+        self._frame_cache: dict[str, np.ndarray] | None = None
+        self._frame_rows: dict[str, int] = {}
         with open_demo_file(path) as f:
             data = _require(f, "data", path)
             for name in demo_names(data):
@@ -134,10 +138,47 @@ class Hdf5Source:
 
     def frames(self, demo: _DemoIndex, cam: str, ids: list[int]) -> np.ndarray:
         """Frames of steps `ids` (steps that have frames)."""
-        ds = self._group(demo)["obs"][CAMERA_KEYS[cam]]
         if demo.frame_steps is not None:
             ids = [demo.frame_steps.index(i) for i in ids]
+        if self._frame_dir is not None:
+            if self._frame_cache is None:  # opened lazily, as the HDF5 file is (worker processes reopen it)
+                self._frame_cache = {c: np.load(self._frame_dir / f"{c}.npy", mmap_mode="r") for c in self.cameras}
+            return self._frame_cache[cam][[self._frame_rows[demo.key] + i for i in ids]]
+        ds = self._group(demo)["obs"][CAMERA_KEYS[cam]]
         return np.stack([ds[i] for i in ids])[:, ::-1, ::-1].copy()
+
+    def use_frame_cache(self, progress=None) -> Path:
+        """Read frames from a cache of this file's frames, decoded and upright, one uint8 .npy per camera
+        memory-mapped (`<file>.frames/<key>/`), built on first use: a training step then reads its windows'
+        frames as array rows instead of decompressing HDF5 chunks. The key covers the file's size, time and
+        demos, so a changed file gets a new cache. Same bytes as the uncached path (tests/test_demos.py)."""
+        stat = self.path.stat()
+        key = hashlib.sha256(f"{stat.st_size}/{stat.st_mtime_ns}/{self.cameras}/".encode()
+                             + ";".join(f"{d.key}:{len(d.windows)}" for d in self.demos).encode()).hexdigest()[:16]
+        folder = self.path.with_name(self.path.name + ".frames") / key
+        rows, total = {}, 0
+        for d in self.demos:
+            rows[d.key], total = total, total + len(d.windows)
+        if not (folder / "done").exists():
+            tmp = folder.with_name(key + ".tmp")
+            tmp.mkdir(parents=True, exist_ok=True)
+            with h5py.File(self.path, "r") as f:
+                for cam in self.cameras:
+                    shape = f["data"][self.demos[0].key]["obs"][CAMERA_KEYS[cam]].shape[1:]
+                    out = np.lib.format.open_memmap(tmp / f"{cam}.npy", mode="w+", dtype=np.uint8,
+                                                    shape=(total, *shape))
+                    for n, d in enumerate(self.demos):
+                        frames = f["data"][d.key]["obs"][CAMERA_KEYS[cam]][()]
+                        out[rows[d.key]: rows[d.key] + len(frames)] = frames[:, ::-1, ::-1]
+                        if progress is not None:
+                            progress(cam, n + 1, len(self.demos))
+                    out.flush()
+                    del out
+            (tmp / "done").write_text(json.dumps({"file": self.path.name, "rows": total}))
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)
+        self._frame_dir, self._frame_cache, self._frame_rows = folder, None, rows
+        return folder
 
     def states(self, demo: _DemoIndex, t: slice | int) -> np.ndarray:
         obs = self._group(demo)["obs"]
@@ -148,6 +189,7 @@ class Hdf5Source:
         return np.asarray(self._group(demo)["actions"][t], dtype=np.float32)
 
     def close(self) -> None:
+        self._frame_cache = None  # memory maps do not pickle cheaply either
         if self._f is not None:
             self._f.close()
             self._f = None
@@ -255,10 +297,14 @@ def fraction_of_demos(demos: list[_DemoIndex], fraction: float, seed: int = 0) -
 
 class LiberoDemoDataset:
     def __init__(self, paths: str | Path | list, spec: WindowSpec = WindowSpec(), stats_path: str | Path | None = None,
-                 demo_fraction: float = 1.0, fraction_seed: int = 0):
+                 demo_fraction: float = 1.0, fraction_seed: int = 0, frame_cache: bool = False):
         self.paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
         self.spec = spec
         self.sources = [open_source(p, spec.cameras, i) for i, p in enumerate(self.paths)]
+        if frame_cache:  # HDF5 files only: a LeRobot folder keeps its own parquet reads
+            for source in self.sources:
+                if isinstance(source, Hdf5Source):
+                    source.use_frame_cache()
         self.demos: list[_DemoIndex] = [d for s in self.sources for d in s.demos]
         if not self.demos:
             raise DemoFileError(f"{', '.join(map(str, self.paths))}: no demos")

@@ -126,6 +126,10 @@ def compile_blocks(model: nn.Module) -> int:
     kind of block, reused by all of them, compiled in seconds rather than minutes for the whole model).
     The hooks the feature pass sets on a block run outside its compiled forward, so early exit still works.
     Returns how many blocks were compiled. Training only: inference keeps eager row-by-row math."""
+    import torch._dynamo
+
+    # one graph per block instance and grad mode (training, no-grad scoring): more than dynamo's default allows
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     n = 0
     for module in model.modules():
         if isinstance(module, nn.ModuleList) and len(module) > 1 and len({type(c) for c in module}) == 1:
