@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli.common import analyze_app, build_policy, console, fail, headless_gl, load_suite, progress_bar
+from bench.cli.common import analyze_app, probe_app, build_policy, console, fail, headless_gl, load_suite, progress_bar
 
 
 def _check_data(data: list[str]) -> None:
@@ -53,6 +53,48 @@ def future_slot(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({**result, "provenance": prov}, indent=2))
     out.with_suffix(".md").write_text(future_slot_markdown(result, prov))
+    console.print(out.with_suffix(".md").read_text().split("## Provenance")[0])
+
+
+HELDOUT = str(Path.home() / ".cache/dit4dit-bench/demos/libero_spatial_128_from224_heldout.hdf5")
+
+
+@probe_app.command("features")
+def probe_features(
+    checkpoint: list[str] = typer.Option([], "--checkpoint", "-c", help="DiT4DiT checkpoint(s) (default: the "
+                                                                        "bundled one); repeatable."),
+    label: list[str] = typer.Option([], "--label", help="A name per --checkpoint (default: folder names)."),
+    data: list[str] = typer.Option([HELDOUT], "--data", "-d", help="Held-out demo file(s), LIBERO HDF5 "
+                                                                   "(make heldout-demos)."),
+    windows: int = typer.Option(200, min=4, help="Windows spread evenly over the demos."),
+    seed: int = typer.Option(0, help="Seed of the shared noise."),
+    out: Path = typer.Option(Path("results/dit4dit/feature_use"), help="Output prefix: PREFIX.md, PREFIX.json."),
+):
+    """Held-out action error with the video features as computed, zeroed, shuffled, from the true future and
+    from the current frame repeated, each paired against the computed ones."""
+    from bench.policies.trained import BUNDLED
+    from bench.probe import feature_use, feature_use_markdown
+    from bench.provenance import file_hash, provenance
+
+    _check_data(data)
+    ckpts = checkpoint or [str(BUNDLED)]
+    names = list(label) or [Path(c).name for c in ckpts]
+    if len(names) != len(ckpts) or len(set(names)) != len(names):
+        fail(f"--label: give one distinct name per --checkpoint ({len(ckpts)}), got {names}")
+    results = {}
+    for name, ckpt in zip(names, ckpts):
+        if not (Path(ckpt) / "model.safetensors").exists():
+            fail(f"--checkpoint {ckpt}: not a checkpoint folder (no model.safetensors)")
+        try:
+            results[name], _ = _over_windows(f"features {name}", windows, lambda progress: feature_use(
+                ckpt, data, windows=windows, seed=seed, progress=progress), ckpt, data)
+        except ValueError as exc:
+            fail(str(exc))
+    prov = {**provenance(), "checkpoint_hashes": {n: file_hash(c) for n, c in zip(names, ckpts)},
+            "data_hashes": {d: file_hash(d) for d in data}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"results": results, "provenance": prov}, indent=2))
+    out.with_suffix(".md").write_text(feature_use_markdown(results, prov))
     console.print(out.with_suffix(".md").read_text().split("## Provenance")[0])
 
 

@@ -23,6 +23,8 @@ demos_app = typer.Typer(no_args_is_help=True, help="Demonstrations in LIBERO's H
 app.add_typer(demos_app, name="demos")
 analyze_app = typer.Typer(no_args_is_help=True, help="Offline analyses of checkpoints on demonstrations.")
 app.add_typer(analyze_app, name="analyze")
+probe_app = typer.Typer(no_args_is_help=True, help="What a trained checkpoint relies on.")
+app.add_typer(probe_app, name="probe")
 console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 

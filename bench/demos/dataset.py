@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import zlib
 from collections import OrderedDict
@@ -160,8 +161,9 @@ class Hdf5Source:
         for d in self.demos:
             rows[d.key], total = total, total + len(d.windows)
         if not (folder / "done").exists():
-            tmp = folder.with_name(key + ".tmp")
-            tmp.mkdir(parents=True, exist_ok=True)
+            tmp = folder.with_name(f"{key}.tmp{os.getpid()}")  # each process builds its own: two may race
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
             with h5py.File(self.path, "r") as f:
                 for cam in self.cameras:
                     shape = f["data"][self.demos[0].key]["obs"][CAMERA_KEYS[cam]].shape[1:]
@@ -175,8 +177,14 @@ class Hdf5Source:
                     out.flush()
                     del out
             (tmp / "done").write_text(json.dumps({"file": self.path.name, "rows": total}))
-            shutil.rmtree(folder, ignore_errors=True)
-            tmp.rename(folder)
+            if folder.exists() and not (folder / "done").exists():
+                shutil.rmtree(folder)  # left half-built by a process that was killed
+            try:
+                tmp.rename(folder)
+            except OSError:  # another process finished the same cache first: use that one
+                if not (folder / "done").exists():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         self._frame_dir, self._frame_cache, self._frame_rows = folder, None, rows
         return folder
 
