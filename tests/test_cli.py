@@ -143,3 +143,21 @@ def test_progress_in_a_log_estimates_time_left_from_the_mean_pace():
     lines = out.getvalue().splitlines()
     assert lines[0].endswith("(2.0 min, about 8 min left)"), lines
     assert lines[1].endswith("(2.5 min, about 4 min left)"), lines
+
+
+def test_list_never_cuts_a_name_and_offers_json():
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from bench.suites import SUITES
+
+    res = CliRunner().invoke(app, ["list", "suites"])
+    assert res.exit_code == 0, res.output
+    shown = set(res.output.replace("│", " ").split())
+    assert set(SUITES) <= shown, f"cut or missing: {sorted(set(SUITES) - shown)}"
+    rows = _json.loads(CliRunner().invoke(app, ["list", "suites", "--json"]).output)
+    assert [r["suite"] for r in rows] == list(SUITES)
+    tasks = _json.loads(CliRunner().invoke(app, ["list", "tasks", "--suite", "libero_spatial", "--json"]).output)
+    assert [t["id"] for t in tasks] == list(range(10))

@@ -199,44 +199,61 @@ class ListWhat(str, Enum):
 
 @app.command("list")
 def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies"),
-          suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Suite whose tasks to list.")):
-    """List registered suites, a suite's tasks, or policies."""
+          suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Suite whose tasks to list."),
+          as_json: bool = typer.Option(False, "--json", help="One JSON list of records (for scripts).")):
+    """List registered suites, a suite's tasks, or policies. Names are never cut: other columns wrap."""
     if what is ListWhat.suites:
+        from bench.splits import split_of
         from bench.suites import SUITES
 
-        from bench.splits import split_of
-
-        t = Table("suite", "aliases", "simulator", "max steps", "protocol", "split", "description")
+        rows = []
         for name in SUITES:
             st = SUITES.get(name)
             split = split_of(name)
-            t.add_row(name, ", ".join(SUITES.aliases_of(name)), st.backend, str(st.protocol.max_steps),
-                      f"{st.protocol.name}#{st.protocol.hash()}",
-                      f"{split['kind']} of {split['trained_on']}" if split else "", st.description)
-        console.print(t)
+            rows.append({"suite": name, "aliases": ", ".join(SUITES.aliases_of(name)), "simulator": st.backend,
+                         "max steps": st.protocol.max_steps, "protocol": f"{st.protocol.name}#{st.protocol.hash()}",
+                         "split": f"{split['kind']} of {split['trained_on']}" if split else "",
+                         "description": st.description})
     elif what is ListWhat.tasks:
         if suite is None:
             fail("bench list tasks needs --suite (see bench list suites)")
         s = load_suite(suite)
-        t = Table("id", "task", "instruction", "tags")
-        for task in s.tasks():
-            t.add_row(str(task.task_id), task.name, task.language, ", ".join(task.tags))
-        console.print(t)
+        rows = [{"id": task.task_id, "task": task.name, "instruction": task.language, "tags": ", ".join(task.tags)}
+                for task in s.tasks()]
     else:
+        from bench.models.registry import load_models, parameter_count
         from bench.policies import load_all
 
-        from bench.models.registry import load_models, parameter_count
-
         reg, models = load_all(), load_models()
-        t = Table("policy", "options", "trainable parameters", "description")
+        rows = []
         for name in reg:
             e = reg.get(name)
             params = ", ".join(f"{c} {parameter_count(name, c) / 1e6:.2f} M" for c in models.get(name).configs
                                ) if name in models else ""
             opts = " ".join(f"--{o}" for o in e.options)
             args = "\n".join(f"--policy-arg {a.describe()}" for a in e.args)
-            t.add_row(name, "\n".join(x for x in (opts, args) if x), params, e.help)
-        console.print(t)
+            rows.append({"policy": name, "options": "\n".join(x for x in (opts, args) if x),
+                         "trainable parameters": params, "description": e.help})
+    if as_json:
+        import json as _json
+
+        print(_json.dumps(rows, indent=2))
+        return
+    console.print(_name_table(rows, names=("suite", "task", "policy")))
+
+
+def _name_table(rows: list[dict], names: tuple[str, ...]) -> Table:
+    """A table whose name columns (what a user types) keep their full width and never wrap or get cut."""
+    columns = list(rows[0]) if rows else list(names[:1])
+    t = Table()
+    for c in columns:
+        if c in names:
+            t.add_column(c, no_wrap=True, min_width=max(len(c), *(len(str(r[c])) for r in rows)))
+        else:
+            t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*(str(r[c]) for c in columns))
+    return t
 
 
 @app.command()

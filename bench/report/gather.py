@@ -239,6 +239,16 @@ def perf_section(results: Path, figures: Path) -> Section | None:
         rows.append(["bench serve: chunks per second by concurrent clients",
                      ", ".join(f"{k}: {v:.1f}" for k, v in d["chunks_per_s_by_clients"].items()), ""])
         sec.sources.append(perf / "remote.json")
+    if (perf / "train.json").exists():
+        d = read_json(perf / "train.json", "results", "batch_size", "matmul_peak_gflops")
+        for r in d["results"]:
+            old, new = r["paths"]["old"], r["paths"]["new"]
+            rows.append([f"{r['model']} training samples/s at batch {d['batch_size']}: frame cache, bf16, compiled "
+                         f"vs HDF5 reads, fp32, eager ({r['flops_per_sample'] / 1e9:.2f} GFLOP a sample)",
+                         f"{new['samples_per_s']:.1f} vs {old['samples_per_s']:.1f} "
+                         f"({100 * new['fraction_of_peak']:.0f}% of bf16, {100 * old['fraction_of_peak']:.0f}% of "
+                         f"fp32 matmul peak)", f"{r['speedup']:.2f}x"])
+        sec.sources.append(perf / "train.json")
     for path in sorted(perf.glob("policy_*.json")):
         d = read_json(path, "results", "provenance")
         cpu = (d["provenance"].get("machine") or {}).get("cpu") or "not recorded"
