@@ -114,6 +114,7 @@ def feature_use(checkpoint: str | Path, data: list[str], windows: int = 200, bat
 
 def feature_use_markdown(results: dict[str, dict], provenance: dict) -> str:
     """One table per checkpoint (label -> feature_use result)."""
+    from bench.offline import BOOTSTRAP_SAMPLES
     lines = ["# Does DiT4DiT use its video features?", "",
              "Held-out action error (the metric below) of the action chunk sampled with the video features as "
              "computed and replaced four ways, every variant with the same noise; each is compared with `computed` "
@@ -124,13 +125,16 @@ def feature_use_markdown(results: dict[str, dict], provenance: dict) -> str:
         lines += [f"## {label}", "",
                   f"Checkpoint `{r['checkpoint']}` (feature layer {r['feature_layer']}, feature timestep "
                   f"{r['feature_timestep']}, future slot `{r['future_slot']}`) on {r['windows']} windows of "
-                  f"{r['demos']} held-out demos ({', '.join(f'`{d}`' for d in r['data'])}). Metric: {r['metric']}.",
+                  f"{r['demos']} held-out demos ({', '.join(f'`{d}`' for d in r['data'])}). Metric: {r['metric']}. "
+                  f"At feature timestep t a noised future slot holds (1 - t) of the frame and t of noise: here "
+                  f"{1 - r['feature_timestep']:.3g} of the frame, so `oracle` and `repeated` can differ from pure "
+                  "noise only as much as that share lets them.",
                   "", "| features | action error [95% CI] | minus computed [95% CI] | p | what |",
                   "|---|---|---|---|---|"]
         for name, row in r["rows"].items():
             d = row["minus_computed"]
-            diff = "—" if d is None else f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
-            p = "—" if d is None else f"{d['p']:.3g}"
+            diff = "—" if d is None else f"{d['diff']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]"
+            p = "—" if d is None else (f"< {1 / BOOTSTRAP_SAMPLES:.1g}" if d["p"] == 0 else f"{d['p']:.3g}")
             lines.append(f"| `{name}` | {row['mean']:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}] | {diff} | "
                          f"{p} | {row['what']} |")
         lines.append("")
