@@ -455,13 +455,13 @@ NOT_RUN = {
     "RoboCasa GR1 proxy, trained models": (
         tuple(f"{m}/gr1_tabletop_proxy_summary.json" for m in TRAINED),
         "no trained model is evaluated on the proxy yet: "
-        "make proxy-demos, then proxy-train proxy-eval per model and gr1-table (issue 18)"),
+        "make proxy-demos, then proxy-train proxy-eval per model and gr1-table"),
     "Zero-shot splits, trained models": (
         tuple(f"{m}/libero_spatial_zeroshot_*_summary.json" for m in TRAINED),
         "the six suites exist and the expert's results are committed; no trained model is evaluated on them yet: "
-        "make zeroshot-eval MODEL=... and zeroshot-table (issue 19)"),
+        "make zeroshot-eval MODEL=... and zeroshot-table"),
     "Baselines against DiT4DiT": (("baselines/*comparison.csv",),
-                                  "no baseline is evaluated yet: make baseline-eval baselines-compare (issue 14)"),
+                                  "no baseline is evaluated yet: make baseline-eval baselines-compare"),
     "Ablations": (("ablations/*.csv",), "not run yet at the small budget (issue 15): `make ablations`"),
     "Micro-benchmarks (pytest-benchmark)": (("perf/micro.json",), "`make bench-micro` not run yet"),
 }
