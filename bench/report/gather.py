@@ -462,7 +462,7 @@ NOT_RUN = {
         "make zeroshot-eval MODEL=... and zeroshot-table"),
     "Baselines against DiT4DiT": (("baselines/*comparison.csv",),
                                   "no baseline is evaluated yet: make baseline-eval baselines-compare"),
-    "Ablations": (("ablations/*.csv",), "not run yet at the small budget (issue 15): `make ablations`"),
+    "Ablations": (("ablations/*.csv",), "not run yet at the small budget: `make ablations`"),
     "Micro-benchmarks (pytest-benchmark)": (("perf/micro.json",), "`make bench-micro` not run yet"),
 }
 
