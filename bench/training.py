@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Sampler, default_collate
 
 from bench.demos.dataset import LiberoDemoDataset
 from bench.demos.libero_hdf5 import file_suite
-from bench.models.common import compile_blocks, count_parameters, precision_context
+from bench.models.common import (ATTENTION, check_choice, compile_blocks, count_parameters, precision_context,
+                                 set_attention)
 from bench.models.registry import entry_of_config, load_models
 from bench.models.text import TextCache, make_text_encoder
 from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
@@ -60,6 +61,7 @@ class TrainConfig:
     # torch.compile each model's repeated blocks (bench.models.common.compile_blocks): fuses the many small
     # elementwise ops around the matmuls; the same function, to float noise (tests/test_train_speed.py)
     compile: bool = False
+    attention: str = "default"  # the video DiT's attention kernel (bench.models.common.ATTENTION)
     frame_cache: bool = False  # read frames from a decoded, memory-mapped cache (Hdf5Source.use_frame_cache)
     demo_fraction: float = 1.0  # train on this fraction of each task's demos (bench.demos.dataset.fraction_of_demos)
     fraction_seed: int = 0  # which demos a fraction keeps: fixed, so every model of a study sees the same ones
@@ -274,6 +276,7 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
 
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {cfg.precision!r}; choose one of {', '.join(PRECISIONS)}")
+    check_choice("attention", cfg.attention, ATTENTION)
     if cfg.log_with is not None:
         _check_tracker(cfg.log_with)
     out = Path(out)
@@ -317,6 +320,7 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
         start = saved["step"]
         elapsed_before = saved.get("elapsed_s", float("nan"))  # training seconds up to that checkpoint
     model.train()
+    set_attention(model, cfg.attention)
     if cfg.compile:
         compile_blocks(model)
 

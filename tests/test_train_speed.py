@@ -50,6 +50,24 @@ def test_perf_train_old_and_new_path_compute_the_same_loss(data):
     json.dumps(out)  # what bench perf train writes
 
 
+def test_math_attention_is_the_same_function_and_bad_kinds_are_named():
+    from bench.models.common import set_attention
+    from bench.models.registry import load_models, model_config
+
+    cfg = model_config("dit4dit", "tiny", **SMALL)
+    torch.manual_seed(0)
+    model = load_models().get("dit4dit").build(cfg).eval()
+    x0 = torch.randn(2, cfg.video.latent_channels, 2, 4, 8)
+    text = torch.randn(2, 5, cfg.video.text_dim)
+    noise = torch.randn_like(x0)
+    fused = model.features(x0, text, noise=noise)
+    assert set_attention(model, "math") == 1  # the video DiT, diffusers' only part
+    math = model.features(x0, text, noise=noise)
+    assert torch.allclose(fused, math, atol=1e-5) and not torch.equal(fused, torch.zeros_like(fused))
+    with pytest.raises(ValueError, match="'flash'.*default, math"):
+        set_attention(model, "flash")
+
+
 def _train_cmd(data: str, out: Path, steps: int, *extra: str) -> list[str]:
     sets = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
     return [sys.executable, "-m", "bench.cli", "train", "--policy", "dit4dit", "--data", data, "--steps", str(steps),

@@ -48,6 +48,8 @@ def train(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model's repeated blocks (faster "
                                                           "steps after a few seconds of compiling; needs a C++ "
                                                           "compiler)."),
+    attention: str = typer.Option("default", help="Attention kernel of the video DiT in training: default, or "
+                                                  "math (the same function; faster backward in bf16 on CPU)."),
     frame_cache: bool = typer.Option(False, "--frame-cache", help="Read frames from a decoded, memory-mapped copy "
                                                                   "beside the demo file (built on first use)."),
     demo_fraction: float = typer.Option(1.0, min=0.0, max=1.0, help="Train on this fraction of each task's demos "
@@ -99,7 +101,8 @@ def train(
         fail(f"--keep-checkpoints takes comma-separated steps, got {keep_checkpoints!r}")
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, group_lr=lrs, keep_checkpoints=keep,
                       warmup=min(warmup, steps), checkpoint_every=checkpoint_every, seed=seed, num_workers=workers,
-                      precision=precision, compile=compile, frame_cache=frame_cache, demo_fraction=demo_fraction,
+                      precision=precision, compile=compile, attention=attention,
+                      frame_cache=frame_cache, demo_fraction=demo_fraction,
                       init_from=str(init_from) if init_from else None, log_with=log_with,
                       init_modules=tuple(m.strip() for m in init_modules.split(",") if m.strip()))
     if init_from is not None and not (init_from / "model.safetensors").exists():

@@ -121,6 +121,27 @@ def precision_context(device: torch.device | str, precision: str):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+ATTENTION = {
+    "default": "each library's own kernel (diffusers: fused scaled-dot-product attention)",
+    "math": "diffusers' plain softmax(QK^T)V: the same function; its backward is the faster one in bf16 on CPU "
+            "(bench perf train)",
+}
+
+
+def set_attention(model: nn.Module, kind: str) -> int:
+    """Choose the attention kernel of the diffusers parts of `model` (ATTENTION); returns how many were set.
+    Not saved with a checkpoint: evaluation always runs the default kernel."""
+    check_choice("attention", kind, ATTENTION)
+    if kind == "default":
+        return 0
+    from diffusers import ModelMixin
+
+    parts = [m for m in model.modules() if isinstance(m, ModelMixin)]
+    for part in parts:
+        part.set_attention_backend("_native_math")
+    return len(parts)
+
+
 def compile_blocks(model: nn.Module) -> int:
     """Compile the forward of every block in each list of like blocks (regional compilation: one graph per
     kind of block, reused by all of them, compiled in seconds rather than minutes for the whole model).

@@ -2,7 +2,8 @@
 
 old  what `bench train` does by default: each window's frames decompressed from the HDF5 file, fp32, eager.
 new  the training recipe's settings: frames from the decoded, memory-mapped cache (`--frame-cache`), bf16
-     autocast (`--precision bf16`), the repeated blocks compiled (`--compile`).
+     autocast (`--precision bf16`), the repeated blocks compiled (`--compile`), the video DiT's attention as
+     plain matmuls and softmax (`--attention math`).
 
 For each model and path: samples/s over the same steps of the real loop's pieces (batch indices drawn as
 `bench train` draws them), where a step's time goes (data, text, forward per top-level module, backward,
@@ -24,8 +25,8 @@ import torch
 from torch.utils.data import default_collate
 
 PATHS = {
-    "old": {"frame_cache": False, "precision": "fp32", "compile": False},
-    "new": {"frame_cache": True, "precision": "bf16", "compile": True},
+    "old": {"frame_cache": False, "precision": "fp32", "compile": False, "attention": "default"},
+    "new": {"frame_cache": True, "precision": "bf16", "compile": True, "attention": "math"},
 }
 
 
@@ -106,7 +107,7 @@ def measure_model(name: str, config: str, data: list[str], batch_size: int, step
                   overrides: dict | None = None, log=print) -> dict:
     """Both paths of one registered model (see the module docstring)."""
     from bench.demos.dataset import LiberoDemoDataset
-    from bench.models.common import compile_blocks, count_parameters, precision_context
+    from bench.models.common import compile_blocks, count_parameters, precision_context, set_attention
     from bench.models.registry import load_models, model_config
     from bench.models.text import TextCache, make_text_encoder
     from bench.training import StepBatches
@@ -132,6 +133,7 @@ def measure_model(name: str, config: str, data: list[str], batch_size: int, step
     text = text_cache(fixed["language"])
     flops = flops_per_sample(models["old"], fixed, text)
     compile_s = time.perf_counter()
+    set_attention(models["new"], PATHS["new"]["attention"])
     compiled = compile_blocks(models["new"])
     losses = {}
     for path, batch, precision in (("old", fixed, "fp32"), ("new_fp32", fixed_new, "fp32"), ("new_bf16", fixed_new, "bf16")):
