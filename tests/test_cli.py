@@ -79,7 +79,7 @@ def test_a_model_shipped_for_two_suites_runs_each_suite_with_its_own(tmp_path, m
     `bench run --suite gr1_tabletop_proxy` the proxy one."""
     import json
 
-    from bench.cli.evaluate import suite_checkpoint
+    from bench.eval.evaluate import suite_checkpoint
     from bench.policies import trained
 
     for folder, suite in [("groot_tiny_gr1_tabletop_proxy", "gr1_tabletop_proxy"),

@@ -55,19 +55,13 @@ def parse_tasks(suite, tasks: Optional[str]) -> list[int]:
 
 
 def build_policy(name: str, **options):
-    from bench.policies import make_policy
+    """A registered policy, or exit 2 naming the valid choices."""
+    from bench.eval.evaluate import EvalError, build_policy as build
 
     try:
-        return make_policy(name, **options)
-    except UnknownNameError as exc:
+        return build(name, **options)
+    except EvalError as exc:
         fail(str(exc))
-    except (ValueError, FileNotFoundError) as exc:
-        fail(str(exc))
-
-
-def latest_run(base: Path) -> Optional[Path]:
-    runs = sorted(p for p in base.glob("*") if (p / "episodes.jsonl").exists())
-    return runs[-1] if runs else None
 
 
 def print_table(table) -> None:
@@ -85,9 +79,9 @@ def print_table(table) -> None:
 
 
 def canonical_policy(name: str) -> str:
-    from bench.policies import load_all
+    from bench.eval.evaluate import canonical_policy as canonical
 
-    return load_all().canonical(name)
+    return canonical(name)
 
 
 MATH_HELP = ("Float math of the policy: portable (the same bits on any x86-64 CPU with AVX2: ATen's AVX2 kernels, "
@@ -107,15 +101,12 @@ def headless_gl():
 
 def check_executor(executor: str) -> None:
     """--executor names a known executor, and Ray is installed when it is ray (or exit 2 saying so)."""
-    from bench.runner import EXECUTORS
+    from bench.eval.evaluate import EvalError, check_executor as check
 
-    if executor not in EXECUTORS:
-        fail(f"--executor {executor!r}: valid {', '.join(EXECUTORS)}")
-    if executor == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            fail("--executor ray needs Ray: pip install 'dit4dit-bench[ray]'")
+    try:
+        check(executor)
+    except EvalError as exc:
+        fail(str(exc))
 
 
 def set_math(mode: str) -> None:
@@ -183,14 +174,13 @@ def progress_bar(*columns, console: Console = console) -> Progress:
     return Progress(*cols, console=console) if console.is_terminal else LineProgress(*cols, console=console)
 
 
-def run_with_progress(runner, queue: list, label: str) -> None:
-    """Run the planned episodes with a progress bar (successes so far, time left)."""
+def run_with_progress(total: int, run, label: str):
+    """`run(on_episode)` with a progress bar over its `total` episodes (successes so far, time left); returns
+    what `run` returns. A simulator that is not set up exits 2 naming the set-up step."""
     progress = progress_bar(TextColumn("success {task.fields[succ]}"))
     counts = {"succ": 0}
-    outer = runner.on_episode
 
     def on_episode(rec):
-        outer(rec)
         counts["succ"] += int(rec.success)
         progress.update(bar, advance=1, succ=counts["succ"])
         if rec.error:
@@ -198,11 +188,10 @@ def run_with_progress(runner, queue: list, label: str) -> None:
 
     from bench.sim.backend import BackendNotReady
 
-    runner.on_episode = on_episode
     with progress:
-        bar = progress.add_task(label, total=len(queue), succ=0)
+        bar = progress.add_task(label, total=total, succ=0)
         try:
-            runner.run(queue)
+            return run(on_episode)
         except BackendNotReady as exc:  # the simulator's environment or assets are missing: say which step
             progress.stop()
             fail(str(exc))

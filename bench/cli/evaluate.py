@@ -10,9 +10,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from bench.cli.common import (MATH_HELP, RUNS_DIR, app, build_policy, canonical_policy, check_executor,
-                               confirm_math, console, err, fail, headless_gl, latest_run, load_suite, parse_tasks,
-                               print_table, run_with_progress, set_math)
+from bench.cli.common import (MATH_HELP, RUNS_DIR, app, build_policy, confirm_math, console, err, fail,
+                               headless_gl, load_suite, print_table, run_with_progress, set_math)
+from bench.registry import UnknownNameError
 from bench.mathmode import DEFAULT_MODE
 
 
@@ -48,147 +48,28 @@ def run(
                                          "which needs --math native)."),
 ):
     """Evaluate a policy on a suite on its simulator."""
-    set_math(math)  # before anything loads torch
-    check_executor(executor)
-    if executor != "ray" and policy_gpus is not None:
-        fail(f"--policy-gpus {policy_gpus:g} places the policy on a Ray cluster: add --executor ray")
-    if device is None and policy_gpus:
-        device = "cuda"
-    if device not in (None, "cpu") and math != "native":
-        fail(f"--device {device}: float math on an accelerator is not portable across machines; pass --math native")
-    from bench.provenance import provenance
-    from bench.results import record_invocation, summarize_dir
-    from bench.runner import RunConfig, Runner, RunDirMismatch
+    from bench.eval import EvalError, EvalRequest, prepare
 
-    s = load_suite(suite)
-    task_ids = parse_tasks(s, tasks)
-    if policy is None:
-        policy, checkpoint = default_policy(s.name, checkpoint)
-    elif checkpoint is None:
-        checkpoint = suite_checkpoint(policy, s.name)
-    options = dict(checkpoint=checkpoint, demos=demos, seed=seed, device=device, policy_args=policy_arg)
-    if policy_gpus is None:
-        pol = build_policy(policy, **options)
-        math_desc = confirm_math(math)
-    else:
-        pol = _policy_on_ray(policy, options, math, policy_gpus, address)
-        math_desc = pol.math  # the math of the process the policy runs in
-    if executor == "ray":
-        _check_cluster_cpus(workers, policy_gpus is not None, address)
-    canonical = canonical_policy(policy)
-    loaded = getattr(pol, "checkpoint_path", None)
-    checkpoint = checkpoint or (str(loaded) if loaded is not None else None)
-    base = RUNS_DIR / s.name / canonical
-    if out is None:
-        out = (latest_run(base) if resume else None) or base / datetime.now().strftime("%Y%m%d-%H%M%S")
-    protocol = s.protocol
-    if seed is not None:
-        protocol = protocol.replace(seed=seed)
-    if max_steps is not None:
-        protocol = protocol.replace(max_steps=max_steps)
-    cfg = RunConfig(suite=s, policy_name=canonical, task_ids=task_ids, out=out, episodes=episodes, workers=workers,
-                    resume=resume, videos_per_task=video, checkpoint=checkpoint, protocol=protocol,
-                    episode_timeout_s=episode_timeout, math=math_desc["id"], executor=executor, ray_address=address,
-                    policy_args=_typed_args(policy, policy_arg))
-    gl = headless_gl()
-
-    runner = Runner(cfg, pol)
+    req = EvalRequest(suite=suite, policy=policy, checkpoint=checkpoint, tasks=tasks, episodes=episodes,
+                      workers=workers, out=out, resume=resume, video=video, demos=demos, policy_args=policy_arg,
+                      seed=seed, max_steps=max_steps, episode_timeout_s=episode_timeout, math=math,
+                      executor=executor, address=address, policy_gpus=policy_gpus, device=device, publish=publish)
     try:
-        queue = runner.pending()
-    except RunDirMismatch as exc:
+        ev = prepare(req, log=lambda line: console.print(line, highlight=False))
+    except (EvalError, UnknownNameError) as exc:  # the request: exit 2
         fail(str(exc))
-    except ValueError as exc:  # spec mismatch, bad --episodes
+    except ValueError as exc:  # the run folder holds another run, bad --episodes
         fail(str(exc))
-    console.print(f"[bold]{s.name}[/] x [bold]{canonical}[/]: {len(queue)} episodes to run on {len(task_ids)} "
-                  f"tasks, {workers} workers, GL={gl}, protocol {protocol.name}#{protocol.hash()}, math {math_desc['id']} "
-                  f"-> {out}")
-    if queue:
-        record_invocation(out, provenance(protocol, math=math_desc))
-    run_with_progress(runner, queue, s.name)
-    table = summarize_dir(out, provenance(protocol))
-    print_table(table)
-    from bench.records import read_records
-    from bench.results import simulator_stacks, stack_notes
-
-    for note in stack_notes(simulator_stacks(read_records(out / "episodes.jsonl"))):
+    except RuntimeError as exc:  # this machine cannot run it (math mode, headless GL, a policy actor)
+        fail(str(exc), code=1)
+    console.print(ev.description, highlight=False)
+    result = run_with_progress(len(ev.queue), ev.run, ev.suite.name)
+    print_table(result.table)
+    for note in result.notes:
         console.print(f"[bold yellow]{note}[/]")
-    console.print(f"records: {out / 'episodes.jsonl'}; summary: {out / 'summary.md'}")
+    console.print(f"records: {result.out / 'episodes.jsonl'}; summary: {result.out / 'summary.md'}")
     if publish is not None:
-        import shutil
-
-        publish.mkdir(parents=True, exist_ok=True)
-        for name in ("summary.json", "summary.md", "summary.csv", "summary.png", "episodes.jsonl", "videos.png"):
-            if (out / name).exists():  # videos.png only with --video
-                shutil.copyfile(out / name, publish / f"{s.name}_{name}")
-        console.print(f"published to {publish}/{s.name}_summary.*")
-
-
-def _policy_on_ray(policy: str, options: dict, math: str, gpus: float, address: Optional[str]):
-    """The policy built in a Ray actor with `gpus` GPUs, or exit 2 saying why it cannot be."""
-    from bench.policies import load_all
-    from bench.policies.on_ray import PolicyHostError, RayPolicy
-    from bench.registry import UnknownNameError
-    from bench.sim.ray_workers import connect
-
-    try:
-        load_all().get(policy)  # a bad name fails before a cluster is joined
-    except UnknownNameError as exc:
-        fail(str(exc))
-    have = connect(address).get("GPU", 0.0)
-    if gpus > have:
-        fail(f"--policy-gpus {gpus:g}: the Ray cluster has {have:g} GPUs")
-    try:
-        pol = RayPolicy(policy, {k: v for k, v in options.items() if v not in (None, [])}, math, gpus)
-    except PolicyHostError as exc:
-        fail(f"the policy could not be built on the cluster: {exc}")
-    console.print(f"policy {policy} runs in a Ray actor on node {pol.placement['node'][:12]} "
-                  f"(GPUs: {', '.join(pol.placement['gpus']) or 'none'})")
-    return pol
-
-
-def _check_cluster_cpus(workers: int, policy_on_ray: bool, address: Optional[str]) -> None:
-    """Each sim worker holds one of the cluster's CPUs (the policy's actor one more): say so when the cluster
-    has too few now, since the extra workers then wait for it to grow (an autoscaling cluster may)."""
-    from bench.sim.ray_workers import connect
-
-    cpus = int(connect(address).get("CPU", 0))
-    usable = cpus - int(policy_on_ray)
-    if workers > usable:
-        console.print(f"[bold yellow]warning:[/] --workers {workers}, but the Ray cluster has {cpus} CPUs"
-                      f"{' (one of them for the policy)' if policy_on_ray else ''}: {max(usable, 0)} workers can "
-                      "start now; the others wait for the cluster to grow, or pass --workers "
-                      f"{max(usable, 1)}")
-
-
-def _typed_args(policy: str, items: list[str]) -> dict:
-    from bench.policies import load_all, parse_policy_args
-
-    return parse_policy_args(load_all().get(policy), items) if items else {}
-
-
-def default_policy(suite: str, checkpoint: Optional[str]) -> tuple[str, Optional[str]]:
-    """No --policy: the bundled checkpoint trained on this suite, or exit 2 naming the policies (running
-    `zero` silently would spend a whole evaluation measuring nothing)."""
-    from bench.policies import load_all
-    from bench.policies.trained import bundled_for
-
-    found = bundled_for(suite)
-    if found is None:
-        fail(f"no bundled checkpoint is trained on {suite}: pass --policy (valid: {', '.join(load_all())})")
-    console.print(f"no --policy: running the bundled {found[0]} checkpoint trained on {suite} ({found[1].name})")
-    return found[0], checkpoint or str(found[1])
-
-
-def suite_checkpoint(policy: str, suite: str) -> Optional[str]:
-    """--policy without --checkpoint, on a suite the package ships a checkpoint of that model for (the GR1 proxy):
-    that checkpoint. Otherwise None, and the policy loads its own default (its libero_spatial checkpoint)."""
-    from bench.policies.trained import shipped_checkpoint
-
-    own = shipped_checkpoint(policy, suite)
-    if own is None or own == shipped_checkpoint(policy):
-        return None
-    console.print(f"running the bundled {policy} checkpoint trained on {suite} ({own.name}); --checkpoint picks another")
-    return str(own)
+        console.print(f"published to {publish}/{result.suite}_summary.*")
 
 
 class ListWhat(str, Enum):
@@ -347,7 +228,14 @@ def verify(
                   f"-> {out}\n{expect}")
     prov = provenance(src.protocol, math=math_desc)
     record_invocation(out, prov)
-    run_with_progress(Runner(cfg, pol), queue, "verify")
+    runner = Runner(cfg, pol)
+    outer = runner.on_episode
+
+    def rerun(on_episode):
+        runner.on_episode = lambda rec: (outer(rec), on_episode(rec))
+        runner.run(queue)
+
+    run_with_progress(len(queue), rerun, "verify")
     reruns = latest_by_key(read_records(out / "episodes.jsonl"))
     verdicts = [judge(r, reruns.get(r["key"])) for r in chosen]
     report = write_report(out, Path(source), verdicts, expect, math_desc, prov)
