@@ -359,7 +359,7 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
         save_checkpoint(core, out / "checkpoint", dataset.stats, text_cache,
                         extra={"trained_steps": step, "batch_size": cfg.batch_size,
                                "data_fingerprint": dataset.stats["fingerprint"], "num_demos": len(dataset.demos),
-                               "demo_fraction": cfg.demo_fraction, "suite": suite})
+                               "demo_fraction": cfg.demo_fraction, "suite": suite, "elapsed_s": elapsed()})
         if step in cfg.keep_checkpoints:  # e.g. convergence studies evaluate the policy part way through
             kept = out / f"checkpoint_step{step}"
             shutil.rmtree(kept, ignore_errors=True)

@@ -126,27 +126,84 @@ def train(
 
 @app.command()
 def curves(
-    losses: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="losses.csv files of training runs."),
-    out: Path = typer.Option(..., help="Output prefix: writes PREFIX.png, PREFIX.csv, PREFIX.md."),
-    labels: Optional[str] = typer.Option(None, help="Comma-separated names, one per file (default: folder names)."),
+    sources: list[Path] = typer.Argument(..., exists=True, help="Training run folders (learning curves from their "
+                                         "kept checkpoints), or losses.csv files (loss curves only)."),
+    out: Path = typer.Option(..., help="Output prefix. Run folders: PREFIX.{md,csv,png,json} (success and action "
+                                       "error), PREFIX/ (their records), PREFIX_losses.*; files: PREFIX.* (losses)."),
+    labels: Optional[str] = typer.Option(None, help="Comma-separated names, one per source (default: folder names)."),
     loss: str = typer.Option("action", help="The loss column to plot (every model logs its action loss as "
                                             "'action')."),
+    score: bool = typer.Option(False, "--score", help="First score the runs' kept checkpoints not scored yet "
+                                                      "(cached under RUN/curve/; resumes)."),
+    suite: str = typer.Option("libero_spatial", "--suite", "-s", help="Suite of the fixed episode set."),
+    episodes: int = typer.Option(10, min=1, help="Episodes per task in the fixed set (its first initial states)."),
+    tasks: Optional[str] = typer.Option(None, help="Task ids of the fixed set, e.g. 0,3-5 (default: all)."),
+    heldout: list[Path] = typer.Option([], "--heldout", exists=True, dir_okay=False,
+                                       help="Held-out demo file(s) for the action error (repeatable)."),
+    windows: int = typer.Option(200, min=1, help="Held-out windows per point."),
+    workers: int = typer.Option(2, min=1, help="Sim worker processes while scoring."),
 ):
-    """Training curves side by side: one loss against step and against training time."""
+    """Learning curves side by side: closed-loop success and held-out action error of each run's kept
+    checkpoints against training samples and CPU-hours (with 95% intervals); or, given losses.csv files,
+    one loss against step and training time."""
     from bench.curves import write_curves
     from bench.provenance import provenance
 
-    names = [x.strip() for x in labels.split(",")] if labels else [p.resolve().parent.name for p in losses]
-    if len(names) != len(losses):
-        fail(f"--labels has {len(names)} names for {len(losses)} files")
+    runs = [p for p in sources if p.is_dir()]
+    if runs and len(runs) != len(sources):
+        fail("give either training run folders or losses.csv files, not both")
+    names = [x.strip() for x in labels.split(",")] if labels else [
+        (p if p.is_dir() else p.resolve().parent).resolve().name for p in sources]
+    if len(names) != len(sources):
+        fail(f"--labels has {len(names)} names for {len(sources)} sources")
     if len(set(names)) != len(names):
         fail(f"labels must differ, got {names}; pass --labels")
+    for run in runs:
+        if not (run / "train_config.json").exists() or not (run / "losses.csv").exists():
+            fail(f"{run} is not a training run folder (no train_config.json and losses.csv)")
+    losses = [r / "losses.csv" for r in runs] or sources
+    loss_out = out.with_name(out.name + "_losses") if runs else out
     try:
-        write_curves(losses, names, loss, out, provenance())
+        write_curves(losses, names, loss, loss_out, provenance())
+    except ValueError as e:
+        fail(str(e))
+    console.print(f"wrote {loss_out.with_suffix('.png')}, .csv, .md")
+    if not runs:
+        console.print(loss_out.with_suffix(".md").read_text().split("## Provenance")[0])
+        return
+    from bench.learning import CurveSpec, write_learning_curves
+
+    spec = CurveSpec(suite=suite, episodes=episodes, tasks=tasks, heldout=tuple(str(h) for h in heldout),
+                     windows=windows, workers=workers)
+    if score:
+        _score_runs(runs, names, spec)
+    try:
+        write_learning_curves(runs, names, out, spec, provenance())
     except ValueError as e:
         fail(str(e))
     console.print(out.with_suffix(".md").read_text().split("## Provenance")[0])
-    console.print(f"wrote {out.with_suffix('.png')}, .csv, .md")
+    console.print(f"wrote {out.with_suffix('.png')}, .csv, .json, .md and the records under {out}/")
+
+
+def _score_runs(runs: list[Path], names: list[str], spec) -> None:
+    """Score every run's unscored points, with a progress bar per point."""
+    from bench.cli.common import run_with_progress, set_math
+    from bench.eval import EvalError
+    from bench.learning import pending_episodes, points, score_point
+
+    set_math("portable")  # as bench run scores, before torch loads
+    for run, name in zip(runs, names):
+        found = points(run)
+        if not found:
+            console.print(f"[yellow]{run}: no kept checkpoints yet (bench train --keep-checkpoints)[/]")
+        for point in found:
+            todo = pending_episodes(point, spec)
+            try:
+                run_with_progress(todo, lambda on_episode: score_point(point, spec, log=lambda _: None,
+                                                                       on_episode=on_episode),
+                                  f"{name} step {point.step}")
+            except (EvalError, ValueError) as e:
+                fail(str(e))
 
 
 @app.command()

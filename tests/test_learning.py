@@ -1,0 +1,72 @@
+"""Learning curves: a run's kept checkpoints are scored once each (closed loop on the real simulator and
+held-out action error), cached, and drawn against samples and CPU-hours."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+FIXTURE = Path(__file__).parent / "fixtures" / "libero_object_t0_2demos_32.hdf5"
+SMALL = {"image_size": 32, "video.num_layers": 2, "video.feature_layer": 1, "video.head_dim": 16,
+         "video.num_heads": 2, "video.adaln_lora_dim": 16, "action.num_layers": 2, "action.num_heads": 2,
+         "action.head_dim": 16, "action.cross_dim": 32}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    from bench.models.registry import model_config
+    from bench.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("curves") / "run"
+    cfg = TrainConfig(steps=6, batch_size=2, warmup=2, checkpoint_every=3, keep_checkpoints=(3,))
+    train(model_config("dit4dit", "tiny", **SMALL), [str(FIXTURE)], out, cfg)
+    return out
+
+
+def test_points_are_the_kept_checkpoints_and_the_finished_final_one(run):
+    from bench.learning import points
+
+    assert [(p.step, p.checkpoint.name) for p in points(run)] == [(3, "checkpoint_step3"), (6, "checkpoint")]
+    config = json.loads((run / "train_config.json").read_text())
+    config["train"]["steps"] = 12  # still training: its checkpoint/ moves on, so it is not a point yet
+    unfinished = run.parent / "unfinished"
+    shutil.copytree(run, unfinished)
+    (unfinished / "train_config.json").write_text(json.dumps(config))
+    assert [p.step for p in points(unfinished)] == [3]
+
+
+def test_bench_curves_scores_each_point_once_and_writes_the_curves(run, tmp_path, bench_cmd, gl):
+    from bench.learning import points
+
+    out = tmp_path / "learning_curves"
+    cmd = [*bench_cmd, "curves", str(run), "--out", str(out), "--score", "--suite", "libero_object", "--tasks", "0",
+           "--episodes", "1", "--heldout", str(FIXTURE), "--windows", "4", "--workers", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    table = json.loads(out.with_suffix(".json").read_text())["points"]
+    assert [(p["step"], p["samples"], p["episodes"]) for p in table] == [(3, 6, 1), (6, 12, 1)]
+    assert all(0 <= p["success_low"] <= p["success_rate"] <= p["success_high"] <= 1 for p in table)
+    assert all(p["action_error_low"] <= p["action_error"] <= p["action_error_high"] for p in table)
+    assert all(p["cpu_hours"] > 0 and p["windows"] == 4 for p in table)
+    for step in (3, 6):
+        assert (out / "run" / f"step{step}" / "episodes.jsonl").exists()
+        assert (out / "run" / f"step{step}" / "action_error.json").exists()
+    assert out.with_suffix(".png").stat().st_size > 0 and Path(f"{out}_losses.png").exists()
+
+    stamps = {p.step: ((p.folder / "action_error.json").stat().st_mtime_ns,
+                       (p.folder / "eval" / "episodes.jsonl").read_text()) for p in points(run)}
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {p.step: ((p.folder / "action_error.json").stat().st_mtime_ns,
+                     (p.folder / "eval" / "episodes.jsonl").read_text()) for p in points(run)} == stamps, \
+        "a scored point is not scored again"
+
+
+def test_curves_refuse_a_folder_that_is_not_a_run(tmp_path, bench_cmd):
+    done = subprocess.run([*bench_cmd, "curves", str(tmp_path), "--out", str(tmp_path / "c")], capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and "not a training run folder" in " ".join(done.stderr.split())
