@@ -68,7 +68,7 @@ def score_point(point: Point, spec: CurveSpec, log: Callable[[str], None] = prin
                 on_episode: Callable | None = None) -> dict:
     """Closed-loop success (cached episodes, resumed) and held-out action error (cached) of one point."""
     from bench.eval import EvalRequest, evaluate
-    from bench.offline import action_error
+    from bench.offline import write_action_error
 
     model = json.loads((point.checkpoint / "config.json").read_text())["model"]
     result = evaluate(EvalRequest(suite=spec.suite, policy=model, checkpoint=str(point.checkpoint), tasks=spec.tasks,
@@ -76,8 +76,7 @@ def score_point(point: Point, spec: CurveSpec, log: Callable[[str], None] = prin
                                   resume=True), on_episode=on_episode, log=log)
     ae_path = point.folder / "action_error.json"
     if spec.heldout and not ae_path.exists():
-        ae = action_error(point.checkpoint, list(spec.heldout), windows=spec.windows)
-        ae_path.write_text(json.dumps(ae, indent=1))
+        write_action_error(point.checkpoint, list(spec.heldout), ae_path, windows=spec.windows)
     return {"step": point.step, "success_rate": float(result.table.iloc[-1]["success_rate"])}
 
 

@@ -87,3 +87,22 @@ def paired_difference(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, sample
     p = min(1.0, 2 * min(np.mean(means <= 0), np.mean(means >= 0)))
     return {"diff": float(d.mean()), "low": float(np.quantile(means, 0.025)), "high": float(np.quantile(means, 0.975)),
             "p": float(p)}
+
+
+def write_action_error(checkpoint: str | Path, data: list[str | Path], out: Path, windows: int = 512, seed: int = 0,
+                       progress=None) -> dict:
+    """`action_error` with its provenance (the checkpoint's and the data's hashes), written to `out` whole or
+    not at all: studies take the file's presence for done."""
+    import json
+
+    from bench.provenance import file_hash, provenance
+
+    result = action_error(checkpoint, data, windows=windows, seed=seed, progress=progress)
+    result["provenance"] = {**provenance(), "checkpoint_hash": file_hash(checkpoint),
+                            "data_hashes": {str(d): file_hash(d) for d in data}}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.rename(out)
+    return result

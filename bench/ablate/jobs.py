@@ -1,12 +1,13 @@
-"""The jobs of an ablation, run as the `bench` commands a user would type, cached by their hashes.
+"""The jobs of an ablation, cached by their hashes.
 
-Each job is a subprocess (`bench train`, `bench run`, `bench analyze action-error`) with its own log:
-the commands already resume exactly, set their float math before torch loads, and write their own
-provenance, so an ablation is only a planner and a cache over them. Folders, under ROOT:
+Each job is a process running one library call (`train`, `evaluate`, `write_action_error`, through
+bench.ablate.worker) with its own log: those calls already resume exactly and write their own provenance, and
+a process of its own sets its float math before torch loads, so an ablation is only a planner and a cache over
+them. Folders, under ROOT:
 
-    train/<train key>/      bench train --resume --out (checkpoint/, checkpoint_step<N>/, losses.csv, log.txt)
-    eval/<eval key>/        bench run --resume --out (episodes.jsonl, summary.*, done.json)
-    offline/<offline key>/  bench analyze action-error (action_error.json)
+    train/<train key>/      train(..., resume=True) (checkpoint/, checkpoint_step<N>/, losses.csv)
+    eval/<eval key>/        evaluate(..., resume=True) (episodes.jsonl, summary.*, done.json)
+    offline/<offline key>/  write_action_error (action_error.json)
 
 A job is done when its result file is there (a training: its checkpoint at the planned step); a
 killed job is rerun with --resume and continues where it stopped.
@@ -122,54 +123,42 @@ def scored_offline(v: Variant, s: Scoring, root: Path = ROOT) -> bool:
     return offline_file(v, s, root).exists()
 
 
-def _bench(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bench.cli", *args]
-
-
-def train_command(job: TrainJob, data: list[str], out: Path, root: Path = ROOT) -> list[str]:
+def train_job(job: TrainJob, data: list[str], out: Path, root: Path = ROOT) -> dict:
     sch = job.schedule
-    cmd = _bench("train", "--policy", job.model, "--config", job.config, *(a for d in data for a in ("--data", d)),
-                 "--out", str(out),
-                 "--steps", str(sch.steps), "--batch-size", str(sch.batch_size), "--lr", str(sch.lr),
-                 "--warmup", str(sch.warmup), "--checkpoint-every", str(sch.checkpoint_every), "--seed", str(job.seed),
-                 "--precision", sch.precision, "--demo-fraction", str(job.demo_fraction), "--threads", str(job.threads),
-                 "--resume")
-    if job.keep_checkpoints:
-        cmd += ["--keep-checkpoints", ",".join(map(str, job.keep_checkpoints))]
-    if job.init_from:
-        cmd += ["--init-from", str(root / "train" / job.init_from / "checkpoint")]
-    for key, value in job.overrides.items():
-        cmd += ["--set", f"{key}={json.dumps(value)}"]
-    return cmd
+    init_from = str(root / "train" / job.init_from / "checkpoint") if job.init_from else None
+    return {"kind": "train", "model": job.model, "config": job.config, "overrides": dict(job.overrides),
+            "data": list(data), "out": str(out), "threads": job.threads,
+            "train": {"steps": sch.steps, "batch_size": sch.batch_size, "lr": sch.lr,
+                      "warmup": min(sch.warmup, sch.steps), "checkpoint_every": sch.checkpoint_every,
+                      "seed": job.seed, "precision": sch.precision, "demo_fraction": job.demo_fraction,
+                      "keep_checkpoints": list(job.keep_checkpoints), "init_from": init_from}}
 
 
-def eval_command(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None = None) -> list[str]:
-    cmd = _bench("run", "--suite", s.suite, "--policy", v.model, "--checkpoint", str(checkpoint_of(v.train, v.step, root)),
-                 "--episodes", str(s.episodes), "--workers", str(s.workers), "--math", EVAL_MATH,
-                 "--out", str(eval_dir(v, s, scores or root)), "--resume")
-    if s.eval_tasks is not None:
-        cmd += ["--tasks", s.eval_tasks]
-    if s.max_steps is not None:
-        cmd += ["--max-steps", str(s.max_steps)]
-    return cmd
+def eval_job(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None = None) -> dict:
+    return {"kind": "eval", "request": {
+        "suite": s.suite, "policy": v.model, "checkpoint": str(checkpoint_of(v.train, v.step, root)),
+        "tasks": s.eval_tasks, "episodes": s.episodes, "workers": s.workers, "math": EVAL_MATH,
+        "out": str(eval_dir(v, s, scores or root)), "resume": True, "max_steps": s.max_steps}}
 
 
-def offline_command(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None = None) -> list[str]:
-    return _bench("analyze", "action-error", "--checkpoint", str(checkpoint_of(v.train, v.step, root)),
-                  "--data", s.heldout, "--windows", str(s.offline_windows),
-                  "--out", str(offline_file(v, s, scores or root)))
+def offline_job(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None = None) -> dict:
+    return {"kind": "offline", "checkpoint": str(checkpoint_of(v.train, v.step, root)), "data": [s.heldout],
+            "windows": s.offline_windows, "out": str(offline_file(v, s, scores or root))}
 
 
-def run_logged(cmd: list[str], log: Path, poll=None, threads: int = 1) -> float:
-    """Run a bench command with its output appended to `log`, calling `poll()` every few seconds while it
-    runs (progress bars read the job's own files); its wall seconds, or JobFailed with the log's tail.
+def run_logged(job: dict, log: Path, poll=None, threads: int = 1) -> float:
+    """Run a job (bench.ablate.worker) with its output appended to `log`, calling `poll()` every few seconds
+    while it runs (progress bars read the job's own files); its wall seconds, or JobFailed with the log's tail.
     The job computes on `threads` CPU threads wherever it runs (a Ray worker sets its own thread count from
     its task's CPUs; here it would be torch's default), so both executors give the same floats."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    spec = log.with_suffix(".job.json")
+    spec.write_text(json.dumps(job, indent=1))
+    cmd = [sys.executable, "-m", "bench.ablate.worker", str(spec)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     t = time.perf_counter()
     with log.open("a") as fh:
-        fh.write(f"\n$ {' '.join(cmd)}\n")
+        fh.write(f"\n$ {' '.join(cmd)}\n{json.dumps(job)}\n")
         fh.flush()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
         try:
@@ -186,7 +175,7 @@ def run_logged(cmd: list[str], log: Path, poll=None, threads: int = 1) -> float:
             raise
     if code != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        raise JobFailed(f"`{' '.join(cmd[2:])}` exited {code}; the end of {log}:\n{tail}")
+        raise JobFailed(f"the {job['kind']} job {spec} exited {code}; the end of {log}:\n{tail}")
     return time.perf_counter() - t
 
 
@@ -209,7 +198,7 @@ def run_train(job: TrainJob, data: list[str], root: Path = ROOT, progress=None) 
     if not trained(job, root):
         out = train_dir(job, root)
         poll = (lambda: progress(trained_steps(job, root), job.schedule.steps)) if progress else None
-        run_logged(train_command(job, data, out, root), out.parent / f"{out.name}.log", poll, threads=job.threads)
+        run_logged(train_job(job, data, out, root), out.parent / f"{out.name}.log", poll, threads=job.threads)
 
 
 def train_hours(job: TrainJob, step: int, root: Path = ROOT) -> float | None:
@@ -232,7 +221,7 @@ def run_eval(v: Variant, s: Scoring, total: int, root: Path = ROOT, progress=Non
     if not evaluated(v, s, scores):
         out = eval_dir(v, s, scores)
         poll = (lambda: progress(episodes_done(v, s, scores), total)) if progress else None
-        wall = run_logged(eval_command(v, s, root, scores), root / "eval" / f"{out.name}.log", poll)
+        wall = run_logged(eval_job(v, s, root, scores), root / "eval" / f"{out.name}.log", poll)
         (out / "done.json").write_text(json.dumps({"wall_s": wall, "train_hours": train_hours(v.train, v.step, root),
                                                    "variant": _describe(v)}, indent=2))
 
@@ -241,7 +230,7 @@ def run_offline(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None =
     scores = scores or root
     if not scored_offline(v, s, scores):
         path = offline_file(v, s, scores)
-        run_logged(offline_command(v, s, root, scores), root / "offline" / f"{path.parent.name}.log")
+        run_logged(offline_job(v, s, root, scores), root / "offline" / f"{path.parent.name}.log")
 
 
 def _describe(v: Variant) -> dict:

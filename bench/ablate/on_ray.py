@@ -1,7 +1,7 @@
 """`bench ablate --executor ray`: every job of a plan is a Ray task asking for the resources its budget names.
 
-The tasks run the very job functions the local executor runs (bench.ablate.jobs: `bench train`, `bench run`,
-`bench analyze action-error` subprocesses, each skipped when its result is cached), so the cache, its keys
+The tasks run the very job functions the local executor runs (bench.ablate.jobs: train, evaluate and
+action-error worker processes, each skipped when its result is cached), so the cache, its keys
 and resuming are the same; the job cache and the demo files must be on storage every node sees (paths are
 made absolute before they are sent). A training waits for the pretraining it starts from; a variant's
 offline score and evaluation wait for its training. A task lost with its node is retried by Ray, and the

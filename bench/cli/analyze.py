@@ -107,7 +107,7 @@ def action_error(
     out: Path = typer.Option(..., help="Where the result goes (JSON, with per-window errors)."),
 ):
     """Action error of a checkpoint on held-out demos (no simulator), with a 95% interval over demos."""
-    from bench.offline import action_error as measure
+    from bench.offline import write_action_error
     from bench.training import checkpoint_info
 
     _check_data(data)
@@ -115,12 +115,11 @@ def action_error(
         checkpoint_info(checkpoint)
     except FileNotFoundError as exc:
         fail(f"--checkpoint: {exc}")
-    result, prov = _over_windows("action error", windows, lambda progress: measure(
-        checkpoint, data, windows=windows, seed=seed, progress=progress), checkpoint, data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**result, "provenance": prov}, indent=2))
-    tmp.rename(out)  # whole or absent: an ablation takes its presence for done
+    progress = progress_bar()
+    with progress:
+        bar = progress.add_task("action error: windows", total=windows)
+        result = write_action_error(checkpoint, data, out, windows=windows, seed=seed,
+                                    progress=lambda done, total: progress.update(bar, completed=done, total=total))
     console.print(f"action error {result['mean']:.4f} [{result['ci_low']:.4f}, {result['ci_high']:.4f}] on "
                   f"{result['windows']} windows of {result['demos']} demos -> {out}")
 

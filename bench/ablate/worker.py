@@ -1,0 +1,72 @@
+"""One study job in its own process: `python -m bench.ablate.worker JOB.json`.
+
+Jobs run apart from the planner so that each sets its float math before torch loads, logs to its own file and
+can be stopped and resumed; the worker calls the library (`train`, `evaluate`, `write_action_error`), never
+the command line. A job file is one JSON object: {"kind": "train" | "eval" | "offline", ...its arguments}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def run_train(job: dict) -> None:
+    import torch
+
+    from bench.models.registry import model_config
+    from bench.training import TrainConfig, train
+
+    torch.set_num_threads(job["threads"])
+    cfg = TrainConfig(**job["train"])
+    last = {"step": 0}
+
+    def on_log(step: int, row: dict) -> None:
+        if step - last["step"] >= 100 or step == cfg.steps:  # a line now and then: the log is for diagnosis
+            last["step"] = step
+            print(f"step {step}/{cfg.steps} " + " ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
+
+    train(model_config(job["model"], job["config"], **job["overrides"]), job["data"], job["out"], cfg,
+          resume=True, on_log=on_log)
+
+
+def run_eval(job: dict) -> None:
+    from bench.eval import EvalRequest, evaluate
+
+    req = EvalRequest(**{**job["request"], "out": Path(job["request"]["out"])})
+    result = evaluate(req, log=lambda line: print(line, flush=True))
+    overall = result.table.iloc[-1]
+    print(f"{result.suite}: {overall['successes']}/{overall['episodes']} successes -> {result.out}", flush=True)
+
+
+def run_offline(job: dict) -> None:
+    from bench.offline import write_action_error
+
+    result = write_action_error(job["checkpoint"], job["data"], Path(job["out"]), windows=job["windows"],
+                                seed=job.get("seed", 0))
+    print(f"action error {result['mean']:.4f} on {result['windows']} windows -> {job['out']}", flush=True)
+
+
+KINDS = {"train": run_train, "eval": run_eval, "offline": run_offline}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m bench.ablate.worker JOB.json", file=sys.stderr)
+        return 2
+    job = json.loads(Path(argv[0]).read_text())
+    kind = job.pop("kind", None)
+    if kind not in KINDS:
+        print(f"unknown job kind {kind!r}; valid: {', '.join(KINDS)}", file=sys.stderr)
+        return 2
+    if kind == "eval":  # float math before anything loads torch
+        from bench.mathmode import apply
+
+        apply(job["request"]["math"])
+    KINDS[kind](job)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
