@@ -21,6 +21,7 @@ import numpy as np
 from bench.policies.builtin import ZeroPolicy
 from bench.policy import EpisodeInfo, ObservationBatch
 from bench.provenance import provenance
+from bench.worker import job_command
 from bench.records import read_records
 from bench.runner import RunConfig, Runner
 from bench.suites import LIBERO_CAMERAS, Protocol, Suite
@@ -212,15 +213,17 @@ def run_math_benchmark(rounds: int, calls: int, e2e_tasks: list[int], e2e_rounds
         for r in range(e2e_rounds):
             for mode in (MODES if r % 2 == 0 else MODES[::-1]):
                 with tempfile.TemporaryDirectory() as tmp:
+                    job = {"kind": "eval", "request": {"suite": "libero_spatial", "policy": "dit4dit",
+                                                       "tasks": ",".join(map(str, e2e_tasks)), "episodes": 1,
+                                                       "math": mode, "out": f"{tmp}/run"}}
                     t = time.perf_counter()
-                    subprocess.run([sys.executable, "-m", "bench.cli", "run", "--suite", "libero_spatial",
-                                    "--policy", "dit4dit", "--tasks", ",".join(map(str, e2e_tasks)), "--episodes", "1",
-                                    "--math", mode, "--out", f"{tmp}/run"], capture_output=True, check=True)
+                    subprocess.run(job_command(job, Path(tmp) / "job.json"), capture_output=True, check=True)
                     walls[mode].append(time.perf_counter() - t)
                 log(f"end-to-end round {r + 1}/{e2e_rounds} {mode}: {walls[mode][-1]:.1f} s")
         wall = {m: statistics.median(v) for m, v in walls.items()}
-        result["end_to_end"] = {"command": f"bench run --suite libero_spatial --policy dit4dit --tasks "
-                                           f"{','.join(map(str, e2e_tasks))} --episodes 1 --math MODE (2 workers)",
+        result["end_to_end"] = {"command": f"evaluate libero_spatial, dit4dit, tasks "
+                                           f"{','.join(map(str, e2e_tasks))}, 1 episode each, math MODE, 2 workers "
+                                           "(as bench run)",
                                 "median_wall_s": wall, "walls_s": walls,
                                 "wall_ratio_portable_over_native": wall["portable"] / wall["native"],
                                 "note": "wall time of the whole command, start-up included"}
@@ -236,7 +239,6 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
     process), and the chunks per second `bench serve` answers to 1, 2, 4... concurrent clients (which it
     batches into shared act calls)."""
     import subprocess
-    import sys
     import threading
     import time
 
@@ -264,8 +266,9 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
     from bench.serve import free_port
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "--policy", policy_name, "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spec = Path(tempfile.mkdtemp()) / "serve.json"
+    server = subprocess.Popen(job_command({"kind": "serve", "policy": policy_name, "port": port, "math": "portable"},
+                                          spec), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         from bench.serve import wait_healthy
 

@@ -144,6 +144,33 @@ class PolicyServer:
                 batcher.cancel()
 
 
+def serve_policy(policy: str, checkpoint: str | None = None, policy_args: list[str] | tuple = (),
+                 host: str = "127.0.0.1", port: int = 8000, math: str = "portable", on_ready=print) -> "PolicyServer":
+    """Build a registered policy and serve it until interrupted (`bench serve`); `on_ready` gets one line with
+    the address once the port is bound. Put the math mode in force (bench.mathmode.apply) before torch loads.
+    Returns the stopped server (its call counts)."""
+    import asyncio
+
+    from bench.eval.evaluate import build_policy, canonical_policy
+    from bench.mathmode import check, describe
+
+    pol = build_policy(policy, checkpoint=checkpoint, policy_args=list(policy_args))
+    check(math)
+    desc = describe(math)
+    name = canonical_policy(policy)
+    server = PolicyServer(pol, server_metadata(name, pol, desc), host=host, port=port)
+
+    def ready(srv) -> None:
+        bound = srv.sockets[0].getsockname()[1]
+        on_ready(f"serving {name} on ws://{host}:{bound} (math {desc['id']}); GET /healthz; Ctrl-C stops")
+
+    try:
+        asyncio.run(server.serve(ready))
+    except KeyboardInterrupt:
+        pass
+    return server
+
+
 def server_metadata(name: str, policy, math: dict | None) -> dict:
     from bench.provenance import file_hash, package_versions, shown_path
 

@@ -1,7 +1,7 @@
 """The jobs of an ablation, cached by their hashes.
 
 Each job is a process running one library call (`train`, `evaluate`, `write_action_error`, through
-bench.ablate.worker) with its own log: those calls already resume exactly and write their own provenance, and
+bench.worker) with its own log: those calls already resume exactly and write their own provenance, and
 a process of its own sets its float math before torch loads, so an ablation is only a planner and a cache over
 them. Folders, under ROOT:
 
@@ -24,12 +24,12 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.ablate.spec import Budget, TrainJob, Variant, job_hash
+from bench.worker import job_command
 
 ROOT = Path("runs/ablations")
 EVAL_MATH = "portable"  # closed-loop scores in the suite's default float math, as `bench run` gives them
@@ -147,14 +147,13 @@ def offline_job(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None =
 
 
 def run_logged(job: dict, log: Path, poll=None, threads: int = 1) -> float:
-    """Run a job (bench.ablate.worker) with its output appended to `log`, calling `poll()` every few seconds
+    """Run a job (bench.worker) with its output appended to `log`, calling `poll()` every few seconds
     while it runs (progress bars read the job's own files); its wall seconds, or JobFailed with the log's tail.
     The job computes on `threads` CPU threads wherever it runs (a Ray worker sets its own thread count from
     its task's CPUs; here it would be torch's default), so both executors give the same floats."""
     log.parent.mkdir(parents=True, exist_ok=True)
     spec = log.with_suffix(".job.json")
-    spec.write_text(json.dumps(job, indent=1))
-    cmd = [sys.executable, "-m", "bench.ablate.worker", str(spec)]
+    cmd = job_command(job, spec)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     t = time.perf_counter()
     with log.open("a") as fh:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli.common import MATH_HELP, app, build_policy, canonical_policy, confirm_math, console, set_math
+from bench.cli.common import MATH_HELP, app, console, fail, set_math
 from bench.mathmode import DEFAULT_MODE
 
 
@@ -21,21 +21,15 @@ def serve(
 ):
     """Serve a policy over openpi's websocket protocol (openpi-client, bench run --policy openpi)."""
     set_math(math)
-    import asyncio
-
-    from bench.serve import PolicyServer, server_metadata
-
-    pol = build_policy(policy, checkpoint=checkpoint, policy_args=policy_arg)
-    desc = confirm_math(math)
-    name = canonical_policy(policy)
-    server = PolicyServer(pol, server_metadata(name, pol, desc), host=host, port=port)
-
-    def ready(srv) -> None:
-        bound = srv.sockets[0].getsockname()[1]
-        console.print(f"serving {name} on ws://{host}:{bound} (math {desc['id']}); GET /healthz; Ctrl-C stops",
-                      highlight=False)
+    from bench.eval import EvalError
+    from bench.mathmode import MathModeError
+    from bench.serve import serve_policy
 
     try:
-        asyncio.run(server.serve(ready))
-    except KeyboardInterrupt:
-        console.print(f"stopped after {server.calls} act calls ({server.rows} requests)")
+        server = serve_policy(policy, checkpoint=checkpoint, policy_args=policy_arg, host=host, port=port, math=math,
+                              on_ready=lambda line: console.print(line, highlight=False))
+    except EvalError as exc:
+        fail(str(exc))
+    except MathModeError as exc:
+        fail(str(exc), code=1)
+    console.print(f"stopped after {server.calls} act calls ({server.rows} requests)")

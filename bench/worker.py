@@ -1,8 +1,9 @@
-"""One study job in its own process: `python -m bench.ablate.worker JOB.json`.
+"""One library call in a process of its own: `python -m bench.worker JOB.json`.
 
-Jobs run apart from the planner so that each sets its float math before torch loads, logs to its own file and
-can be stopped and resumed; the worker calls the library (`train`, `evaluate`, `write_action_error`), never
-the command line. A job file is one JSON object: {"kind": "train" | "eval" | "offline", ...its arguments}.
+Studies (ablation jobs) and benchmarks run work apart from themselves so that each job sets its float math
+before torch loads, logs to its own file and can be stopped and resumed; the worker calls the library
+(`train`, `evaluate`, `write_action_error`, `serve_policy`), never the command line. A job file is one JSON
+object: {"kind": "train" | "eval" | "offline" | "serve", ...its arguments}.
 """
 
 from __future__ import annotations
@@ -10,6 +11,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+
+def job_command(job: dict, spec: Path) -> list[str]:
+    """Write `job` to `spec` and return the command that runs it in a fresh process."""
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps(job, indent=1))
+    return [sys.executable, "-m", "bench.worker", str(spec)]
 
 
 def run_train(job: dict) -> None:
@@ -48,22 +56,30 @@ def run_offline(job: dict) -> None:
     print(f"action error {result['mean']:.4f} on {result['windows']} windows -> {job['out']}", flush=True)
 
 
-KINDS = {"train": run_train, "eval": run_eval, "offline": run_offline}
+def run_serve(job: dict) -> None:
+    from bench.serve import serve_policy
+
+    serve_policy(job["policy"], checkpoint=job.get("checkpoint"), port=job["port"], math=job["math"],
+                 on_ready=lambda line: print(line, flush=True))
+
+
+KINDS = {"train": run_train, "eval": run_eval, "offline": run_offline, "serve": run_serve}
+MATH_FIRST = {"eval": lambda job: job["request"]["math"], "serve": lambda job: job["math"]}
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m bench.ablate.worker JOB.json", file=sys.stderr)
+        print("usage: python -m bench.worker JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(argv[0]).read_text())
     kind = job.pop("kind", None)
     if kind not in KINDS:
         print(f"unknown job kind {kind!r}; valid: {', '.join(KINDS)}", file=sys.stderr)
         return 2
-    if kind == "eval":  # float math before anything loads torch
+    if kind in MATH_FIRST:  # float math before anything loads torch
         from bench.mathmode import apply
 
-        apply(job["request"]["math"])
+        apply(MATH_FIRST[kind](job))
     KINDS[kind](job)
     return 0
 
