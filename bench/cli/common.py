@@ -64,6 +64,20 @@ def build_policy(name: str, **options):
         fail(str(exc))
 
 
+def name_table(rows: list[dict], names: tuple[str, ...]) -> Table:
+    """A table whose name columns (what a user types) keep their full width and never wrap or get cut."""
+    columns = list(rows[0]) if rows else list(names[:1])
+    t = Table()
+    for c in columns:
+        if c in names:
+            t.add_column(c, no_wrap=True, min_width=max(len(c), *(len(str(r[c])) for r in rows)))
+        else:
+            t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*(str(r[c]) for c in columns))
+    return t
+
+
 def print_table(table) -> None:
     t = Table(show_lines=False)
     for col in ("suite", "task", "episodes", "success %", "95% CI", "errors", "steps"):

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from bench.cli.common import (MATH_HELP, RUNS_DIR, app, build_policy, confirm_math, console, err, fail,
-                               headless_gl, load_suite, print_table, run_with_progress, set_math)
+                               headless_gl, load_suite, name_table, print_table, run_with_progress, set_math)
 from bench.registry import UnknownNameError
 from bench.mathmode import DEFAULT_MODE
 
@@ -120,21 +120,7 @@ def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies")
 
         print(_json.dumps(rows, indent=2))
         return
-    console.print(_name_table(rows, names=("suite", "task", "policy")))
-
-
-def _name_table(rows: list[dict], names: tuple[str, ...]) -> Table:
-    """A table whose name columns (what a user types) keep their full width and never wrap or get cut."""
-    columns = list(rows[0]) if rows else list(names[:1])
-    t = Table()
-    for c in columns:
-        if c in names:
-            t.add_column(c, no_wrap=True, min_width=max(len(c), *(len(str(r[c])) for r in rows)))
-        else:
-            t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*(str(r[c]) for c in columns))
-    return t
+    console.print(name_table(rows, names=("suite", "task", "policy")))
 
 
 @app.command()

@@ -1,0 +1,345 @@
+"""Every committed result of the suite, declared once: the evaluations (records and summaries), the tables built
+from them, and the measurements. `bench results --plan` lists them; the report shows each in its section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench.studies.base import Study, frame_differences
+
+R = Path("results")
+BASELINES = ("groot", "flare", "pi05")
+MODELS = ("dit4dit", *BASELINES)
+ZEROSHOT_SPLITS = ("zeroshot_object", "zeroshot_category", "zeroshot_quantity")
+PRO_VARIANTS = ("object", "swap")
+
+
+# --------------------------------------------------------------------------- evaluations
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One policy on one suite, published as results/<folder>/<suite>_{episodes.jsonl,summary.*}."""
+    folder: str
+    policy: str
+    suite: str
+    section: str
+    episodes: int | None = None  # per task; None: the suite's own
+    checkpoint: str | None = None  # None: the policy's bundled checkpoint for the suite
+    demos: str | None = None  # the replay policy's demo file (machine-local, not committed)
+    video: int = 0
+    workers: int = 2
+
+    @property
+    def name(self) -> str:
+        return f"evaluations/{self.folder}/{self.suite}"
+
+    def path(self, what: str) -> str:
+        return str(R / self.folder / f"{self.suite}_{what}")
+
+    def checkpoint_input(self) -> tuple[str, ...]:
+        if self.checkpoint:
+            return (self.checkpoint,)
+        if self.policy in MODELS:
+            from bench.policies.trained import shipped_checkpoint
+
+            found = shipped_checkpoint(self.policy, self.suite)
+            return (str(found),) if found else ()
+        return ()
+
+
+def _evaluations() -> list[Evaluation]:
+    ev = []
+    zs = [f"libero_spatial_{s}" for s in ZEROSHOT_SPLITS]
+    pro = [f"libero_spatial_{v}" for v in PRO_VARIANTS]
+    for m in MODELS:
+        ev.append(Evaluation(m, m, "libero_spatial", "baselines"))
+        ev += [Evaluation(m, m, s, "zero-shot") for s in zs]
+        ev += [Evaluation(m, m, s, "zero-shot", episodes=20) for s in pro]
+        ev.append(Evaluation(m, m, "gr1_tabletop_proxy", "gr1", episodes=10,
+                             checkpoint=f"bench/checkpoints/{m}_tiny_gr1_tabletop_proxy"))
+    ev.append(Evaluation("dit4dit/videos", "dit4dit", "libero_spatial", "dit4dit", episodes=2, video=2))
+    ev.append(Evaluation("random", "random", "libero_spatial", "dit4dit", workers=1))
+    ev.append(Evaluation("reference", "dit4dit", "libero_spatial", "reproducibility", episodes=3))
+    v1 = "results/dit4dit_v1/checkpoint"
+    ev.append(Evaluation("dit4dit_v1", "dit4dit", "libero_spatial", "dit4dit", checkpoint=v1))
+    ev.append(Evaluation("dit4dit_v1", "dit4dit", "libero_spatial_zeroshot_object", "zero-shot", checkpoint=v1))
+    ev.append(Evaluation("dit4dit_v1/videos", "dit4dit", "libero_spatial", "dit4dit", episodes=2, video=2, checkpoint=v1))
+    for s in ("libero_spatial", "libero_object", "libero_goal", "libero_10"):
+        ev.append(Evaluation("scripted", "scripted", s, "expert"))
+    ev += [Evaluation("scripted", "scripted", f"{t}_{s}", "expert") for t in ("libero_spatial", "libero_object")
+           for s in ZEROSHOT_SPLITS]
+    ev.append(Evaluation("scripted", "scripted", "gr1_tabletop_proxy", "gr1", episodes=20))
+    for s in ("libero_spatial", "libero_object"):
+        ev.append(Evaluation("demos", "replay", s, "demos", demos=f"~/.cache/dit4dit-bench/demos/{s}_128.hdf5"))
+    return ev
+
+
+EVALUATIONS = _evaluations()
+
+
+def recompute_summary(e: Evaluation) -> list[str]:
+    """The summary rows again from the committed episode records."""
+    import json
+
+    from bench.records import read_records
+    from bench.results import aggregate
+
+    episodes = Path(e.path("episodes.jsonl"))
+    if not episodes.exists():
+        raise FileNotFoundError(2, "no such file", str(episodes))
+    new = aggregate(read_records(episodes))
+    committed = pd.DataFrame(json.loads(Path(e.path("summary.json")).read_text())["rows"])
+    new = new[[c for c in committed.columns if c in new.columns]]
+    return frame_differences(new, committed, e.path("summary.json"), key=["suite", "task_id"])
+
+
+def evaluation_cost(e: Evaluation) -> float | None:
+    """Seconds the committed episodes took, divided among the workers."""
+    from bench.records import read_records
+
+    records = read_records(Path(e.path("episodes.jsonl")))
+    walls = [r.get("wall_time_s") or 0.0 for r in records]
+    return sum(walls) / e.workers if walls else None
+
+
+def build_evaluation(e: Evaluation, log) -> None:
+    """Run (or resume) the evaluation in runs/studies/<folder>/<suite> and publish it into results/<folder>."""
+    import os
+
+    from bench.eval import EvalRequest, evaluate
+
+    demos = os.path.expanduser(e.demos) if e.demos else None
+    evaluate(EvalRequest(suite=e.suite, policy=e.policy, checkpoint=e.checkpoint, episodes=e.episodes,
+                         workers=e.workers, video=e.video, demos=demos, out=Path("runs/studies") / e.folder / e.suite,
+                         resume=True, publish=R / e.folder), log=log)
+
+
+def evaluation_study(e: Evaluation) -> Study:
+    outputs = tuple(e.path(x) for x in ("episodes.jsonl", "summary.json", "summary.md", "summary.csv"))
+    return Study(name=e.name, kind="evaluation", outputs=outputs, inputs=e.checkpoint_input(),
+                 build=lambda s, log: build_evaluation(e, log), section=e.section,
+                 recompute=lambda: recompute_summary(e), cost_s=lambda: evaluation_cost(e))
+
+
+# --------------------------------------------------------------------------- tables built from evaluations
+
+def _summary(folder: str, suite: str) -> str:
+    return str(R / folder / f"{suite}_summary.json")
+
+
+def _episodes_of(summary: str) -> str:
+    return summary.replace("_summary.json", "_episodes.jsonl")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str  # results/<name>.{md,csv,png}
+    runs: tuple[tuple[str, str], ...]  # (label, summary.json)
+    section: str
+    note: str = ""
+
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(p for _, s in self.runs for p in (s, _episodes_of(s)))
+
+    def load(self):
+        from bench.compare import load_summary
+
+        return [load_summary(Path(s), label) for label, s in self.runs]
+
+    def build(self, log) -> None:
+        from bench.compare import write_comparison
+        from bench.provenance import provenance
+
+        write_comparison(self.load(), R / self.name, provenance(), self.note)
+
+    def recompute(self) -> list[str]:
+        from bench.compare import compare
+
+        csv = R / f"{self.name}.csv"
+        return frame_differences(compare(self.load()), pd.read_csv(csv), str(csv), key=["suite", "task_id"])
+
+
+BASELINE_NOTE = (
+    "Tiny models trained from scratch on this machine (no pretrained image or video weights can be had offline; every "
+    "model reads the instruction through the same frozen MiniLM), on the same libero_spatial demos with the same budget "
+    "and seed, predicting the same action chunk by flow matching (GR00T- and FLARE-style share DiT4DiT's action DiT; "
+    "pi0.5-style has its own action expert): a controlled comparison of how the action head is conditioned, not of the "
+    "published 2B-scale models. training_curves.md checks the shared data, budget, seed and parameter counts from each "
+    "run's train_config.json.")
+PROXY_NOTE = (
+    "Tiny models trained from scratch on this machine, every one on the same GR1-proxy demos (20 expert demos per task) "
+    "with the same budget and seed (GR00T- and FLARE-style share DiT4DiT's action DiT; pi0.5-style has its own action "
+    "expert), evaluated on the same proxy episodes: LIBERO objects and the Panda arm standing in for RoboCasa GR1, not "
+    "the published benchmark or models. gr1_tabletop_proxy_training_curves.md checks the shared data, budget and seed.")
+
+
+def _comparisons() -> list[Comparison]:
+    spatial = {m: _summary(m, "libero_spatial") for m in MODELS}
+    out = [Comparison("baselines/libero_spatial_comparison", tuple(spatial.items()), "baselines", BASELINE_NOTE)]
+    for i, a in enumerate(BASELINES):
+        for b in BASELINES[i + 1:]:
+            out.append(Comparison(f"baselines/libero_spatial_{a}_vs_{b}", ((a, spatial[a]), (b, spatial[b])), "baselines"))
+    out.append(Comparison("dit4dit/libero_spatial_vs_random", (("dit4dit", spatial["dit4dit"]),
+                                                               ("random", _summary("random", "libero_spatial"))), "dit4dit"))
+    out.append(Comparison("dit4dit/libero_spatial_vs_v1", (("dit4dit", spatial["dit4dit"]),
+                                                           ("dit4dit_v1", _summary("dit4dit_v1", "libero_spatial"))),
+                          "dit4dit"))
+    out.append(Comparison("dit4dit_v1/libero_spatial_vs_random", (("dit4dit", _summary("dit4dit_v1", "libero_spatial")),
+                                                                  ("random", _summary("random", "libero_spatial"))),
+                          "dit4dit"))
+    out.append(Comparison("gr1/gr1_tabletop_proxy_comparison",
+                          tuple((m, _summary(m, "gr1_tabletop_proxy")) for m in MODELS), "gr1", PROXY_NOTE))
+    return out
+
+
+COMPARISONS = _comparisons()
+
+
+def comparison_study(c: Comparison) -> Study:
+    return Study(name=c.name, kind="comparison", outputs=tuple(str(R / f"{c.name}.{x}") for x in ("md", "csv", "png")),
+                 inputs=c.inputs(), build=lambda s, log: c.build(log), section=c.section, recompute=c.recompute,
+                 depends=tuple(f"evaluations/{Path(p).parent.relative_to(R)}/{Path(p).name[:-len('_summary.json')]}"
+                               for _, p in c.runs))
+
+
+# zero-shot tables: every policy's splits of a training suite beside its in-distribution success
+ZEROSHOT_TABLES = {
+    "zeroshot/libero_spatial": ("libero_spatial", ("dit4dit", "dit4dit_v1", *BASELINES)),
+    "zeroshot/libero_spatial_expert": ("libero_spatial", ("scripted",)),
+    "zeroshot/libero_object_expert": ("libero_object", ("scripted",)),
+}
+
+
+def zeroshot_study(name: str, training: str, folders: tuple[str, ...]) -> Study:
+    from bench.zeroshot_table import splits_of
+
+    results = {f: R / f for f in folders}
+    inputs = tuple(str(R / f / f"{s}_summary.json") for f in folders for s in [training, *(x for x, _ in splits_of(training))]
+                   if (R / f / f"{s}_summary.json").exists())
+
+    def build(s, log):
+        from bench.provenance import provenance
+        from bench.zeroshot_table import write
+
+        write(results, training, R / name, provenance())
+
+    def recompute():
+        from bench.zeroshot_table import table
+
+        csv = R / f"{name}.csv"
+        return frame_differences(table(results, training), pd.read_csv(csv), str(csv), key=["policy", "split"])
+
+    return Study(name=name, kind="table", outputs=tuple(str(R / f"{name}.{x}") for x in ("md", "csv", "json", "png")),
+                 inputs=inputs, build=build, section="zero-shot", recompute=recompute)
+
+
+def gr1_study() -> Study:
+    name, folders = "gr1/gr1_tabletop_proxy", ("scripted", *MODELS)
+    results = {f: R / f for f in folders}
+
+    def build(s, log):
+        from bench.gr1_table import write
+        from bench.provenance import provenance
+
+        write(results, R / name, provenance())
+
+    def recompute():
+        from bench.gr1_table import table
+
+        csv = R / f"{name}.csv"
+        return frame_differences(table(results), pd.read_csv(csv), str(csv), key=["task"])
+
+    return Study(name=name, kind="table", outputs=tuple(str(R / f"{name}.{x}") for x in ("md", "csv", "json", "png")),
+                 inputs=tuple(_summary(f, "gr1_tabletop_proxy") for f in folders), build=build, section="gr1",
+                 recompute=recompute)
+
+
+# training curves: the action loss of runs side by side, from their committed losses.csv
+CURVES = {
+    "baselines/training_curves": tuple((m, str(R / m / "losses.csv")) for m in MODELS),
+    "gr1/gr1_tabletop_proxy_training_curves": tuple((m, str(R / m / "gr1_proxy_train" / "losses.csv")) for m in MODELS),
+}
+
+
+def curves_study(name: str, runs: tuple[tuple[str, str], ...], section: str) -> Study:
+    labels, paths = [label for label, _ in runs], [Path(p) for _, p in runs]
+
+    def build(s, log):
+        from bench.curves import write_curves
+        from bench.provenance import provenance
+
+        write_curves(paths, labels, "action", R / name, provenance())
+
+    def recompute():
+        from bench.curves import load_curves
+
+        csv = R / f"{name}.csv"
+        return frame_differences(load_curves(paths, labels, "action"), pd.read_csv(csv), str(csv), key=["label", "step"])
+
+    return Study(name=name, kind="curves", outputs=tuple(str(R / f"{name}.{x}") for x in ("md", "csv", "png")),
+                 inputs=tuple(map(str, paths)), build=build, section=section, recompute=recompute)
+
+
+# --------------------------------------------------------------------------- results no table can be recomputed from
+
+def _rebuild_with(command: str):
+    def build(s, log):
+        raise NotImplementedError(f"{s.name} is rebuilt by `{command}`")
+    return build
+
+
+MEASUREMENTS = {  # name -> (outputs, the command that measures it, section)
+    "perf/train": (("perf/train.json",), "bench perf train --out results/perf/train.json", "perf"),
+    "perf/eval": (("perf/eval.json",), "bench perf eval --suite libero_spatial --tasks 0,1 --episodes 2 "
+                  "--out results/perf/eval.json", "perf"),
+    "perf/executors": (("perf/executors.json",), "bench perf executors --tasks 0,1 --episodes 4 "
+                       "--out results/perf/executors.json", "perf"),
+    "perf/math": (("perf/math.json",), "bench perf math --out results/perf/math.json", "perf"),
+    "perf/remote": (("perf/remote.json",), "bench perf remote --policy dit4dit --out results/perf/remote.json", "perf"),
+    "perf/policy_tiny": (("perf/policy_tiny.json",), "bench perf policy --configs tiny --batches 1,8 --repeats 5 "
+                         "--threads 1 --out results/perf/policy_tiny.json", "perf"),
+    "perf/policy_full": (("perf/policy_full.json",), "bench perf policy --configs full --batches 1 --repeats 1 "
+                         "--threads 1 --out results/perf/policy_full.json", "perf"),
+    "perf/micro": (("perf/micro.json",), "python -m pytest benchmarks --benchmark-json results/perf/micro.json", "perf"),
+    "dit4dit/feature_use": (("dit4dit/feature_use.md", "dit4dit/feature_use.json"),
+                            "bench probe features --data <held-out demos> --out results/dit4dit/feature_use", "dit4dit"),
+    "dit4dit/future_slot": (("dit4dit/future_slot.md", "dit4dit/future_slot.json"),
+                            "bench analyze future-slot --data <held-out demos> --checkpoint results/dit4dit_v1/checkpoint",
+                            "dit4dit"),
+}
+WHY_MEASURED = "a measurement; rerun its command"
+
+
+def measurement_study(name: str, outputs: tuple[str, ...], command: str, section: str) -> Study:
+    return Study(name=name, kind="measurement", outputs=tuple(str(R / o) for o in outputs), inputs=(),
+                 build=_rebuild_with(command), section=section, not_recomputable=WHY_MEASURED)
+
+
+def ablation_studies() -> list[Study]:
+    """The ablation tables: recomputable where their scores are committed (results/ablations/scores)."""
+    out = []
+    for csv in sorted((R / "ablations").glob("*.csv")):
+        name = f"ablations/{csv.stem}"
+        why = ("its scores are committed, but finding them needs the demo files' fingerprints (machine-local)"
+               if csv.stem == "data_fraction" else "its per-variant scores were never committed")
+        out.append(Study(name=name, kind="ablation",
+                         outputs=tuple(str(csv.with_suffix(x)) for x in (".md", ".csv", ".png") if csv.with_suffix(x).exists()),
+                         inputs=(), build=_rebuild_with(f"bench ablate --{csv.stem.replace('_', '-')} --budget small "
+                                                        "--scores results/ablations/scores"),
+                         section="ablations",
+                         not_recomputable=why))
+    return out
+
+
+def studies() -> list[Study]:
+    found = [evaluation_study(e) for e in EVALUATIONS]
+    found += [comparison_study(c) for c in COMPARISONS]
+    found += [zeroshot_study(n, t, f) for n, (t, f) in ZEROSHOT_TABLES.items()]
+    found.append(gr1_study())
+    found += [curves_study(n, runs, n.split("/")[0]) for n, runs in CURVES.items()]
+    found += [measurement_study(n, *v) for n, v in MEASUREMENTS.items()]
+    found += ablation_studies()
+    return found
