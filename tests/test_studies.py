@@ -1,0 +1,83 @@
+"""Every committed result is a study: the committed tables equal what their committed records give, the plan
+says they are up to date, and an edited summary is caught by both."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    """A copy of the committed results (the studies read results/ relative to the working folder)."""
+    shutil.copytree(ROOT / "results", tmp_path / "results")
+    return tmp_path
+
+
+def test_every_committed_table_equals_what_its_records_give_and_is_locked():
+    from bench.studies import check, plan, studies
+
+    import os
+
+    here = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        found = studies()
+        diffs = check(found, log=lambda _: None)
+        states = {s.study.name: s.state for s in plan(found)}
+    finally:
+        os.chdir(here)
+    assert len(diffs) >= 60 and not {k: v for k, v in diffs.items() if v}
+    assert set(states.values()) == {"up to date"}, {k: v for k, v in states.items() if v != "up to date"}
+    names = [s.name for s in found]
+    assert len(names) == len(set(names)), "a study is declared twice"
+
+
+def test_an_edited_summary_fails_the_check_and_shows_as_stale(tree, bench_cmd):
+    summary = tree / "results" / "groot" / "libero_spatial_summary.json"
+    data = json.loads(summary.read_text())
+    data["rows"][0]["successes"] += 1
+    summary.write_text(json.dumps(data, indent=2))
+    done = subprocess.run([*bench_cmd, "results", "--check", "--kind", "evaluation"], cwd=tree, capture_output=True,
+                          text=True)
+    assert done.returncode == 1
+    assert "evaluations/groot/libero_spatial" in done.stderr and "successes" in done.stderr
+    plan = subprocess.run([*bench_cmd, "results", "--plan", "--json"], cwd=tree, capture_output=True, text=True)
+    rows = {r["study"]: r for r in json.loads(plan.stdout)}
+    assert rows["evaluations/groot/libero_spatial"]["state"] == "stale"
+    assert "output edited" in rows["evaluations/groot/libero_spatial"]["why"]
+    assert rows["evaluations/flare/libero_spatial"]["state"] == "up to date"
+
+
+def test_results_names_a_bad_study_and_a_missing_action(bench_cmd):
+    done = subprocess.run([*bench_cmd, "results", "baselines/libero_spatial_comparisn"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and "baselines/libero_spatial_comparison" in " ".join(done.stderr.split())
+    done = subprocess.run([*bench_cmd, "results"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "--plan" in done.stderr
+
+
+def test_a_comparison_rebuilds_to_the_committed_numbers(tree):
+    import os
+
+    import pandas as pd
+
+    from bench.studies import studies
+
+    here = os.getcwd()
+    os.chdir(tree)
+    try:
+        study = next(s for s in studies() if s.name == "baselines/libero_spatial_groot_vs_flare")
+        committed = pd.read_csv("results/baselines/libero_spatial_groot_vs_flare.csv")
+        Path("results/baselines/libero_spatial_groot_vs_flare.csv").unlink()
+        study.build(study, lambda _: None)
+        rebuilt = pd.read_csv("results/baselines/libero_spatial_groot_vs_flare.csv")
+    finally:
+        os.chdir(here)
+    pd.testing.assert_frame_equal(rebuilt, committed)
