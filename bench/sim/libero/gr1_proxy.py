@@ -31,7 +31,7 @@ TARGETS = {"Basket": ("basket", "basket", "contain_region"), "Cardboardbox": ("w
 # GR1's 18 rearrangement pairs, each with the object it moves and a distractor (all LIBERO groceries)
 # From the wooden tray (the Cuttingboard stand-in) only objects taller than the tray's wall: the Panda's hand
 # (20.6 cm along its closing axis, wider than the tray's inside) lands on the wall before its fingers reach a
-# flat box such as cream cheese or butter, whatever the yaw; the trace is in the #18 notes of session 14.
+# flat box such as cream cheese or butter, whatever the yaw.
 PAIRS = [
     ("Cuttingboard", "Basket", "alphabet_soup", "ketchup"), ("Cuttingboard", "Cardboardbox", "macaroni_and_cheese", "milk"),
     ("Cuttingboard", "Pan", "macaroni_and_cheese", "orange_juice"), ("Cuttingboard", "Pot", "chocolate_pudding", "bbq_sauce"),
