@@ -155,3 +155,32 @@ def test_p_values_below_a_thousandth_print_as_a_bound():
     from bench.ablate.tables import _fmt_p
 
     assert [_fmt_p(p) for p in (0.0, 0.0004, 0.068, float("nan"))] == ["<0.001", "<0.001", "0.068", "—"]
+
+
+def test_on_a_fresh_machine_the_plan_says_which_demos_it_would_make_first(tmp_path, bench_cmd):
+    """No demo files: `bench ablate --plan` names the demo sets it would make and about how long, and runs nothing."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "DIT4DIT_BENCH_DATA": str(tmp_path / "data")}
+    done = subprocess.run([*bench_cmd, "ablate", "--feature-timestep", "--plan", "--root", str(tmp_path / "root")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    text = " ".join(done.stdout.split())
+    assert done.returncode == 0, done.stderr
+    assert "would first make demo set libero_spatial (500 demos, about" in text
+    assert "would first make demo set libero_spatial_heldout (20 demos" in text
+    assert not (tmp_path / "data").exists(), "--plan makes nothing"
+    bad = subprocess.run([*bench_cmd, "ablate", "--feature-timestep", "--plan", "--data", str(tmp_path / "no.hdf5")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "no.hdf5: no such file" in " ".join(bad.stderr.split())
+
+
+def test_demo_sets_name_their_files_and_a_bad_set_names_the_valid_ones(tmp_path, monkeypatch):
+    from bench.demos.sets import SETS, get_set, set_of_file
+
+    monkeypatch.setenv("DIT4DIT_BENCH_DATA", str(tmp_path))
+    s = get_set("libero_spatial")
+    assert s.path == tmp_path / "demos" / "libero_spatial_128_from224.hdf5" and set_of_file(s.path) is s
+    assert s.left() == 500 and SETS["libero_spatial_heldout"].left() == 20
+    with pytest.raises(ValueError, match="'libero_spatail'.*libero_spatial, libero_spatial_heldout"):
+        get_set("libero_spatail")

@@ -11,7 +11,6 @@ import typer
 
 from bench.cli.common import app, check_executor, console, fail, progress_bar
 
-DATA = Path.home() / ".cache" / "dit4dit-bench" / "demos"
 LAST = "last.json"  # in the job cache (--root): the ablations of the last `bench ablate` on that cache
 
 
@@ -44,10 +43,10 @@ def ablate(
     resume: bool = typer.Option(False, help="Run the ablations of the last `bench ablate` on this --root again, "
                                             "with its budget and folders (jobs already done are reused either "
                                             "way)."),
-    data: Optional[Path] = typer.Option(None, help="Training demos (default: the suite's "
-                                                   "~/.cache/dit4dit-bench/demos/<suite>_128_from224.hdf5)."),
-    heldout: Optional[Path] = typer.Option(None, help="Held-out demos for the offline score (default: "
-                                                      "<suite>_128_from224_heldout.hdf5 beside them)."),
+    data: Optional[Path] = typer.Option(None, help="Training demos (default: the suite's named demo set, made "
+                                                   "first if missing: bench demos sets)."),
+    heldout: Optional[Path] = typer.Option(None, help="Held-out demos for the offline score (default: the suite's "
+                                                      "held-out demo set, made first if missing)."),
     plan_only: bool = typer.Option(False, "--plan", help="Print the plan and estimate, run nothing."),
     root: Path = typer.Option(Path("runs/ablations"), help="The job cache (on storage every node sees, with "
                                                            "--executor ray)."),
@@ -55,7 +54,7 @@ def ablate(
                                           "instead of in --root: commit this folder and any machine reuses the "
                                           "finished variants without their checkpoints."),
     executor: str = typer.Option("local", help="Where jobs run: local (one after another, here) or ray (each a "
-                                 "Ray task with the resources its budget names; pip install dit4dit-bench[ray])."),
+                                 "Ray task with the resources its budget names; in the checkout: pip install -e '.[ray]')."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray (default: start a "
                                           "local one; 'auto': the cluster this machine belongs to)."),
 ):
@@ -113,14 +112,30 @@ def _list() -> None:
     console.print(t)
 
 
-def _data_files(suite: str, data: Optional[Path], heldout: Optional[Path]) -> tuple[Path, Path]:
-    data = data or DATA / f"{suite}_128_from224.hdf5"
-    heldout = heldout or data.with_name(data.stem + "_heldout.hdf5")
-    if not data.exists():
-        fail(f"--data {data}: no such file; make it with `make demos` (or pass --data)")
-    if not heldout.exists():
-        fail(f"--heldout {heldout}: no such file; make it with `make heldout-demos` (or pass --heldout)")
-    return data, heldout
+def _data_files(suite: str, data: Optional[Path], heldout: Optional[Path], plan_only: bool) -> tuple[Path, Path]:
+    """The training and held-out demos: given, or the suite's named demo sets, which are made first when they
+    are missing (saying what and about how long; with --plan only said)."""
+    from bench.cli.demos import make_with_progress
+    from bench.demos.sets import SETS
+
+    wanted = []
+    for given, name, flag in ((data, suite, "--data"), (heldout, f"{suite}_heldout", "--heldout")):
+        if given is not None:
+            if not given.exists():
+                fail(f"{flag} {given}: no such file")
+            wanted.append(given)
+            continue
+        if name not in SETS:
+            fail(f"no named demo set {name!r} to default {flag} to: pass {flag}")
+        s = SETS[name]
+        if s.left():
+            if plan_only:
+                console.print(f"would first make demo set {s.name} ({s.left()} demos, about {s.minutes:.0f} min on "
+                              f"2 cores) -> {s.path}")
+            else:
+                make_with_progress(s.name)
+        wanted.append(s.path)
+    return wanted[0], wanted[1]
 
 
 def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Optional[Path], root: Path,
@@ -131,7 +146,9 @@ def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Option
     from bench.ablate.spec import SpecError
     from bench.provenance import provenance
 
-    data, heldout = _data_files(spec.suite, data, heldout)
+    data, heldout = _data_files(spec.suite, data, heldout, plan_only)
+    if plan_only and not (data.exists() and heldout.exists()):
+        return  # the plan's keys need the demos' fingerprints
     try:
         plan = make_plan(spec, budget, data, heldout, root, scores)
     except (SpecError, ValueError, KeyError) as exc:

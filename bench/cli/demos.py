@@ -86,3 +86,68 @@ def demos_inspect(
         t.add_row(str(r["task"])[:70], str(r["demos"]), f"{r['mean_len']:.0f}", str(r["min_len"]), str(r["max_len"]))
     console.print(t)
     console.print(f"{int(table['demos'].sum())} demos, {int(table['total_steps'].sum())} steps; contact sheet: {png}")
+
+
+@demos_app.command("sets")
+def demos_sets():
+    """The named demo sets (what trainings, ablations and probes read): where each lives and what is left to make."""
+    from bench.cli.common import name_table
+    from bench.demos.sets import SETS
+
+    rows = [{"set": s.name, "demos left": s.left(), "about (min, 2 cores)": s.minutes, "file": str(s.path),
+             "what": s.what} for s in SETS.values()]
+    console.print(name_table(rows, names=("set",)))
+
+
+@demos_app.command("make")
+def demos_make(
+    names: list[str] = typer.Argument(..., help="Demo sets to make or top up (bench demos sets lists them)."),
+    workers: int = typer.Option(2, min=1, help="Sim worker processes."),
+):
+    """Make the named demo sets (a rerun tops a file up: a stopped one continues)."""
+    from bench.demos.sets import get_set
+
+    try:
+        sets = [get_set(n) for n in names]
+    except ValueError as exc:
+        fail(str(exc))
+    for s in sets:
+        make_with_progress(s.name, workers)
+
+
+def make_with_progress(name: str, workers: int = 2) -> None:
+    """One demo set made under a progress bar, after a line saying what and about how long."""
+    from bench.demos.sets import get_set, make_set
+    from bench.sim.rendering import HeadlessGLError
+
+    s = get_set(name)
+    left = s.left()
+    if not left:
+        console.print(f"{s.name}: complete ({s.path})")
+        return
+    console.print(f"making demo set {s.name}: {left} demos left of {s.what} -> {s.path} (about "
+                  f"{s.minutes * left / (s.per_task * _tasks(s.suite)):.0f} min on 2 cores; stop and rerun to continue)")
+    progress = progress_bar(TextColumn("kept {task.fields[kept]}"))
+    counts = {"kept": 0}
+
+    def on_episode(rec):
+        counts["kept"] += int(rec.success)
+        progress.update(bar, completed=counts["kept"], kept=counts["kept"])
+
+    with progress:
+        bar = progress.add_task(f"{s.name} demos", total=left, kept=0)
+        try:
+            summary = make_set(s.name, workers, on_episode=on_episode)
+        except HeadlessGLError as exc:
+            fail(str(exc), code=1)
+        except ValueError as exc:
+            fail(str(exc))
+    if summary["unsolved"]:
+        err.print(f"[yellow]warning:[/] no demo of {', '.join(summary['unsolved'])} in a whole round of attempts",
+                  highlight=False)
+
+
+def _tasks(suite: str) -> int:
+    from bench.suites import get_suite
+
+    return len(get_suite(suite).tasks())

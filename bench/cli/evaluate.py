@@ -37,7 +37,7 @@ def run(
     publish: Optional[Path] = typer.Option(None, help="Also copy the summary and records to DIR/<suite>_*."),
     math: str = typer.Option(DEFAULT_MODE, "--math", help=MATH_HELP),
     executor: str = typer.Option("local", help="Where sim workers run: local (processes here) or ray (actors on a "
-                                 "Ray cluster; pip install dit4dit-bench[ray])."),
+                                 "Ray cluster; in the checkout: pip install -e '.[ray]')."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray (default: start a "
                                           "local one; 'auto': the cluster this machine belongs to)."),
     policy_gpus: Optional[float] = typer.Option(None, "--policy-gpus", min=0.0,

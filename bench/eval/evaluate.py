@@ -170,7 +170,7 @@ def check_executor(executor: str) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise EvalError("--executor ray needs Ray: pip install 'dit4dit-bench[ray]'") from None
+            raise EvalError("--executor ray needs Ray: in the checkout, pip install -e '.[ray]'") from None
 
 
 def publish(out: Path, dest: Path, suite: str) -> None:
