@@ -161,3 +161,23 @@ def test_list_never_cuts_a_name_and_offers_json():
     assert [r["suite"] for r in rows] == list(SUITES)
     tasks = _json.loads(CliRunner().invoke(app, ["list", "tasks", "--suite", "libero_spatial", "--json"]).output)
     assert [t["id"] for t in tasks] == list(range(10))
+
+
+def test_a_resumed_task_is_paced_from_where_it_was_reset():
+    """A training resumed at step 2000 of 20000 must not count the first 2000 steps as done in no time."""
+    import io
+
+    from rich.console import Console
+
+    from bench.cli.common import LineProgress
+
+    now = [0.0]
+    out = io.StringIO()
+    progress = LineProgress(console=Console(file=out, width=200), get_time=lambda: now[0], every_s=0)
+    with progress:
+        bar = progress.add_task("train", total=100)
+        now[0] = 10.0
+        progress.reset(bar, completed=50, total=100)
+        now[0] = 70.0
+        progress.update(bar, completed=60)  # 10 steps in 60 s: 40 left, 4 min
+    assert out.getvalue().splitlines()[-1].endswith("about 4 min left)"), out.getvalue()

@@ -154,14 +154,28 @@ class LineProgress(Progress):
         super().__init__(*columns, disable=True, **kwargs)
         self.every_s = every_s
         self._printed: dict = {}  # task id -> monotonic time of its last line, or "done"
+        self._origin: dict = {}  # task id -> (completed, elapsed) at its first update: a resumed task's start
 
-    @staticmethod
-    def seconds_left(task) -> float | None:
-        """From the mean pace since the task started, not rich's 30-second window: sim workers finish episodes
-        in bursts, and a line a minute would swing with them."""
-        if not task.completed or task.total is None or not task.elapsed:
+    def add_task(self, *args, **kwargs):
+        task_id = super().add_task(*args, **kwargs)
+        self._origin[task_id] = (kwargs.get("completed", 0), 0.0)
+        return task_id
+
+    def reset(self, task_id, **kwargs) -> None:
+        """Restart the task's clock (and its pace) from `completed`: a resumed training calls it on its first step."""
+        super().reset(task_id, **kwargs)
+        self._origin[task_id] = (self._tasks[task_id].completed, 0.0)
+        self._printed.pop(task_id, None)
+
+    def seconds_left(self, task) -> float | None:
+        """From the mean pace since the task's first update, not rich's 30-second window: sim workers finish
+        episodes in bursts, and a line a minute would swing with them. A task reset part done (a resumed
+        training) is paced from there."""
+        done0, elapsed0 = self._origin.get(task.id, (0, 0.0))
+        done, spent = task.completed - done0, (task.elapsed or 0.0) - elapsed0
+        if done <= 0 or task.total is None or spent <= 0:
             return None
-        return task.elapsed * (task.total - task.completed) / task.completed
+        return spent * (task.total - task.completed) / done
 
     def update(self, task_id, **kwargs) -> None:
         super().update(task_id, **kwargs)
@@ -169,6 +183,7 @@ class LineProgress(Progress):
         done = task.total is not None and task.completed >= task.total
         if last == "done" and not done:  # restarted: a new job on the same bar
             last = None
+            self._origin[task_id] = (task.completed, task.elapsed or 0.0)  # the new job's pace starts here
         if last == "done" or not (done or last is None or now - last >= self.every_s):
             return
         self._printed[task_id] = "done" if done else now

@@ -111,8 +111,13 @@ def train(
         fail(f"--demo-fraction {demo_fraction} must be in (0, 1]")
     progress = progress_bar(TextColumn("{task.fields[losses]} {task.fields[rate]} samples/s"))
 
+    first = {"step": None}
+
     def on_log(step: int, row: dict) -> None:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "samples_per_s")
+        if first["step"] is None:  # time left is paced from the first logged step (a resumed run starts part done)
+            first["step"] = step
+            progress.reset(bar, completed=step, total=steps)
         progress.update(bar, completed=step, losses=shown, rate=f"{row['samples_per_s']:.1f}")
 
     with progress:
