@@ -152,6 +152,36 @@ def export_checkpoint(src: str | Path, dst: str | Path, dtype: str = "bf16") -> 
     return dst
 
 
+BUNDLE_DTYPES = {"dit4dit": "fp32"}  # how each model ships (others: bf16, under 10 MB each)
+CURVE_FOLDERS = {"libero_spatial": "", "gr1_tabletop_proxy": "gr1_proxy_train"}  # under results/<model>/
+
+
+def bundle_run(run: str | Path, checkpoints: Path = Path("bench/checkpoints"), results: Path = Path("results"),
+               dtype: str | None = None) -> tuple[Path, Path]:
+    """Ship a finished training run: its checkpoint into the package as <model>_tiny_<suite> (what `bench run`
+    loads by default), its loss curve and training config into results/<model>/ (a subfolder for other suites:
+    CURVE_FOLDERS), so evaluations need neither the demos nor the run folder. Returns
+    (bundled checkpoint, curves folder). An existing bundle is replaced."""
+    run = Path(run)
+    info = checkpoint_info(run / "checkpoint")
+    model, suite = info["model"], info.get("suite")
+    if not suite:
+        raise ValueError(f"{run}/checkpoint records no suite (trained on several?): bundle it by hand")
+    planned = json.loads((run / "train_config.json").read_text())["train"]["steps"]
+    if info.get("trained_steps") != planned:
+        raise ValueError(f"{run} has trained {info.get('trained_steps')} of its {planned} steps: finish it first "
+                         "(bench train ... --resume)")
+    dst = checkpoints / f"{model}_tiny_{suite}"
+    shutil.rmtree(dst, ignore_errors=True)
+    export_checkpoint(run / "checkpoint", dst, dtype or BUNDLE_DTYPES.get(model, "bf16"))
+    curves = results / model / CURVE_FOLDERS.get(suite, f"{suite}_train")
+    curves.mkdir(parents=True, exist_ok=True)
+    for f in [run / "losses.csv", run / "losses.png", *sorted(run.glob("train_config*.json"))]:
+        if f.exists():
+            shutil.copyfile(f, curves / f.name)
+    return dst, curves
+
+
 def checkpoint_info(folder: str | Path) -> dict:
     """config.json in the current format. Checkpoints from before it (one flat dict: `policy` + the DiT4DiT
     config + training facts) are read as DiT4DiT ones trained on LIBERO's layouts."""

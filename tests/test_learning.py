@@ -70,3 +70,20 @@ def test_curves_refuse_a_folder_that_is_not_a_run(tmp_path, bench_cmd):
     done = subprocess.run([*bench_cmd, "curves", str(tmp_path), "--out", str(tmp_path / "c")], capture_output=True,
                           text=True)
     assert done.returncode == 2 and "not a training run folder" in " ".join(done.stderr.split())
+
+
+def test_bundle_ships_a_finished_run_and_refuses_an_unfinished_one(run, tmp_path):
+    from bench.training import bundle_run
+
+    dst, curves = bundle_run(run, checkpoints=tmp_path / "checkpoints", results=tmp_path / "results")
+    assert dst == tmp_path / "checkpoints" / "dit4dit_tiny_libero_object"
+    assert json.loads((dst / "config.json").read_text())["weights_dtype"] == "fp32"
+    assert curves == tmp_path / "results" / "dit4dit" / "libero_object_train"
+    assert (curves / "losses.csv").read_text() == (run / "losses.csv").read_text()
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run, unfinished)
+    config = json.loads((unfinished / "train_config.json").read_text())
+    config["train"]["steps"] = 12
+    (unfinished / "train_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="trained 6 of its 12 steps"):
+        bundle_run(unfinished, checkpoints=tmp_path / "c2", results=tmp_path / "r2")

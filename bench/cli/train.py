@@ -212,6 +212,19 @@ def _score_runs(runs: list[Path], names: list[str], spec) -> None:
 
 
 @app.command()
+def bundle(run: Path = typer.Argument(..., exists=True, file_okay=False, help="A finished training run folder.")):
+    """Ship a trained model: its checkpoint into the package (what bench run loads by default for its suite),
+    its loss curve and training config into results/<model>/."""
+    from bench.training import bundle_run
+
+    try:
+        dst, curves = bundle_run(run)
+    except (ValueError, FileNotFoundError) as e:
+        fail(str(e))
+    console.print(f"bundled {dst}; curves and config in {curves}. Its evaluations are now stale: bench results --plan")
+
+
+@app.command()
 def export(
     checkpoint: Path = typer.Argument(..., exists=True, file_okay=False, help="A checkpoint folder."),
     out: Path = typer.Option(..., help="Folder for the copy (must not exist or be empty)."),
