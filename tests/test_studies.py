@@ -81,3 +81,22 @@ def test_a_comparison_rebuilds_to_the_committed_numbers(tree):
     finally:
         os.chdir(here)
     pd.testing.assert_frame_equal(rebuilt, committed)
+
+
+def test_every_committed_result_file_belongs_to_a_declared_study():
+    """Declared once: a file under results/ is some study's output or input (or prose, or an ablation score)."""
+    import os
+
+    from bench.studies import LOCK, studies
+    from bench.studies.catalog import NOTES
+
+    here = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        owned = {p for s in studies() for p in (*s.outputs, *s.inputs)}
+        files = [str(p) for p in Path("results").rglob("*") if p.is_file()]
+    finally:
+        os.chdir(here)
+    stray = [f for f in files if f not in owned and not any(f.startswith(o + "/") for o in owned)
+             and f not in NOTES and f != str(LOCK) and not f.startswith("results/ablations/scores/")]
+    assert not stray, f"files no study declares: {stray}"

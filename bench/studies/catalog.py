@@ -118,7 +118,8 @@ def build_evaluation(e: Evaluation, log) -> None:
 
 
 def evaluation_study(e: Evaluation) -> Study:
-    outputs = tuple(e.path(x) for x in ("episodes.jsonl", "summary.json", "summary.md", "summary.csv"))
+    outputs = tuple(e.path(x) for x in ("episodes.jsonl", "summary.json", "summary.md", "summary.csv", "summary.png",
+                                        *(("videos.png",) if e.video else ())))
     return Study(name=e.name, kind="evaluation", outputs=outputs, inputs=e.checkpoint_input(),
                  build=lambda s, log: build_evaluation(e, log), section=e.section,
                  recompute=lambda: recompute_summary(e), cost_s=lambda: evaluation_cost(e))
@@ -283,6 +284,73 @@ def curves_study(name: str, runs: tuple[tuple[str, str], ...], section: str) -> 
                  inputs=tuple(map(str, paths)), build=build, section=section, recompute=recompute)
 
 
+# --------------------------------------------------------------------------- trainings
+
+@dataclass(frozen=True)
+class Training:
+    """A bundled model: trained on a demo set, shipped by bundle_run (its checkpoint into the package, its curve
+    and config into results/<model>/...)."""
+    model: str
+    suite: str
+    demo_set: str
+    steps: int = 3000
+    batch_size: int = 16
+    precision: str = "fp32"
+
+    @property
+    def name(self) -> str:
+        return f"trainings/{self.model}/{self.suite}"
+
+    def curves(self) -> Path:
+        from bench.training import CURVE_FOLDERS
+
+        return R / self.model / CURVE_FOLDERS.get(self.suite, f"{self.suite}_train")
+
+    def build(self, log) -> None:
+        from bench.demos.sets import get_set, make_set
+        from bench.models.registry import model_config
+        from bench.training import TrainConfig, bundle_run, train
+
+        demos = get_set(self.demo_set)
+        if demos.left():
+            log(f"making demo set {demos.name} first ({demos.left()} demos, about {demos.minutes:.0f} min)")
+            make_set(demos.name)
+        run = Path("runs/studies/train") / f"{self.model}_{self.suite}"
+        train(model_config(self.model, "tiny"), [str(demos.path)], run,
+              TrainConfig(steps=self.steps, batch_size=self.batch_size, precision=self.precision), resume=True)
+        bundle_run(run)
+
+
+TRAININGS = [Training(m, "libero_spatial", "libero_spatial") for m in MODELS] + [
+    Training(m, "gr1_tabletop_proxy", "gr1_tabletop_proxy") for m in MODELS]
+
+
+def training_cost(t: Training) -> float | None:
+    losses = t.curves() / "losses.csv"
+    if not losses.exists():
+        return None
+    df = pd.read_csv(losses)
+    return float(df["elapsed_s"].iloc[-1]) if "elapsed_s" in df else None
+
+
+def training_study(t: Training) -> Study:
+    folder = t.curves()
+    outputs = [str(folder / f) for f in ("losses.csv", "losses.png")] + sorted(map(str, folder.glob("train_config*.json")))
+    outputs.append(f"bench/checkpoints/{t.model}_tiny_{t.suite}")
+    return Study(name=t.name, kind="training", outputs=tuple(outputs), inputs=(), build=lambda s, log: t.build(log),
+                 section=t.suite if t.suite != "libero_spatial" else "baselines", cost_s=lambda: training_cost(t),
+                 not_recomputable="a training: its result is the checkpoint and the curve")
+
+
+def history_study() -> Study:
+    """The first bundled DiT4DiT, replaced and kept (its checkpoint, curve and config) for comparisons."""
+    v1 = R / "dit4dit_v1"
+    outputs = [str(v1 / f) for f in ("losses.csv", "losses.png")] + sorted(map(str, v1.glob("train_config*.json")))
+    return Study(name="trainings/dit4dit_v1/libero_spatial", kind="training", outputs=(*outputs, str(v1 / "checkpoint")),
+                 inputs=(), build=_rebuild_with("(history: the first bundled checkpoint, not retrained)"),
+                 section="dit4dit", not_recomputable="history: the first bundled checkpoint, kept as it was")
+
+
 # --------------------------------------------------------------------------- results no table can be recomputed from
 
 def _rebuild_with(command: str):
@@ -303,9 +371,18 @@ MEASUREMENTS = {  # name -> (outputs, the command that measures it, section)
                          "--threads 1 --out results/perf/policy_tiny.json", "perf"),
     "perf/policy_full": (("perf/policy_full.json",), "bench perf policy --configs full --batches 1 --repeats 1 "
                          "--threads 1 --out results/perf/policy_full.json", "perf"),
+    "perf/policy_gpu": (("perf/policy_gpu.json",), "bench perf policy --configs tiny,full --batches 1,8,32 --repeats 5 "
+                        "--train-batch 8 --device cuda --out results/perf/policy_gpu.json (on a CUDA machine)", "perf"),
+    "perf/policy_tiny_avx2": (("perf/policy_tiny_avx2.json",), "bench perf policy --configs tiny --batches 1,8 "
+                              "--repeats 5 --threads 1 --out results/perf/policy_tiny_avx2.json (on an AVX2-only CPU)",
+                              "perf"),
     "perf/micro": (("perf/micro.json",), "python -m pytest benchmarks --benchmark-json results/perf/micro.json", "perf"),
     "dit4dit/feature_use": (("dit4dit/feature_use.md", "dit4dit/feature_use.json"),
                             "bench probe features --data <held-out demos> --out results/dit4dit/feature_use", "dit4dit"),
+    "verify/cross_machine": (tuple(f"verify/cross_machine_{m}.{x}" for m in ("native", "portable", "pinned", "scripted")
+                                   for x in ("md", "json")),
+                             "bench verify <a second machine's records> --all --math MODE (records in "
+                             "../shared/reference/cross_machine)", "reproducibility"),
     "dit4dit/future_slot": (("dit4dit/future_slot.md", "dit4dit/future_slot.json"),
                             "bench analyze future-slot --data <held-out demos> --checkpoint results/dit4dit_v1/checkpoint",
                             "dit4dit"),
@@ -319,8 +396,14 @@ def measurement_study(name: str, outputs: tuple[str, ...], command: str, section
 
 
 def ablation_studies() -> list[Study]:
-    """The ablation tables: recomputable where their scores are committed (results/ablations/scores)."""
+    """The ablation tables (their scores: results/ablations/scores) and the smoke-budget pipeline checks."""
     out = []
+    for csv in sorted((R / "ablations" / "smoke").glob("*.csv")):
+        flag = csv.stem.replace("_", "-")
+        out.append(Study(name=f"ablations/smoke/{csv.stem}", kind="ablation",
+                         outputs=tuple(str(csv.with_suffix(x)) for x in (".md", ".csv", ".png")), inputs=(),
+                         build=_rebuild_with(f"bench ablate --{flag} --budget smoke --out results/ablations/smoke"),
+                         section="ablations", not_recomputable="the smoke budget: a pipeline check, not a measurement"))
     for csv in sorted((R / "ablations").glob("*.csv")):
         name = f"ablations/{csv.stem}"
         why = ("its scores are committed, but finding them needs the demo files' fingerprints (machine-local)"
@@ -334,12 +417,17 @@ def ablation_studies() -> list[Study]:
     return out
 
 
+NOTES = ("results/README.md", "results/dit4dit/recipe.md", "results/dit4dit_v1/README.md")  # prose, not studies
+
+
 def studies() -> list[Study]:
     found = [evaluation_study(e) for e in EVALUATIONS]
     found += [comparison_study(c) for c in COMPARISONS]
     found += [zeroshot_study(n, t, f) for n, (t, f) in ZEROSHOT_TABLES.items()]
     found.append(gr1_study())
     found += [curves_study(n, runs, n.split("/")[0]) for n, runs in CURVES.items()]
+    found += [training_study(t) for t in TRAININGS]
+    found.append(history_study())
     found += [measurement_study(n, *v) for n, v in MEASUREMENTS.items()]
     found += ablation_studies()
     return found
