@@ -315,7 +315,7 @@ def test_a_task_the_policy_never_solves_is_not_topped_up_forever(tmp_path, gl):
                        policy_name="random")
     assert summary["attempts"] == 1 and summary["kept"] == 0
     assert summary["unsolved"] == [suite.task(1).name] and summary["per_task"] == {suite.task(1).name: 0}
-    # The verdict is written in the file: a rerun (the next model's `make proxy-demos`) does not replay the same
+    # The verdict is written in the file: a rerun (another `bench demos make gr1_tabletop_proxy`) does not replay the same
     # failing attempts, and --retry-unsolved does.
     from bench.demos.libero_hdf5 import file_unsolved
     assert file_unsolved(tmp_path / "demos.hdf5") == [suite.task(1).name]

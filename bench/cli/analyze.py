@@ -65,7 +65,7 @@ def probe_features(
                                                                         "bundled one); repeatable."),
     label: list[str] = typer.Option([], "--label", help="A name per --checkpoint (default: folder names)."),
     data: list[str] = typer.Option([HELDOUT], "--data", "-d", help="Held-out demo file(s), LIBERO HDF5 "
-                                                                   "(make heldout-demos)."),
+                                                                   "(bench demos make libero_spatial_heldout)."),
     windows: int = typer.Option(200, min=4, help="Windows spread evenly over the demos."),
     seed: int = typer.Option(0, help="Seed of the shared noise."),
     out: Path = typer.Option(Path("results/dit4dit/feature_use"), help="Output prefix: PREFIX.md, PREFIX.json."),

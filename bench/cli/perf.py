@@ -105,7 +105,7 @@ def perf_policy(
 def perf_train(
     models: str = typer.Option("", help="Registered models to measure (default: every one; bench list policies)."),
     data: list[Path] = typer.Option([Path.home() / ".cache/dit4dit-bench/demos/libero_spatial_128_from224.hdf5"],
-                                    "--data", "-d", help="Demo file(s) the steps read (make demos-spatial)."),
+                                    "--data", "-d", help="Demo file(s) the steps read (make demos)."),
     config: str = typer.Option("tiny", "--config", "-c", help="Each model's named config."),
     batch_size: int = typer.Option(16, min=1, help="Samples per step."),
     steps: int = typer.Option(4, min=1, help="Timed steps per path and round."),
@@ -129,7 +129,7 @@ def perf_train(
         fail(f"unknown model(s) {', '.join(bad)}; valid: {', '.join(registered)}")
     for path in data:
         if not path.exists():
-            fail(f"--data {path}: no such file; make it with make demos-spatial, or pass another demo file")
+            fail(f"--data {path}: no such file; make it with `bench demos make libero_spatial`, or pass another demo file")
     if threads:
         torch.set_num_threads(threads)
     result = run_train_benchmark(names, [str(p) for p in data], config, batch_size, steps, rounds, log=console.print)

@@ -455,15 +455,17 @@ NOT_RUN = {
     "RoboCasa GR1 proxy, trained models": (
         tuple(f"{m}/gr1_tabletop_proxy_summary.json" for m in TRAINED),
         "no trained model is evaluated on the proxy yet: "
-        "make proxy-demos, then proxy-train proxy-eval per model and gr1-table"),
+        "bench results trainings/<model>/gr1_tabletop_proxy, evaluations/<model>/gr1_tabletop_proxy, then "
+        "gr1/gr1_tabletop_proxy"),
     "Zero-shot splits, trained models": (
         tuple(f"{m}/libero_spatial_zeroshot_*_summary.json" for m in TRAINED),
         "the six suites exist and the expert's results are committed; no trained model is evaluated on them yet: "
-        "make zeroshot-eval MODEL=... and zeroshot-table"),
+        "bench results evaluations/<model>/libero_spatial_zeroshot_<split>, then zeroshot/libero_spatial"),
     "Baselines against DiT4DiT": (("baselines/*comparison.csv",),
-                                  "no baseline is evaluated yet: make baseline-eval baselines-compare"),
-    "Ablations": (("ablations/*.csv",), "not run yet at the small budget: `make ablations`"),
-    "Micro-benchmarks (pytest-benchmark)": (("perf/micro.json",), "`make bench-micro` not run yet"),
+                                  "no baseline is evaluated yet: bench results evaluations/<model>/libero_spatial, then "
+                                  "baselines/libero_spatial_comparison"),
+    "Ablations": (("ablations/*.csv",), "not run yet at the small budget: `bench ablate --feature-timestep --budget small`"),
+    "Micro-benchmarks (pytest-benchmark)": (("perf/micro.json",), "`pytest benchmarks --benchmark-json results/perf/micro.json` not run yet"),
 }
 
 
@@ -486,7 +488,7 @@ def provenance_rows(paths: list[Path]) -> list[list[str]]:
         prov = raw.get("provenance") or {}
         if "commit_info" in raw:  # pytest-benchmark's own provenance
             info = raw["commit_info"]
-            prov = {"command": "make bench-micro (pytest benchmarks --benchmark-json)", "created_at": raw.get("datetime"),
+            prov = {"command": "pytest benchmarks --benchmark-json", "created_at": raw.get("datetime"),
                     "git": {"commit": info.get("id"), "dirty": info.get("dirty")}}
         git = prov.get("git") or {}
         rows.append([str(path), str(prov.get("command", "—")), (git.get("commit") or "—")[:10]
