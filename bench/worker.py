@@ -24,7 +24,7 @@ def run_train(job: dict) -> None:
     import torch
 
     from bench.models.registry import model_config
-    from bench.training import TrainConfig, train
+    from bench.train.loop import TrainConfig, train
 
     torch.set_num_threads(job["threads"])
     cfg = TrainConfig(**job["train"])
@@ -49,7 +49,7 @@ def run_eval(job: dict) -> None:
 
 
 def run_offline(job: dict) -> None:
-    from bench.offline import write_action_error
+    from bench.analysis.offline import write_action_error
 
     result = write_action_error(job["checkpoint"], job["data"], Path(job["out"]), windows=job["windows"],
                                 seed=job.get("seed", 0))
@@ -57,7 +57,7 @@ def run_offline(job: dict) -> None:
 
 
 def run_serve(job: dict) -> None:
-    from bench.serve import serve_policy
+    from bench.eval.serve import serve_policy
 
     serve_policy(job["policy"], checkpoint=job.get("checkpoint"), port=job["port"], math=job["math"],
                  on_ready=lambda line: print(line, flush=True))
@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown job kind {kind!r}; valid: {', '.join(KINDS)}", file=sys.stderr)
         return 2
     if kind in MATH_FIRST:  # float math before anything loads torch
-        from bench.mathmode import apply
+        from bench.core.mathmode import apply
 
         apply(MATH_FIRST[kind](job))
     KINDS[kind](job)

@@ -43,7 +43,7 @@ def test_action_chunk(benchmark, model):
 def sim():
     from bench.sim.libero.env import LiberoSim
     from bench.sim.rendering import configure_headless_gl
-    from bench.suites import get_suite
+    from bench.sim.suites import get_suite
 
     configure_headless_gl()
     suite = get_suite("libero_spatial")

@@ -176,7 +176,7 @@ def test_on_a_fresh_machine_the_plan_says_which_demos_it_would_make_first(tmp_pa
 
 
 def test_demo_sets_name_their_files_and_a_bad_set_names_the_valid_ones(tmp_path, monkeypatch):
-    from bench.demos.sets import SETS, get_set, set_of_file
+    from bench.eval.demo_sets import SETS, get_set, set_of_file
 
     monkeypatch.setenv("DIT4DIT_BENCH_DATA", str(tmp_path))
     s = get_set("libero_spatial")

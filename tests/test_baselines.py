@@ -92,9 +92,9 @@ def test_each_baseline_overfits_one_small_batch(name):
 def test_baselines_train_save_and_serve_through_the_seam(tmp_path, name):
     from bench.models.registry import model_config
     from bench.policies import make_policy
-    from bench.policy import EpisodeInfo, ObservationBatch
-    from bench.suites import TaskInfo
-    from bench.training import TrainConfig, checkpoint_info, train
+    from bench.policies.contract import EpisodeInfo, ObservationBatch
+    from bench.sim.suites import TaskInfo
+    from bench.train.loop import TrainConfig, checkpoint_info, train
 
     small = {"layers": 1} if name == "pi05" else {"vit_layers": 1, "adapter_layers": 1}
     cfg = model_config(name, "tiny", image_size=32, patch=8, **small)
@@ -114,7 +114,7 @@ def test_baselines_train_save_and_serve_through_the_seam(tmp_path, name):
     # an export keeps what inference runs and leaves out what only training needs (FLARE's EMA target)
     from safetensors import safe_open
 
-    from bench.training import export_checkpoint
+    from bench.train.loop import export_checkpoint
 
     shipped = export_checkpoint(ckpt, tmp_path / "shipped", dtype="fp32")
     keys = list(safe_open(str(shipped / "model.safetensors"), "pt").keys())
@@ -176,8 +176,8 @@ def test_every_baseline_runs_a_real_bench_run_episode(tmp_path, name, bench_cmd)
     import subprocess
 
     from bench.models.registry import model_config
-    from bench.records import read_records
-    from bench.training import TrainConfig, train
+    from bench.core.records import read_records
+    from bench.train.loop import TrainConfig, train
 
     small = {"layers": 1} if name == "pi05" else {"vit_layers": 1, "adapter_layers": 1}
     ckpt = train(model_config(name, "tiny", **small), [FIXTURE], tmp_path / "train",

@@ -151,7 +151,7 @@ def test_list_never_cuts_a_name_and_offers_json():
     from typer.testing import CliRunner
 
     from bench.cli import app
-    from bench.suites import SUITES
+    from bench.sim.suites import SUITES
 
     res = CliRunner().invoke(app, ["list", "suites"])
     assert res.exit_code == 0, res.output

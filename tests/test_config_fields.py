@@ -14,7 +14,7 @@ import torch
 from bench.models.action_dit import STATE_ENCODINGS
 from bench.models.dit4dit import (FUTURE_SLOTS, GRADIENT_MODES, DiT4DiT, DiT4DiTConfig, build_on_meta, make_config)
 from bench.models.flow import SAMPLERS
-from bench.models.frames import PIXEL_PATHS
+from bench.sim.frames import PIXEL_PATHS
 from bench.models.text import TEXT_ENCODERS, make_text_encoder
 from bench.models.vae import VAES
 from bench.models.dit4dit import window_spec

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.sim.libero import data_suites, gr1_proxy
-from bench.suites import get_suite
+from bench.sim.suites import get_suite
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "bench" / "published" / "gr1_published.csv"
 

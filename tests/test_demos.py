@@ -118,12 +118,12 @@ def test_inspect_prints_counts_and_writes_a_contact_sheet(tmp_path):
 
 def test_generate_then_replay_every_demo(tmp_path, gl):
     """The expert's successful episodes, written in LIBERO's layout, replay to success."""
-    from bench.demos.generate import generate
+    from bench.eval.demos import generate
     from bench.demos.libero_hdf5 import demo_counts
     from bench.policies.replay import ReplayPolicy
-    from bench.records import read_records
-    from bench.runner import RunConfig, Runner
-    from bench.suites import get_suite
+    from bench.core.records import read_records
+    from bench.eval.runner import RunConfig, Runner
+    from bench.sim.suites import get_suite
 
     suite = get_suite("libero_object")
     out = tmp_path / "demos.hdf5"
@@ -156,7 +156,7 @@ def test_generate_then_replay_every_demo(tmp_path, gl):
 def test_soft_reset_clears_the_grippers_integrated_command(gl):
     """robosuite's gripper integrates its commands; a soft reset must not carry a closed grip over."""
     from bench.sim.libero.env import LiberoSim
-    from bench.suites import get_suite
+    from bench.sim.suites import get_suite
 
     suite = get_suite("libero_object")
     sim = LiberoSim(suite.task(0), suite.protocol)
@@ -234,8 +234,8 @@ def test_loader_reads_lerobot_format_through_the_same_path(tmp_path):
 def test_replayed_demos_get_the_wait_steps_back_in_their_budget(tmp_path):
     """Demo actions start with the protocol's wait steps; a demo that used its whole budget must fit."""
     from bench.policies.replay import ReplayPolicy
-    from bench.runner import RunConfig, plan_episodes
-    from bench.suites import get_suite
+    from bench.eval.runner import RunConfig, plan_episodes
+    from bench.sim.suites import get_suite
 
     suite = get_suite("libero_object")
     policy = ReplayPolicy(FIXTURE)
@@ -266,9 +266,9 @@ def test_demo_fractions_are_nested_per_task_subsets():
 def test_frames_every_k_steps_are_the_full_files_frames_at_those_steps(tmp_path, gl):
     """--frame-every 4 runs the same demo (same attempt, same seed) and keeps the full file's frames at every
     4th step, in phase with the policy's first observation; states and actions of every step are kept."""
-    from bench.demos.generate import generate
+    from bench.eval.demos import generate
     from bench.demos.libero_hdf5 import file_frame_every
-    from bench.suites import get_suite
+    from bench.sim.suites import get_suite
 
     suite = get_suite("libero_object")
     full, sparse = tmp_path / "full.hdf5", tmp_path / "sparse.hdf5"
@@ -307,8 +307,8 @@ def test_frames_every_k_steps_are_the_full_files_frames_at_those_steps(tmp_path,
 def test_a_task_the_policy_never_solves_is_not_topped_up_forever(tmp_path, gl):
     """A whole round without one kept demo (random actions on a LIBERO task) ends that task's attempts: the
     summary names it instead of spending the top-up rounds on it."""
-    from bench.demos.generate import generate
-    from bench.suites import get_suite
+    from bench.eval.demos import generate
+    from bench.sim.suites import get_suite
 
     suite = get_suite("libero_object")
     summary = generate(suite, [1], per_task=1, out=tmp_path / "demos.hdf5", resolution=32, workers=1,

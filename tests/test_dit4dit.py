@@ -173,7 +173,7 @@ def test_a_small_model_overfits_one_batch():
 
 def test_checkpoint_round_trip_is_exact(tmp_path):
     from bench.models.text import TextCache
-    from bench.training import load_checkpoint, save_checkpoint
+    from bench.train.loop import load_checkpoint, save_checkpoint
 
     cfg = small_config(gradient="joint", feature_timestep=0.9)
     model = DiT4DiT(cfg).eval()
@@ -210,7 +210,7 @@ def test_config_errors_name_the_choices():
 
 
 def _train(out, steps, resume=False, precision="fp32"):
-    from bench.training import TrainConfig, train
+    from bench.train.loop import TrainConfig, train
 
     cfg = small_config()
     tc = TrainConfig(steps=steps, batch_size=4, warmup=2, checkpoint_every=3, log_every=1, precision=precision)
@@ -252,9 +252,9 @@ def test_training_writes_checkpoint_curve_and_resumes_exactly(tmp_path):
 
 def test_policy_adapter_acts_and_does_not_depend_on_batching_bit_for_bit(tmp_path):
     from bench.policies import make_policy
-    from bench.policy import EpisodeInfo, ObservationBatch
-    from bench.suites import TaskInfo
-    from bench.training import save_checkpoint
+    from bench.policies.contract import EpisodeInfo, ObservationBatch
+    from bench.sim.suites import TaskInfo
+    from bench.train.loop import save_checkpoint
     from bench.models.text import TextCache
 
     cfg = small_config()
@@ -281,7 +281,7 @@ def test_policy_adapter_acts_and_does_not_depend_on_batching_bit_for_bit(tmp_pat
 
 
 def test_perf_policy_measures_the_tiny_config():
-    from bench.models.perf import measure_config
+    from bench.perf.policy import measure_config
 
     r = measure_config("tiny", batches=(1,), repeats=1, train_batch=2, log=lambda *_: None)
     assert r["parameters"] == r["video_parameters"] + r["action_parameters"]
@@ -326,7 +326,7 @@ def test_resume_refuses_other_data(tmp_path):
 
     import h5py
 
-    from bench.training import TrainConfig, train
+    from bench.train.loop import TrainConfig, train
 
     other = tmp_path / "one_demo.hdf5"
     shutil.copy(FIXTURE, other)
@@ -343,8 +343,8 @@ def test_bundled_checkpoint_serves_libero_spatial_with_no_argument():
     --checkpoint, no text encoder and no hub: the package ships everything it reads."""
     from bench.policies import make_policy
     from bench.policies.trained import BUNDLED
-    from bench.policy import EpisodeInfo, ObservationBatch, check_spec
-    from bench.suites import get_suite
+    from bench.policies.contract import EpisodeInfo, ObservationBatch, check_spec
+    from bench.sim.suites import get_suite
 
     assert sum(f.stat().st_size for f in BUNDLED.iterdir()) <= 20 * 2**20
     suite = get_suite("libero_spatial")

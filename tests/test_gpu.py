@@ -53,9 +53,9 @@ def _losses(run) -> list[float]:
 def test_each_model_trains_on_the_gpu_in_bf16_and_serves_on_gpu_and_cpu(tmp_path, text_file, name):
     from bench.models.registry import model_config
     from bench.policies import make_policy
-    from bench.policy import EpisodeInfo, ObservationBatch
-    from bench.suites import TaskInfo
-    from bench.training import TrainConfig, load_checkpoint, train
+    from bench.policies.contract import EpisodeInfo, ObservationBatch
+    from bench.sim.suites import TaskInfo
+    from bench.train.loop import TrainConfig, load_checkpoint, train
 
     cfg = model_config(name, "tiny", text="precomputed", text_embeddings=text_file, **SMALL[name])
     run = tmp_path / "run"
@@ -88,7 +88,7 @@ def test_each_model_trains_on_the_gpu_in_bf16_and_serves_on_gpu_and_cpu(tmp_path
 def test_full_config_trains_one_step_on_the_gpu():
     """The paper-scale DiT4DiT (2.2 B, random weights): one bf16 autocast step with AdamW fits and moves
     the weights (its fp32 optimizer state alone is about 26 GB)."""
-    from bench.models.perf import measure_config
+    from bench.perf.policy import measure_config
 
     if torch.cuda.get_device_properties(0).total_memory < 60 * 2**30:
         pytest.skip("the full config's training needs a GPU with 60 GB or more")

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from bench.sim.robocasa_gr1 import layout
-from bench.suites import get_suite
+from bench.sim.suites import get_suite
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "bench" / "published" / "gr1_published.csv"
 
 
 def test_the_suite_lists_the_24_official_tasks_without_the_gr1_environment():
-    code = ("import sys; from bench.suites import get_suite; s = get_suite('robocasa_gr1'); "
+    code = ("import sys; from bench.sim.suites import get_suite; s = get_suite('robocasa_gr1'); "
             "print('\\n'.join(t.name for t in s.tasks())); "
             "assert not any(m.split('.')[0] in ('robosuite', 'robocasa_gr1', 'mujoco', 'libero') for m in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -84,7 +84,7 @@ def _run(bench_cmd, env, out, workers):
            "--max-steps", "6", "--workers", str(workers), "--out", str(out)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
-    from bench.records import read_records
+    from bench.core.records import read_records
 
     return {rec["key"]: rec for rec in read_records(out / "episodes.jsonl")}, r.stdout
 

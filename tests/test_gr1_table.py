@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.gr1_table import SUITE, episode_cost, mirrors, table
+from bench.analysis.gr1_table import SUITE, episode_cost, mirrors, table
 
 
 def _publish(folder, per_task: dict[str, tuple[int, int]], steps: int = 100):

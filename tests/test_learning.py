@@ -19,7 +19,7 @@ SMALL = {"image_size": 32, "video.num_layers": 2, "video.feature_layer": 1, "vid
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     from bench.models.registry import model_config
-    from bench.training import TrainConfig, train
+    from bench.train.loop import TrainConfig, train
 
     out = tmp_path_factory.mktemp("curves") / "run"
     cfg = TrainConfig(steps=6, batch_size=2, warmup=2, checkpoint_every=3, keep_checkpoints=(3,))
@@ -28,7 +28,7 @@ def run(tmp_path_factory) -> Path:
 
 
 def test_points_are_the_kept_checkpoints_and_the_finished_final_one(run):
-    from bench.learning import points
+    from bench.analysis.learning import points
 
     assert [(p.step, p.checkpoint.name) for p in points(run)] == [(3, "checkpoint_step3"), (6, "checkpoint")]
     config = json.loads((run / "train_config.json").read_text())
@@ -40,7 +40,7 @@ def test_points_are_the_kept_checkpoints_and_the_finished_final_one(run):
 
 
 def test_bench_curves_scores_each_point_once_and_writes_the_curves(run, tmp_path, bench_cmd, gl):
-    from bench.learning import points
+    from bench.analysis.learning import points
 
     out = tmp_path / "learning_curves"
     cmd = [*bench_cmd, "curves", str(run), "--out", str(out), "--score", "--suite", "libero_object", "--tasks", "0",
@@ -73,7 +73,7 @@ def test_curves_refuse_a_folder_that_is_not_a_run(tmp_path, bench_cmd):
 
 
 def test_bundle_ships_a_finished_run_and_refuses_an_unfinished_one(run, tmp_path):
-    from bench.training import bundle_run
+    from bench.train.loop import bundle_run
 
     dst, curves = bundle_run(run, checkpoints=tmp_path / "checkpoints", results=tmp_path / "results")
     assert dst == tmp_path / "checkpoints" / "dit4dit_tiny_libero_object"

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from bench import mathmode
+from bench.core import mathmode
 
-# The bundled checkpoint's actions on bench.mathprobe's fixed observations in portable mode. The first bundled
+# The bundled checkpoint's actions on bench.perf.mathprobe's fixed observations in portable mode. The first bundled
 # checkpoint's digest was computed on an AMD EPYC (Zen 3, AVX2 only) and held on AVX-512 Xeons; this one (the
 # retrained checkpoint) on an AVX-512 Xeon. Portable mode promises the same bits on any x86-64 CPU with AVX2,
 # so a machine where this test fails has found where that promise breaks.
@@ -51,7 +51,7 @@ avx2 = pytest.mark.skipif("avx2" not in mathmode.cpu_info()["isa"], reason="port
 
 
 def _probe(mode: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "bench.mathprobe", "--mode", mode, "--calls", "4", "--repeats", "2"],
+    proc = subprocess.run([sys.executable, "-m", "bench.perf.mathprobe", "--mode", mode, "--calls", "4", "--repeats", "2"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -70,7 +70,7 @@ def test_portable_mode_is_in_force_and_gives_the_committed_bits():
 @avx2
 def test_portable_mode_is_refused_when_torch_already_did_math():
     code = ("import torch; a = torch.randn(64, 64); a @ a\n"
-            "from bench import mathmode; mathmode.apply('portable'); mathmode.check('portable')")
+            "from bench.core import mathmode; mathmode.apply('portable'); mathmode.check('portable')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "portable math is not in force" in proc.stderr and "MKL's code branch" in proc.stderr

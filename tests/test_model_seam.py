@@ -100,10 +100,10 @@ def pixel_mlp():
 def test_a_second_model_trains_saves_reloads_and_runs_episodes(tmp_path, pixel_mlp, gl):
     from safetensors.torch import load_file
 
-    from bench.records import read_records
-    from bench.runner import RunConfig, Runner
-    from bench.suites import get_suite
-    from bench.training import TrainConfig, checkpoint_info, load_checkpoint, train
+    from bench.core.records import read_records
+    from bench.eval.runner import RunConfig, Runner
+    from bench.sim.suites import get_suite
+    from bench.train.loop import TrainConfig, checkpoint_info, load_checkpoint, train
 
     ckpt = train(pixel_mlp, [FIXTURE], tmp_path / "run", TrainConfig(steps=4, batch_size=2, warmup=1,
                                                                      checkpoint_every=2, log_every=1))
@@ -132,7 +132,7 @@ def test_a_second_model_trains_saves_reloads_and_runs_episodes(tmp_path, pixel_m
 def test_checkpoint_round_trip_keeps_layouts_and_stats(tmp_path):
     from bench.models.dit4dit import DiT4DiT, make_config
     from bench.models.text import TextCache
-    from bench.training import checkpoint_info, load_checkpoint, save_checkpoint
+    from bench.train.loop import checkpoint_info, load_checkpoint, save_checkpoint
 
     cfg = make_config("tiny", **{"video.num_layers": 2, "video.feature_layer": 1, "action.num_layers": 2})
     stats = {"state": {"q01": [-1.0] * 8, "q99": [2.0] * 8}, "actions": {"q01": [-0.5] * 7, "q99": [0.5] * 7},
@@ -162,7 +162,7 @@ def test_export_stores_bf16_weights_that_load_back_into_the_model(tmp_path, pixe
     from typer.testing import CliRunner
 
     from bench.cli import app
-    from bench.training import TrainConfig, checkpoint_info, load_checkpoint, train
+    from bench.train.loop import TrainConfig, checkpoint_info, load_checkpoint, train
 
     ckpt = train(pixel_mlp, [FIXTURE], tmp_path / "run", TrainConfig(steps=2, batch_size=2, warmup=1, log_every=1))
     result = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(tmp_path / "small"), "--dtype", "bf16"])
@@ -182,7 +182,7 @@ def test_export_stores_bf16_weights_that_load_back_into_the_model(tmp_path, pixe
 
 
 def test_log_with_tensorboard_writes_an_event_file(tmp_path, pixel_mlp):
-    from bench.training import TrainConfig, train
+    from bench.train.loop import TrainConfig, train
 
     train(pixel_mlp, [FIXTURE], tmp_path / "run", TrainConfig(steps=2, batch_size=2, warmup=1, log_every=1,
                                                               log_with="tensorboard"))
@@ -199,8 +199,8 @@ def test_every_shipped_checkpoint_serves_through_its_policy(model, suite, folder
     an observation at the suite's render size with a finite chunk of its layout, repeats it for the same
     (episode, step) and changes it for another instruction."""
     from bench.policies import make_policy
-    from bench.policy import EpisodeInfo, ObservationBatch
-    from bench.suites import get_suite
+    from bench.policies.contract import EpisodeInfo, ObservationBatch
+    from bench.sim.suites import get_suite
 
     policy = make_policy(model, checkpoint=str(folder))
     s = get_suite(suite)

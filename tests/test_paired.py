@@ -1,9 +1,9 @@
-"""Paired statistics (bench/paired.py) against values worked out by hand or by simulation."""
+"""Paired statistics (bench/analysis/paired.py) against values worked out by hand or by simulation."""
 
 import numpy as np
 import pytest
 
-from bench.paired import (holm, mcnemar_exact, mcnemar_power, minimum_detectable_difference, paired_bootstrap,
+from bench.analysis.paired import (holm, mcnemar_exact, mcnemar_power, minimum_detectable_difference, paired_bootstrap,
                           paired_compare)
 
 
@@ -65,7 +65,7 @@ def test_paired_compare_refuses_unequal_lengths():
 
 
 def test_compare_falls_back_to_unpaired_when_the_episodes_differ(tmp_path):
-    from bench.compare import compare, load_summary
+    from bench.analysis.compare import compare, load_summary
     from test_results import _published
 
     a = _published(tmp_path, "a", [10, 10])

@@ -1,5 +1,5 @@
 """One pixel path: a demo's frame and the model's frame of the observation, for the same simulator state,
-are the same bytes (bench/models/frames.py)."""
+are the same bytes (bench/sim/frames.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from bench.models.dit4dit import DiT4DiTConfig, frames_to_video
-from bench.models.frames import model_frames
+from bench.sim.frames import model_frames
 from bench.sim.worker import record_frames
-from bench.suites import get_suite
+from bench.sim.suites import get_suite
 
 CAMS = ("agentview", "eye_in_hand")
 

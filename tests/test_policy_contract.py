@@ -3,9 +3,9 @@ import pytest
 
 from bench.policies import make_policy
 from bench.policies.builtin import LIBERO_SPEC
-from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec, SpecMismatch, check_spec, validate_chunks
-from bench.registry import UnknownNameError
-from bench.suites import Protocol, TaskInfo
+from bench.policies.contract import EpisodeInfo, ObservationBatch, PolicySpec, SpecMismatch, check_spec, validate_chunks
+from bench.core.registry import UnknownNameError
+from bench.sim.suites import Protocol, TaskInfo
 
 
 def _batch(n=2):

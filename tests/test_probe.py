@@ -13,14 +13,14 @@ from tests.test_dit4dit import FIXTURE, small_config
 
 
 def _checkpoint(tmp_path):
-    from bench.training import TrainConfig, train
+    from bench.train.loop import TrainConfig, train
 
     torch.set_num_threads(1)
     return train(small_config(), [FIXTURE], tmp_path / "run", TrainConfig(steps=4, batch_size=4, warmup=1))
 
 
 def test_probe_features_pairs_every_variant_with_the_computed_features(tmp_path):
-    from bench.probe import VARIANTS, feature_use
+    from bench.analysis.probe import VARIANTS, feature_use
 
     ckpt = _checkpoint(tmp_path)
     r = feature_use(ckpt, [FIXTURE], windows=12, batch=5)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.serve import free_port
+from bench.eval.serve import free_port
 
 RAY = str(Path(sys.executable).parent / "ray")
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bench.registry import Registry, UnknownNameError
-from bench.suites import SUITES, Protocol, get_suite, parse_task_ids
+from bench.core.registry import Registry, UnknownNameError
+from bench.sim.suites import SUITES, Protocol, get_suite, parse_task_ids
 
 
 def test_unknown_name_suggests_and_lists_choices():

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from bench.policies import make_policy
-from bench.records import read_records
-from bench.serve import free_port, wait_healthy
+from bench.core.records import read_records
+from bench.eval.serve import free_port, wait_healthy
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_gr00t_zmq_server_drives_real_episodes(tmp_path, gl):
     assert meta["peer"] == "gr00t" and meta["server"]["ping"]["status"] == "ok"
     assert {"ping", "get_modality_config", "reset", "get_action"} <= set(server.seen)
     # the gripper came back in [0, 1] and went to LIBERO's -1 / +1
-    from bench.transforms import PEERS
+    from bench.policies.transforms import PEERS
 
     out = PEERS["gr00t"].response({**{f"action.{k}": np.zeros(4) for k in "xyz"},
                                    **{f"action.{k}": np.zeros(4) for k in ("roll", "pitch", "yaw")},
@@ -186,8 +186,8 @@ def test_dit4dit_websocket_server_drives_real_episodes(tmp_path, gl):
 # ------------------------------------------------------------------------------------------ faults
 def _episodes(tmp_path, policy, name: str):
     """Two real episodes through the runner with `policy`: their records."""
-    from bench.runner import RunConfig, Runner
-    from bench.suites import get_suite
+    from bench.eval.runner import RunConfig, Runner
+    from bench.sim.suites import get_suite
 
     suite = get_suite("libero_spatial")
     cfg = RunConfig(suite=suite, policy_name=policy.peer, task_ids=[0, 1], out=tmp_path / name, episodes=1, workers=2,

@@ -4,8 +4,8 @@ import warnings
 import pandas as pd
 import pytest
 
-from bench.records import EpisodeRecord, append_record, finished_keys, read_records
-from bench.results import aggregate, wilson, write_summary
+from bench.core.records import EpisodeRecord, append_record, finished_keys, read_records
+from bench.eval.results import aggregate, wilson, write_summary
 
 
 def rec(task_id, init_id, success, error_kind=None, suite="libero_spatial"):
@@ -61,7 +61,7 @@ def test_aggregate_counts_each_episode_once(tmp_path):
 
 
 def test_summary_provenance_is_that_of_the_invocations(tmp_path):
-    from bench.results import record_invocation, summarize_dir
+    from bench.eval.results import record_invocation, summarize_dir
 
     append_record(tmp_path / "episodes.jsonl", rec(0, 0, True))
     record_invocation(tmp_path, {"command": "bench run A", "git": {"commit": "aaa", "dirty": False}})
@@ -77,7 +77,7 @@ def test_bench_summarize_keeps_the_provenance_of_the_run(tmp_path):
     from typer.testing import CliRunner
 
     from bench.cli import app
-    from bench.results import record_invocation
+    from bench.eval.results import record_invocation
 
     record_invocation(tmp_path, {"command": "bench run --policy p", "git": {"commit": "aaa", "dirty": False}})
     for r in (rec(0, 0, True), rec(0, 1, False)):
@@ -91,7 +91,7 @@ def test_bench_summarize_keeps_the_provenance_of_the_run(tmp_path):
 
 def _published(tmp_path, name, outcomes, protocol_hash="h"):
     """A summary.json like `bench run --publish results/<name>` writes; outcomes[task] = successes of 50."""
-    from bench.results import record_invocation, summarize_dir
+    from bench.eval.results import record_invocation, summarize_dir
 
     run = tmp_path / name
     record_invocation(run, {"command": f"bench run --policy {name}", "protocol_hash": protocol_hash})
@@ -155,8 +155,8 @@ def test_compare_refuses_other_protocols_and_bad_files(tmp_path):
 def test_a_run_dir_refuses_episodes_of_another_checkpoint(tmp_path):
     """Resuming into a directory of another checkpoint's episodes (or of records from before hashes
     were kept) must fail and say what differs, not mix two models in one summary."""
-    from bench.runner import RunConfig, RunDirMismatch, _check_run_dir
-    from bench.suites import get_suite
+    from bench.eval.runner import RunConfig, RunDirMismatch, _check_run_dir
+    from bench.sim.suites import get_suite
 
     suite = get_suite("libero_spatial")
     cfg = RunConfig(suite=suite, policy_name="dit4dit", task_ids=[0], out=tmp_path, protocol=suite.protocol)
@@ -178,7 +178,7 @@ def test_records_show_paths_the_same_on_every_machine(tmp_path, monkeypatch):
     """Project files project-relative, home files under ~ (the default demo folder), others absolute."""
     from pathlib import Path
 
-    from bench.provenance import shown_path
+    from bench.core.provenance import shown_path
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     demos = tmp_path / "home" / ".cache" / "dit4dit-bench" / "demos" / "libero_object_128.hdf5"
@@ -192,7 +192,7 @@ def test_compare_warns_when_the_runs_float_math_differs(tmp_path):
     from typer.testing import CliRunner
 
     from bench.cli import app
-    from bench.results import record_invocation, summarize_dir
+    from bench.eval.results import record_invocation, summarize_dir
 
     def published(name, math):
         run = tmp_path / name
@@ -237,7 +237,7 @@ def test_curves_sets_training_runs_side_by_side(tmp_path):
 
 
 def test_failures_are_explained_in_the_policys_own_words():
-    from bench.results import failure_notes
+    from bench.eval.results import failure_notes
 
     worded = json.loads(rec(0, 0, False).to_json())
     worded["policy_notes"] = {"where": "lost sight of the bowl"}
@@ -251,7 +251,7 @@ def test_failures_are_explained_in_the_policys_own_words():
 
 
 def test_curves_say_what_the_runs_were_trained_on_and_what_differs(tmp_path):
-    from bench.curves import training_facts
+    from bench.train.curves import training_facts
 
     def run(name, params, steps=3000, data="c6cb"):
         (tmp_path / name).mkdir()

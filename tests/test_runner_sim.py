@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from bench.policies.builtin import ZeroPolicy
-from bench.policy import PolicySpec, SpecMismatch
-from bench.records import read_records
-from bench.runner import RunConfig, Runner
-from bench.suites import get_suite
+from bench.policies.contract import PolicySpec, SpecMismatch
+from bench.core.records import read_records
+from bench.eval.runner import RunConfig, Runner
+from bench.sim.suites import get_suite
 
 SUITE = get_suite("libero_spatial")
 
@@ -201,7 +201,7 @@ def test_records_carry_the_hash_of_what_decides_the_actions(tmp_path, bench_cmd,
     """`--policy dit4dit` with no --checkpoint loads the bundled one, `--policy replay` a demo file: the
     records carry its path and hash, so a result names the exact weights or demos behind it."""
     from bench.policies.trained import BUNDLED
-    from bench.provenance import file_hash
+    from bench.core.provenance import file_hash
 
     out = tmp_path / "run"
     fixture = Path(__file__).parent / "fixtures" / "libero_object_t0_2demos_32.hdf5"
@@ -222,7 +222,7 @@ def test_records_carry_the_hash_of_what_decides_the_actions(tmp_path, bench_cmd,
 def test_video_episodes_are_recorded_and_shown_on_a_contact_sheet(tmp_path, gl):
     from PIL import Image
 
-    from bench.results import write_summary
+    from bench.eval.results import write_summary
 
     Runner(cfg(tmp_path, episodes=2, workers=1, videos_per_task=1), ZeroPolicy()).run()
     recs = read_records(tmp_path / "episodes.jsonl")

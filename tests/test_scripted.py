@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from bench.policies.scripted import ScriptedExpert, wrap_pi
-from bench.records import read_records
-from bench.runner import RunConfig, Runner
-from bench.suites import get_suite
+from bench.core.records import read_records
+from bench.eval.runner import RunConfig, Runner
+from bench.sim.suites import get_suite
 
 
 def test_wrap_pi_is_mod_pi():
@@ -66,7 +66,7 @@ def test_the_expert_takes_an_object_out_of_a_bowl_without_the_bowl(gl):
     """GR1 proxy task 19 (butter in a white bowl, to the storage box): opened wide, the fingers landed on the
     bowl's wall and carried bowl and butter together (0 of 20). Pre-shaped to the butter's width, the grip holds
     the butter alone while it lifts, and the episode succeeds."""
-    from bench.sim.libero.trace import run_trace
+    from bench.eval.libero_trace import run_trace
 
     chunks = list(run_trace("gr1_tabletop_proxy", 19, 0, "scripted"))
     assert chunks[-1].done, [c.stage for c in chunks]
@@ -112,7 +112,7 @@ def test_expert_solves_pick_place_and_knob(tmp_path, gl):
 def test_a_failed_expert_episode_says_where_its_plan_stood(tmp_path, gl):
     """Cut short, the expert's record says which primitive of which subgoal it was in; the summary turns it into
     a sentence per task."""
-    from bench.results import write_summary
+    from bench.eval.results import write_summary
 
     suite = get_suite("libero_object")
     cfg = RunConfig(suite=suite, policy_name="scripted", task_ids=[0], out=tmp_path, episodes=1, workers=1,
@@ -131,7 +131,7 @@ def test_a_failed_expert_episode_says_where_its_plan_stood(tmp_path, gl):
 def test_a_traced_episode_is_the_episode_bench_run_plays(tmp_path, gl):
     """`bench analyze trace` plays the same episode in-process: its last state is the record's final state, its
     last stage the record's, and the expert's fingers touch the object it grasps."""
-    from bench.sim.libero.trace import run_trace
+    from bench.eval.libero_trace import run_trace
 
     suite = get_suite("libero_object")
     protocol = suite.protocol.replace(max_steps=120)
@@ -178,7 +178,7 @@ def test_door_push_follows_the_panel_around_its_hinge():
 
 def test_the_expert_closes_the_microwave_door(gl):
     """GR1 proxy task 3: the door (its geoms only receive contacts) is pushed shut, to LIBERO's closed range."""
-    from bench.sim.libero.trace import run_trace
+    from bench.eval.libero_trace import run_trace
 
     chunks = list(run_trace("gr1_tabletop_proxy", 3, 0, "scripted"))
     door = [c.joints["microwave_1_microjoint"] for c in chunks]

@@ -12,7 +12,7 @@ import pytest
 from bench.sim import codec
 from bench.sim.backend import Backend, BackendNotReady
 from bench.sim.worker import EpisodeStart
-from bench.suites import get_suite
+from bench.sim.suites import get_suite
 
 
 def test_codec_round_trips_arrays_bit_for_bit():

@@ -31,7 +31,7 @@ def data(tmp_path) -> str:
 
 
 def test_perf_train_old_and_new_path_compute_the_same_loss(data):
-    from bench.models.train_perf import run_train_benchmark
+    from bench.perf.train import run_train_benchmark
 
     torch.set_num_threads(1)
     out = run_train_benchmark(["dit4dit"], [data], batch_size=2, steps=1, rounds=1,

@@ -1,9 +1,9 @@
-"""The peers' request and response transforms (bench/transforms.py) on one observation row."""
+"""The peers' request and response transforms (bench/policies/transforms.py) on one observation row."""
 
 import numpy as np
 import pytest
 
-from bench.transforms import PEERS, Dit4ditActions, RepackKeys, ResizeWithPad, Rotate180, to_openpi_observation
+from bench.policies.transforms import PEERS, Dit4ditActions, RepackKeys, ResizeWithPad, Rotate180, to_openpi_observation
 
 
 def row():

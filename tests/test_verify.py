@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bench.records import read_records
-from bench.verify import judge, overall, select
+from bench.core.records import read_records
+from bench.eval.verify import judge, overall, select
 
 
 def rec(task, init, success=True, steps=100, state="aaaa", error=None):

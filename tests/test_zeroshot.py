@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from bench import splits
+from bench.sim import splits
 from bench.sim.libero import data_suites, zeroshot
 
 SUITES = [zeroshot.suite_name(t, k) for t in zeroshot.TRAINING_SETS for k in zeroshot.KINDS]
@@ -53,7 +53,7 @@ def test_a_split_that_reuses_a_training_object_is_caught(monkeypatch):
 
 
 def test_a_result_table_prints_the_split_it_was_measured_under(tmp_path):
-    from bench.results import write_summary
+    from bench.eval.results import write_summary
 
     rec = {"key": "libero_spatial_zeroshot_quantity/0/0", "suite": "libero_spatial_zeroshot_quantity", "task_id": 0,
            "task": "t", "language": "l", "init_id": 0, "seed": 7, "policy": "zero", "success": False, "steps": 3,
@@ -79,7 +79,7 @@ def test_every_task_loads_from_its_committed_initial_states_on_the_real_simulato
     """Each task of the suite builds, resets to its first committed initial state, and steps; every committed
     state was checked valid (no interpenetration, at rest) when it was made."""
     from bench.sim.libero.env import LiberoSim
-    from bench.suites import get_suite
+    from bench.sim.suites import get_suite
 
     s = get_suite(suite)
     states = data_suites.init_states(suite.removeprefix(""))
@@ -101,7 +101,7 @@ def test_every_task_loads_from_its_committed_initial_states_on_the_real_simulato
 def test_every_tasks_initial_states_were_made_from_its_bddl_file_as_committed(suite):
     """States of an edited BDDL problem are stale: the report beside them names the file's digest."""
     from bench.sim.libero.init_states import bddl_digest
-    from bench.suites import get_suite
+    from bench.sim.suites import get_suite
 
     report = json.loads(data_suites.init_states_path(suite).with_suffix(".json").read_text())
     states = data_suites.init_states(suite)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.zeroshot_table import newcombe, table
+from bench.analysis.zeroshot_table import newcombe, table
 
 
 def _summary(folder, suite, k, n):
@@ -48,7 +48,7 @@ def test_cli_writes_the_table_and_names_bad_input(tmp_path):
     md = (tmp_path / "zs.md").read_text()
     assert "| dit4dit | LIBERO-PRO swap | 4.0 [1.1, 13.5] | 50 |" in md and (tmp_path / "zs.png").stat().st_size > 0
     # the table prints the manifest it was measured under: every zero-shot suite's changes
-    assert "## Manifests" in md and "Training manifest: bench/splits/training/libero_spatial.json" in md
+    assert "## Manifests" in md and "Training manifest: bench/sim/splits/training/libero_spatial.json" in md
     assert md.count("| task | varies | change |") == 3
     r = CliRunner().invoke(app, ["analyze", "zeroshot", "-r", str(a), "--training", "libero_goal", "--out", "x"])
     assert r.exit_code == 2 and "libero_spatial" in r.output
@@ -56,7 +56,7 @@ def test_cli_writes_the_table_and_names_bad_input(tmp_path):
 
 def test_the_report_section_shows_the_table_and_the_published_results(tmp_path):
     from bench.report.gather import zeroshot_section
-    from bench.zeroshot_table import write
+    from bench.analysis.zeroshot_table import write
 
     a = tmp_path / "dit4dit"
     _summary(a, "libero_spatial", 47, 500)

@@ -106,7 +106,7 @@ def offline_file(v: Variant, s: Scoring, root: Path = ROOT) -> Path:
 
 
 def trained(job: TrainJob, root: Path = ROOT) -> bool:
-    from bench.training import checkpoint_info
+    from bench.train.loop import checkpoint_info
 
     ckpt = train_dir(job, root) / "checkpoint"
     try:

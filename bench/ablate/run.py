@@ -76,7 +76,7 @@ def pretraining_files(data: str | Path, heldout: str | Path) -> list[str]:
 
 def make_plan(spec: Spec, budget_name: str, data: str | Path, heldout: str | Path, root: Path = ROOT,
               scores: Path | None = None) -> Plan:
-    from bench.suites import get_suite, parse_task_ids
+    from bench.sim.suites import get_suite, parse_task_ids
 
     budget = load_budget(spec, budget_name)
     scoring = Scoring.of(spec.suite, budget, heldout)

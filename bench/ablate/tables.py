@@ -2,7 +2,7 @@
 
 Each variant is compared with its model's default variant (the setting the bundled model uses), on the
 same episodes and the same held-out windows, so both comparisons are paired:
-- closed loop: McNemar's exact test on the episodes (bench.paired), Holm-corrected over the variants;
+- closed loop: McNemar's exact test on the episodes (bench.analysis.paired), Holm-corrected over the variants;
 - offline: the mean paired difference in action error, with a cluster bootstrap interval over demos and
   its p, Holm-corrected over the variants.
 """
@@ -17,15 +17,15 @@ import pandas as pd
 
 from bench.ablate import jobs
 from bench.ablate.run import Plan
-from bench.offline import paired_difference
-from bench.paired import ALPHA, holm, paired_compare
-from bench.results import wilson
+from bench.analysis.offline import paired_difference
+from bench.analysis.paired import ALPHA, holm, paired_compare
+from bench.eval.results import wilson
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "published"  # bench/published/
 
 
 def _episodes(plan: Plan, v) -> pd.DataFrame:
-    from bench.records import latest_by_key, read_records
+    from bench.core.records import latest_by_key, read_records
 
     recs = latest_by_key(read_records(jobs.eval_dir(v, plan.scoring, plan.scores_root) / "episodes.jsonl")).values()
     return pd.DataFrame([{"task_id": r["task_id"], "init_id": r["init_id"], "episode_seed": r["seed"],

@@ -116,7 +116,7 @@ def _data_files(suite: str, data: Optional[Path], heldout: Optional[Path], plan_
     """The training and held-out demos: given, or the suite's named demo sets, which are made first when they
     are missing (saying what and about how long; with --plan only said)."""
     from bench.cli.demos import make_with_progress
-    from bench.demos.sets import SETS
+    from bench.eval.demo_sets import SETS
 
     wanted = []
     for given, name, flag in ((data, suite, "--data"), (heldout, f"{suite}_heldout", "--heldout")):
@@ -144,7 +144,7 @@ def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Option
     from bench.ablate import tables
     from bench.ablate.run import estimate, execute, make_plan, status
     from bench.ablate.spec import SpecError
-    from bench.provenance import provenance
+    from bench.core.provenance import provenance
 
     data, heldout = _data_files(spec.suite, data, heldout, plan_only)
     if plan_only and not (data.exists() and heldout.exists()):
@@ -211,7 +211,7 @@ def _probe(plan):
         import pandas as pd
 
         from bench.models.registry import model_config
-        from bench.training import TrainConfig, train
+        from bench.train.loop import TrainConfig, train
 
         console.print(f"  probing {model}'s training speed at batch {batch} (4 steps)...")
         with tempfile.TemporaryDirectory() as tmp:

@@ -21,7 +21,7 @@ def _check_data(data: list[str]) -> None:
 def _over_windows(label: str, windows: int, measure, checkpoint: str, data: list[str]) -> tuple[dict, dict]:
     """Run `measure(progress=...)` under a progress bar over windows; its result and the provenance (with the
     checkpoint's and the data's hashes)."""
-    from bench.provenance import file_hash, provenance
+    from bench.core.provenance import file_hash, provenance
 
     progress = progress_bar()
     with progress:
@@ -41,7 +41,7 @@ def future_slot(
 ):
     """Action error on held-out demos with the video DiT's future slot holding the noised real future,
     the noised current frame, or pure noise (paired: the same noise for all three)."""
-    from bench.analysis import future_slot_errors, future_slot_markdown
+    from bench.analysis.future_slot import future_slot_errors, future_slot_markdown
     from bench.policies.trained import BUNDLED
 
     _check_data(data)
@@ -73,8 +73,8 @@ def probe_features(
     """Held-out action error with the video features as computed, zeroed, shuffled, from the true future and
     from the current frame repeated, each paired against the computed ones."""
     from bench.policies.trained import BUNDLED
-    from bench.probe import feature_use, feature_use_markdown
-    from bench.provenance import file_hash, provenance
+    from bench.analysis.probe import feature_use, feature_use_markdown
+    from bench.core.provenance import file_hash, provenance
 
     _check_data(data)
     ckpts = checkpoint or [str(BUNDLED)]
@@ -107,8 +107,8 @@ def action_error(
     out: Path = typer.Option(..., help="Where the result goes (JSON, with per-window errors)."),
 ):
     """Action error of a checkpoint on held-out demos (no simulator), with a 95% interval over demos."""
-    from bench.offline import write_action_error
-    from bench.training import checkpoint_info
+    from bench.analysis.offline import write_action_error
+    from bench.train.loop import checkpoint_info
 
     _check_data(data)
     try:
@@ -141,9 +141,9 @@ def zeroshot(
     out: Path = typer.Option(..., help="Output prefix: PREFIX.md, .csv, .png, .json."),
 ):
     """In-distribution success beside every zero-shot split of the training suite, with intervals and drops."""
-    from bench.provenance import provenance
+    from bench.core.provenance import provenance
     from bench.sim.libero.zeroshot import TRAINING_SETS
-    from bench.zeroshot_table import write
+    from bench.analysis.zeroshot_table import write
 
     if training not in TRAINING_SETS:
         fail(f"--training {training!r}: valid {', '.join(TRAINING_SETS)}")
@@ -164,8 +164,8 @@ def gr1(
 ):
     """Our policies on the GR1 proxy beside the published RoboCasa GR1 numbers, per task, with the measured cost
     of a proxy episode."""
-    from bench.gr1_table import SUITE, write
-    from bench.provenance import provenance
+    from bench.analysis.gr1_table import SUITE, write
+    from bench.core.provenance import provenance
 
     for r in results:
         if not (r / f"{SUITE}_summary.json").is_file():
@@ -188,7 +188,7 @@ def trace(
     where a grasp is blocked, and by what."""
     from dataclasses import asdict
 
-    from bench.sim.libero.trace import run_trace
+    from bench.eval.libero_trace import run_trace
 
     s = load_suite(suite)
     if task not in [t.task_id for t in s.tasks()]:

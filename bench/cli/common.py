@@ -14,7 +14,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 from rich.table import Table
 
-from bench.registry import UnknownNameError
+from bench.core.registry import UnknownNameError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark and ablate robot manipulation policies.")
 perf_app = typer.Typer(no_args_is_help=True, help="Throughput and latency benchmarks.")
@@ -37,7 +37,7 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def load_suite(name: str):
-    from bench.suites import get_suite
+    from bench.sim.suites import get_suite
 
     try:
         return get_suite(name)
@@ -46,7 +46,7 @@ def load_suite(name: str):
 
 
 def parse_tasks(suite, tasks: Optional[str]) -> list[int]:
-    from bench.suites import parse_task_ids
+    from bench.sim.suites import parse_task_ids
 
     try:
         return parse_task_ids(tasks, len(suite.tasks()))
@@ -125,7 +125,7 @@ def check_executor(executor: str) -> None:
 
 def set_math(mode: str) -> None:
     """Put a math mode in force for this process and its sim workers; call before torch is imported."""
-    from bench.mathmode import MathModeError, apply
+    from bench.core.mathmode import MathModeError, apply
 
     try:
         apply(mode)
@@ -135,7 +135,7 @@ def set_math(mode: str) -> None:
 
 def confirm_math(mode: str) -> dict:
     """After the policy is built: the mode took effect (or exit 1 saying why); its description for records."""
-    from bench.mathmode import MathModeError, check, describe
+    from bench.core.mathmode import MathModeError, check, describe
 
     try:
         check(mode)

@@ -34,7 +34,7 @@ def demos_generate(
                                         "demo of (skipped otherwise: the same attempts fail the same way)."),
 ):
     """Run the scripted expert and keep its successful episodes as demos."""
-    from bench.demos.generate import generate
+    from bench.eval.demos import generate
     from bench.demos.libero_hdf5 import demo_counts, file_unsolved
 
     s = load_suite(suite)
@@ -92,7 +92,7 @@ def demos_inspect(
 def demos_sets():
     """The named demo sets (what trainings, ablations and probes read): where each lives and what is left to make."""
     from bench.cli.common import name_table
-    from bench.demos.sets import SETS
+    from bench.eval.demo_sets import SETS
 
     rows = [{"set": s.name, "demos left": s.left(), "about (min, 2 cores)": s.minutes, "file": str(s.path),
              "what": s.what} for s in SETS.values()]
@@ -105,7 +105,7 @@ def demos_make(
     workers: int = typer.Option(2, min=1, help="Sim worker processes."),
 ):
     """Make the named demo sets (a rerun tops a file up: a stopped one continues)."""
-    from bench.demos.sets import get_set
+    from bench.eval.demo_sets import get_set
 
     try:
         sets = [get_set(n) for n in names]
@@ -117,7 +117,7 @@ def demos_make(
 
 def make_with_progress(name: str, workers: int = 2) -> None:
     """One demo set made under a progress bar, after a line saying what and about how long."""
-    from bench.demos.sets import get_set, make_set
+    from bench.eval.demo_sets import get_set, make_set
     from bench.sim.rendering import HeadlessGLError
 
     s = get_set(name)
@@ -148,6 +148,6 @@ def make_with_progress(name: str, workers: int = 2) -> None:
 
 
 def _tasks(suite: str) -> int:
-    from bench.suites import get_suite
+    from bench.sim.suites import get_suite
 
     return len(get_suite(suite).tasks())

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from bench.cli.common import (MATH_HELP, RUNS_DIR, app, build_policy, confirm_math, console, err, fail,
                                headless_gl, load_suite, name_table, print_table, run_with_progress, set_math)
-from bench.registry import UnknownNameError
-from bench.mathmode import DEFAULT_MODE
+from bench.core.registry import UnknownNameError
+from bench.core.mathmode import DEFAULT_MODE
 
 
 @app.command()
@@ -84,8 +84,8 @@ def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies")
           as_json: bool = typer.Option(False, "--json", help="One JSON list of records (for scripts).")):
     """List registered suites, a suite's tasks, or policies. Names are never cut: other columns wrap."""
     if what is ListWhat.suites:
-        from bench.splits import split_of
-        from bench.suites import SUITES
+        from bench.sim.splits import split_of
+        from bench.sim.suites import SUITES
 
         rows = []
         for name in SUITES:
@@ -127,8 +127,8 @@ def list_(what: ListWhat = typer.Argument(..., help="suites, tasks or policies")
 def summarize(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A run directory.")):
     """Recompute summary.{md,csv,json,png} of a run directory from its episodes.jsonl (the provenance
     stays that of the commands that ran the episodes)."""
-    from bench.provenance import provenance
-    from bench.results import EmptyRunDir, summarize_dir
+    from bench.core.provenance import provenance
+    from bench.eval.results import EmptyRunDir, summarize_dir
 
     try:
         table = summarize_dir(run_dir, provenance())
@@ -148,8 +148,8 @@ def compare(
 ):
     """Per-task success of several runs side by side with 95% intervals; for two, a one-sided
     Fisher exact p that the first beats the second."""
-    from bench.compare import load_summary, math_warning, to_markdown, write_comparison
-    from bench.provenance import provenance
+    from bench.analysis.compare import load_summary, math_warning, to_markdown, write_comparison
+    from bench.core.provenance import provenance
 
     names = [x.strip() for x in labels.split(",")] if labels else [None] * len(summaries)
     if len(names) != len(summaries):
@@ -181,12 +181,12 @@ def verify(
 ):
     """Rerun recorded episodes and report, per episode, exact (same final state), same outcome only, or
     different. Exit code: 0 all exact, 1 some only the same outcome, 3 some different, 4 some errored."""
-    from bench.mathmode import mode_of
-    from bench.provenance import provenance
-    from bench.records import latest_by_key, read_records
-    from bench.results import record_invocation
-    from bench.runner import RunConfig, Runner, plan_episodes
-    from bench.verify import EXIT_CODES, VerifyError, expectation, judge, load_source, select, write_report
+    from bench.core.mathmode import mode_of
+    from bench.core.provenance import provenance
+    from bench.core.records import latest_by_key, read_records
+    from bench.eval.results import record_invocation
+    from bench.eval.runner import RunConfig, Runner, plan_episodes
+    from bench.eval.verify import EXIT_CODES, VerifyError, expectation, judge, load_source, select, write_report
 
     try:
         src = load_source(source, checkpoint)

@@ -27,7 +27,7 @@ def perf_eval(
     out: Path = typer.Option(Path("results/perf/eval.json"), help="Where to write the measurements."),
 ):
     """Episodes/hour and env steps/s of our runner vs a naive peer-style loop, measured in one run."""
-    from bench.perf import run_eval_benchmark
+    from bench.perf.benchmarks import run_eval_benchmark
 
     s = load_suite(suite)
     ids = parse_tasks(s, tasks)
@@ -52,7 +52,7 @@ def perf_executors(
     """Episodes/hour on the local executor and on Ray, the same episodes, measured in one run: the Ray path's
     overhead."""
     from bench.cli.common import check_executor
-    from bench.perf import run_executor_benchmark
+    from bench.perf.benchmarks import run_executor_benchmark
 
     check_executor("ray")
     s = load_suite(suite)
@@ -80,7 +80,7 @@ def perf_policy(
     import torch
 
     from bench.models.dit4dit import CONFIGS
-    from bench.models.perf import run_policy_benchmark
+    from bench.perf.policy import run_policy_benchmark
 
     names = [c.strip() for c in configs.split(",") if c.strip()]
     bad = [c for c in names if c not in CONFIGS]
@@ -120,7 +120,7 @@ def perf_train(
     import torch
 
     from bench.models.registry import load_models
-    from bench.models.train_perf import run_train_benchmark
+    from bench.perf.train import run_train_benchmark
 
     registered = list(load_models())
     names = [m.strip() for m in models.split(",") if m.strip()] or registered
@@ -148,7 +148,7 @@ def perf_math(
     out: Path = typer.Option(Path("results/perf/math.json"), help="Where to write the measurements."),
 ):
     """What portable float math costs against native: chunk latency and end-to-end wall time, one run."""
-    from bench.perf import run_math_benchmark
+    from bench.perf.benchmarks import run_math_benchmark
 
     try:
         tasks = [int(t) for t in e2e_tasks.split(",") if t.strip()]
@@ -174,7 +174,7 @@ def perf_remote(
     from bench.cli.common import set_math
 
     set_math("portable")  # as bench serve and bench run compute, before torch loads
-    from bench.perf import run_remote_benchmark
+    from bench.perf.benchmarks import run_remote_benchmark
 
     try:
         counts = tuple(int(c) for c in clients.split(",") if c.strip())

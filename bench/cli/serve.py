@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from bench.cli.common import MATH_HELP, app, console, fail, set_math
-from bench.mathmode import DEFAULT_MODE
+from bench.core.mathmode import DEFAULT_MODE
 
 
 @app.command()
@@ -22,8 +22,8 @@ def serve(
     """Serve a policy over openpi's websocket protocol (openpi-client, bench run --policy openpi)."""
     set_math(math)
     from bench.eval import EvalError
-    from bench.mathmode import MathModeError
-    from bench.serve import serve_policy
+    from bench.core.mathmode import MathModeError
+    from bench.eval.serve import serve_policy
 
     try:
         server = serve_policy(policy, checkpoint=checkpoint, policy_args=policy_arg, host=host, port=port, math=math,

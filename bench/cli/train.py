@@ -69,8 +69,8 @@ def train(
     import torch
 
     from bench.models.registry import load_models, model_config
-    from bench.registry import UnknownNameError
-    from bench.training import TrainConfig, train as run_training
+    from bench.core.registry import UnknownNameError
+    from bench.train.loop import TrainConfig, train as run_training
 
     models = load_models()
     try:
@@ -151,8 +151,8 @@ def curves(
     """Learning curves side by side: closed-loop success and held-out action error of each run's kept
     checkpoints against training samples and CPU-hours (with 95% intervals); or, given losses.csv files,
     one loss against step and training time."""
-    from bench.curves import write_curves
-    from bench.provenance import provenance
+    from bench.train.curves import write_curves
+    from bench.core.provenance import provenance
 
     runs = [p for p in sources if p.is_dir()]
     if runs and len(runs) != len(sources):
@@ -176,7 +176,7 @@ def curves(
     if not runs:
         console.print(loss_out.with_suffix(".md").read_text().split("## Provenance")[0])
         return
-    from bench.learning import CurveSpec, write_learning_curves
+    from bench.analysis.learning import CurveSpec, write_learning_curves
 
     spec = CurveSpec(suite=suite, episodes=episodes, tasks=tasks, heldout=tuple(str(h) for h in heldout),
                      windows=windows, workers=workers)
@@ -194,7 +194,7 @@ def _score_runs(runs: list[Path], names: list[str], spec) -> None:
     """Score every run's unscored points, with a progress bar per point."""
     from bench.cli.common import run_with_progress, set_math
     from bench.eval import EvalError
-    from bench.learning import pending_episodes, points, score_point
+    from bench.analysis.learning import pending_episodes, points, score_point
 
     set_math("portable")  # as bench run scores, before torch loads
     for run, name in zip(runs, names):
@@ -215,7 +215,7 @@ def _score_runs(runs: list[Path], names: list[str], spec) -> None:
 def bundle(run: Path = typer.Argument(..., exists=True, file_okay=False, help="A finished training run folder.")):
     """Ship a trained model: its checkpoint into the package (what bench run loads by default for its suite),
     its loss curve and training config into results/<model>/."""
-    from bench.training import bundle_run
+    from bench.train.loop import bundle_run
 
     try:
         dst, curves = bundle_run(run)
@@ -231,7 +231,7 @@ def export(
     dtype: str = typer.Option("bf16", help="Weight storage: bf16 (half the size) or fp32."),
 ):
     """Copy a checkpoint with its weights stored as DTYPE (how small baselines ship inside the package)."""
-    from bench.training import export_checkpoint
+    from bench.train.loop import export_checkpoint
 
     try:
         dst = export_checkpoint(checkpoint, out, dtype)

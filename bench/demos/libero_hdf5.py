@@ -157,7 +157,7 @@ def _data_attr(path: str | Path, name: str, default):
 
 
 def file_pixel_path(path: str | Path) -> str | None:
-    """How a demo file's frames were made (bench.models.frames.DEMO_PIXEL_PATHS); 'native_render' for files from
+    """How a demo file's frames were made (bench.sim.frames.DEMO_PIXEL_PATHS); 'native_render' for files from
     before the attribute existed."""
     value = _data_attr(path, "pixel_path", "native_render")
     return None if value is None else str(value)
@@ -180,7 +180,7 @@ def file_suite(path: str | Path) -> str | None:
 
 
 def file_unsolved(path: str | Path) -> list[str]:
-    """Task names a generation on this file kept no demo of in a whole round (bench.demos.generate skips them)."""
+    """Task names a generation on this file kept no demo of in a whole round (bench.eval.demos skips them)."""
     path = Path(path)
     if not path.is_file():
         return []

@@ -51,7 +51,7 @@ class EvalResult:
     suite: str
     policy: str
     checkpoint: str | None
-    table: object  # pandas DataFrame: one row per task and an ALL row (bench.results.summarize_dir)
+    table: object  # pandas DataFrame: one row per task and an ALL row (bench.eval.results.summarize_dir)
     episodes_run: int  # by this call (0 when the folder already held them all)
     notes: list[str]  # warnings a reader must see beside the numbers
 
@@ -72,9 +72,9 @@ class Evaluation:
     math_desc: dict
 
     def run(self, on_episode: Callable | None = None) -> EvalResult:
-        from bench.provenance import provenance
-        from bench.records import read_records
-        from bench.results import record_invocation, simulator_stacks, stack_notes, summarize_dir
+        from bench.core.provenance import provenance
+        from bench.core.records import read_records
+        from bench.eval.results import record_invocation, simulator_stacks, stack_notes, summarize_dir
 
         if self.queue:
             record_invocation(self.out, provenance(self.protocol, math=self.math_desc))
@@ -96,11 +96,11 @@ def evaluate(request: EvalRequest, on_episode: Callable | None = None, log: Call
 
 def prepare(req: EvalRequest, log: Callable[[str], None] = print) -> Evaluation:
     """Resolve suite, tasks, policy, protocol, math and folder, and plan the episodes still to run."""
-    from bench.mathmode import MathModeError, apply, check, describe
-    from bench.registry import UnknownNameError
-    from bench.runner import RunConfig, Runner
+    from bench.core.mathmode import MathModeError, apply, check, describe
+    from bench.core.registry import UnknownNameError
+    from bench.eval.runner import RunConfig, Runner
     from bench.sim.rendering import configure_headless_gl
-    from bench.suites import get_suite, parse_task_ids
+    from bench.sim.suites import get_suite, parse_task_ids
 
     try:
         apply(req.math)  # before anything loads torch
@@ -162,7 +162,7 @@ def prepare(req: EvalRequest, log: Callable[[str], None] = print) -> Evaluation:
 
 def check_executor(executor: str) -> None:
     """A known executor, and Ray installed when it is ray."""
-    from bench.runner import EXECUTORS
+    from bench.eval.runner import EXECUTORS
 
     if executor not in EXECUTORS:
         raise EvalError(f"--executor {executor!r}: valid {', '.join(EXECUTORS)}")
@@ -191,7 +191,7 @@ def latest_run(base: Path) -> Path | None:
 def build_policy(name: str, **options):
     """A registered policy; an unknown name or a bad option is an EvalError naming the valid ones."""
     from bench.policies import make_policy
-    from bench.registry import UnknownNameError
+    from bench.core.registry import UnknownNameError
 
     try:
         return make_policy(name, **options)
@@ -240,7 +240,7 @@ def policy_on_ray(policy: str, options: dict, math: str, gpus: float, address: s
     """The policy built in a Ray actor with `gpus` GPUs."""
     from bench.policies import load_all
     from bench.policies.on_ray import RayPolicy
-    from bench.registry import UnknownNameError
+    from bench.core.registry import UnknownNameError
     from bench.sim.ray_workers import connect
 
     try:

@@ -8,6 +8,6 @@
     action_dit.py  the GR00T-style action DiT (shared with the baselines)
     dit4dit.py     configs, the joint model, its two losses and action sampling
 
-The harness (bench.runner, bench.suites) never imports this package; the
+The harness (bench.eval.runner, bench.sim.suites) never imports this package; the
 policy adapter (bench/policies/trained.py) is the only bridge; models register in registry.py.
 """

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.models.frames import model_frames
+from bench.sim.frames import model_frames
 
 
 def config_from_dict(cls, d: dict):
@@ -34,7 +34,7 @@ class ModelConfig:
     `validate`, which checks the fields all models share (text encoder, pixel path) and returns self."""
 
     def validate(self):
-        from bench.models.frames import PIXEL_PATHS
+        from bench.sim.frames import PIXEL_PATHS
         from bench.models.text import TEXT_ENCODERS
 
         check_choice("text encoder", self.text, TEXT_ENCODERS)  # type: ignore[attr-defined]
@@ -99,7 +99,7 @@ class Normalizer(nn.Module):
 def frames_to_video(images: dict[str, torch.Tensor], cameras: tuple[str, ...], size: int,
                     pixel_path: str = "render_resize_uint8") -> torch.Tensor:
     """{cam: (B, T, H, W, 3) uint8} -> (B, 3, T, size, size * n_cams) in [-1, 1], cameras side by side.
-    Frames not at `size` are resized by the config's pixel path (bench/models/frames.py)."""
+    Frames not at `size` are resized by the config's pixel path (bench/sim/frames.py)."""
     views = []
     for cam in cameras:
         x = images[cam]

@@ -78,7 +78,7 @@ class DiT4DiTConfig(ModelConfig):
     #                          repeated_diffusion_steps); the video pass runs once
     euler_steps: int = 4
     pretrained: str | None = None  # local diffusers Cosmos-Predict2.5 folder (full config)
-    pixel_path: str = "render_resize_uint8"  # how observations become model frames (bench.models.frames.PIXEL_PATHS)
+    pixel_path: str = "render_resize_uint8"  # how observations become model frames (bench.sim.frames.PIXEL_PATHS)
 
     def validate(self) -> "DiT4DiTConfig":
         super().validate()  # text encoder, pixel path

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from bench.registry import Registry, import_plugins
+from bench.core.registry import Registry, import_plugins
 
 MODEL_MODULES = ["bench.models.dit4dit", "baselines.groot", "baselines.flare", "baselines.pi05"]
 

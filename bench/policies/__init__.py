@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from bench.registry import Registry, import_plugins
+from bench.core.registry import Registry, import_plugins
 
 # Modules that register policies when imported; later model packages add themselves here.
 POLICY_MODULES = ["bench.policies.builtin", "bench.policies.replay", "bench.policies.scripted",

@@ -7,8 +7,8 @@ import zlib
 import numpy as np
 
 from bench.policies import register
-from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
-from bench.suites import GR1_PROTOCOL, LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
+from bench.policies.contract import EpisodeInfo, ObservationBatch, PolicySpec
+from bench.sim.suites import GR1_PROTOCOL, LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
 
 # Both cameras are declared so these policies cost the runner what a real
 # vision policy costs (the perf benchmark relies on it).

@@ -9,7 +9,7 @@ actor that dies (its node lost) fails them as `remote`, which `--resume` runs ag
 
 from __future__ import annotations
 
-from bench.policy import EpisodeInfo, ObservationBatch, RemotePolicyError
+from bench.policies.contract import EpisodeInfo, ObservationBatch, RemotePolicyError
 
 
 class PolicyHostError(RuntimeError):
@@ -24,7 +24,7 @@ def _host_class():
         def __init__(self, name: str, options: dict, math: str):
             self.policy, self.error = None, None
             try:
-                from bench.mathmode import apply, check, describe
+                from bench.core.mathmode import apply, check, describe
 
                 apply(math)  # this actor's process is fresh: torch is not loaded yet
                 from bench.policies import make_policy

@@ -6,7 +6,7 @@
   get_modality_config, ping).
 - `dit4dit-server`: the official DiT4DiT websocket server (deployment/model_server in its repository).
 
-Each observation row goes through the peer's request transform (bench/transforms.py), each answer
+Each observation row goes through the peer's request transform (bench/policies/transforms.py), each answer
 through its response transform. Connection trouble (down, slow, died, garbage) is retried a bounded
 number of times, then raised as RemotePolicyError naming host, port and what went wrong: its
 episodes are recorded with error kind `remote`, the run goes on, and `--resume` runs them again.
@@ -19,9 +19,9 @@ import time
 import numpy as np
 
 from bench.policies import PolicyArg, register
-from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec, RemotePolicyError
-from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
-from bench.transforms import PEERS
+from bench.policies.contract import EpisodeInfo, ObservationBatch, PolicySpec, RemotePolicyError
+from bench.sim.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
+from bench.policies.transforms import PEERS
 
 CAMERAS = ("agentview", "eye_in_hand")
 
@@ -257,7 +257,7 @@ class Dit4ditServerPolicy(RemotePolicy):
     def __init__(self, host="127.0.0.1", port=10093, timeout_s=30.0, retries=2, chunk=8, stats="", unnorm_key="",
                  seed=0):
         super().__init__(host, port, timeout_s, retries, chunk)
-        from bench.transforms import Dit4ditActions
+        from bench.policies.transforms import Dit4ditActions
 
         low = high = None
         if stats:

@@ -11,8 +11,8 @@ import numpy as np
 
 from bench.demos.libero_hdf5 import Demo, read_demos
 from bench.policies import register
-from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
-from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT, TaskInfo
+from bench.policies.contract import EpisodeInfo, ObservationBatch, PolicySpec
+from bench.sim.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT, TaskInfo
 
 
 class ReplayPolicy:

@@ -25,8 +25,8 @@ from scipy.spatial.transform import Rotation
 from bench.policies import register
 from bench.policies.scripted_scene import (clearance, container_around, door_push, down_rotation, finger_yaw, goal_q,
                                            ground_height, horizontal_rotation, is_state, joint_of, wrap_pi)
-from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
-from bench.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
+from bench.policies.contract import EpisodeInfo, ObservationBatch, PolicySpec
+from bench.sim.suites import LIBERO_ACTION_CONVENTION, LIBERO_STATE_LAYOUT
 
 POS_PER_UNIT = 0.10  # metres per chunk per unit command
 YAW_PER_UNIT = 1.3  # radians per chunk per unit command

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.policies import register
-from bench.policy import EpisodeInfo, ObservationBatch, PolicySpec
+from bench.policies.contract import EpisodeInfo, ObservationBatch, PolicySpec
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 BUNDLED = CHECKPOINTS / "dit4dit_tiny_libero_spatial"
@@ -26,7 +26,7 @@ BUNDLED = CHECKPOINTS / "dit4dit_tiny_libero_spatial"
 def bundled() -> list[tuple[str, str | None, Path]]:
     """(model, suite, folder) of every checkpoint shipped in the package. A checkpoint's config.json names
     its suite; for checkpoints from before that, the folder name ends in it (`<model>_<config>_<suite>`)."""
-    from bench.suites import SUITES
+    from bench.sim.suites import SUITES
 
     out = []
     for folder in sorted(p for p in CHECKPOINTS.iterdir() if (p / "config.json").exists()):
@@ -68,7 +68,7 @@ class TrainedPolicy:
         # spinning thread per core fights them for the CPU.
         torch.set_num_threads(1)
 
-        from bench.training import checkpoint_info, load_checkpoint
+        from bench.train.loop import checkpoint_info, load_checkpoint
 
         if checkpoint is None:
             path = shipped_checkpoint(model_name)

@@ -50,7 +50,7 @@ def _sections(results: Path, figures: Path) -> tuple[list[gather.Section], list[
 
 
 def _cover(results: Path, sections: list[gather.Section], git: dict) -> dict:
-    from bench.provenance import package_versions
+    from bench.core.provenance import package_versions
 
     hashes = set()
     for sec in sections:
@@ -78,7 +78,7 @@ def _cover(results: Path, sections: list[gather.Section], git: dict) -> dict:
 
 
 def collect(results: Path, figures: Path, git: dict | None = None) -> dict:
-    from bench.provenance import git_state
+    from bench.core.provenance import git_state
 
     git = git or git_state()
     figures.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def build(results: Path, out: Path, template: Path = TEMPLATE) -> dict:
     """Write OUT (PDF), OUT with .md (the twin) and OUT's figures in <stem>_files/; returns the data."""
     import typst
 
-    from bench.provenance import git_state
+    from bench.core.provenance import git_state
 
     git = git_state()  # before this build rewrites the report's own files
     out = Path(out)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.curves import trainable_parameters
+from bench.train.curves import trainable_parameters
 
 NOT_POLICIES = {"reference", "verify", "perf", "demos", "baselines", "ablations"}  # results/ folders of other kinds
 PRIVILEGED = {"scripted": "privileged scripted expert (reads simulator state; makes the demos)"}
@@ -92,7 +92,7 @@ def policy_summaries(results: Path, suite: str) -> dict[str, Path]:
 
 
 def suites_with_results(results: Path) -> list[str]:
-    from bench.suites import SUITES
+    from bench.sim.suites import SUITES
 
     return [s for s in SUITES if policy_summaries(results, s)]
 

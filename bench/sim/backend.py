@@ -25,7 +25,7 @@ from typing import Any, Protocol as TypingProtocol, Sequence
 
 import numpy as np
 
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 # Where `bench setup <backend>` records the environments it made.
 STATE_DIR = Path(os.environ.get("BENCH_HOME", Path.home() / ".cache" / "dit4dit-bench")) / "backends"

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.suites import Protocol, TaskInfo
+from bench.sim.suites import Protocol, TaskInfo
 
 
 @dataclass
@@ -49,7 +49,7 @@ class EpisodeStart:
     video_path: str | None = None
     privileged: bool = False  # send the scene state too (scripted experts)
     record: int | None = None  # record a LIBERO-format trajectory with images at this size (see record_frames)
-    record_pixel_path: str = "render_resize_uint8"  # bench.models.frames.DEMO_PIXEL_PATHS
+    record_pixel_path: str = "render_resize_uint8"  # bench.sim.frames.DEMO_PIXEL_PATHS
     record_frame_every: int = 1  # record camera frames on every k-th step only (see frame_recorded)
 
     def to_message(self) -> dict:
@@ -129,10 +129,10 @@ def frame_recorded(step: int, every: int, wait_steps: int) -> bool:
 def record_frames(sim, cameras: tuple[str, ...], size: int, pixel_path: str = "render_resize_uint8"
                   ) -> dict[str, np.ndarray]:
     """Demo frames: the render the policy would see (protocol resolution, upright) through the one pixel path
-    (bench/models/frames.py) to `size`, stored in LIBERO's file convention (upside down when the protocol
+    (bench/sim/frames.py) to `size`, stored in LIBERO's file convention (upside down when the protocol
     flips), so the dataset's upright frame equals the model's frame of the observation, byte for byte.
     `native_render` renders at `size` directly, as demos were made before."""
-    from bench.models.frames import model_frames
+    from bench.sim.frames import model_frames
 
     if pixel_path == "native_render":
         return sim.render(cameras, size, raw=True)

@@ -42,7 +42,7 @@ class Status:
 
 
 def content_hash(path: str | Path) -> str | None:
-    from bench.provenance import file_hash
+    from bench.core.provenance import file_hash
 
     return file_hash(path) if Path(path).exists() else None
 

@@ -84,8 +84,8 @@ def recompute_summary(e: Evaluation) -> list[str]:
     """The summary rows again from the committed episode records."""
     import json
 
-    from bench.records import read_records
-    from bench.results import aggregate
+    from bench.core.records import read_records
+    from bench.eval.results import aggregate
 
     episodes = Path(e.path("episodes.jsonl"))
     if not episodes.exists():
@@ -98,7 +98,7 @@ def recompute_summary(e: Evaluation) -> list[str]:
 
 def evaluation_cost(e: Evaluation) -> float | None:
     """Seconds the committed episodes took, divided among the workers."""
-    from bench.records import read_records
+    from bench.core.records import read_records
 
     records = read_records(Path(e.path("episodes.jsonl")))
     walls = [r.get("wall_time_s") or 0.0 for r in records]
@@ -146,18 +146,18 @@ class Comparison:
         return tuple(p for _, s in self.runs for p in (s, _episodes_of(s)))
 
     def load(self):
-        from bench.compare import load_summary
+        from bench.analysis.compare import load_summary
 
         return [load_summary(Path(s), label) for label, s in self.runs]
 
     def build(self, log) -> None:
-        from bench.compare import write_comparison
-        from bench.provenance import provenance
+        from bench.analysis.compare import write_comparison
+        from bench.core.provenance import provenance
 
         write_comparison(self.load(), R / self.name, provenance(), self.note)
 
     def recompute(self) -> list[str]:
-        from bench.compare import compare
+        from bench.analysis.compare import compare
 
         csv = R / f"{self.name}.csv"
         return frame_differences(compare(self.load()), pd.read_csv(csv), str(csv), key=["suite", "task_id"])
@@ -215,20 +215,20 @@ ZEROSHOT_TABLES = {
 
 
 def zeroshot_study(name: str, training: str, folders: tuple[str, ...]) -> Study:
-    from bench.zeroshot_table import splits_of
+    from bench.analysis.zeroshot_table import splits_of
 
     results = {f: R / f for f in folders}
     inputs = tuple(str(R / f / f"{s}_summary.json") for f in folders for s in [training, *(x for x, _ in splits_of(training))]
                    if (R / f / f"{s}_summary.json").exists())
 
     def build(s, log):
-        from bench.provenance import provenance
-        from bench.zeroshot_table import write
+        from bench.core.provenance import provenance
+        from bench.analysis.zeroshot_table import write
 
         write(results, training, R / name, provenance())
 
     def recompute():
-        from bench.zeroshot_table import table
+        from bench.analysis.zeroshot_table import table
 
         csv = R / f"{name}.csv"
         return frame_differences(table(results, training), pd.read_csv(csv), str(csv), key=["policy", "split"])
@@ -242,13 +242,13 @@ def gr1_study() -> Study:
     results = {f: R / f for f in folders}
 
     def build(s, log):
-        from bench.gr1_table import write
-        from bench.provenance import provenance
+        from bench.analysis.gr1_table import write
+        from bench.core.provenance import provenance
 
         write(results, R / name, provenance())
 
     def recompute():
-        from bench.gr1_table import table
+        from bench.analysis.gr1_table import table
 
         csv = R / f"{name}.csv"
         return frame_differences(table(results), pd.read_csv(csv), str(csv), key=["task"])
@@ -269,13 +269,13 @@ def curves_study(name: str, runs: tuple[tuple[str, str], ...], section: str) -> 
     labels, paths = [label for label, _ in runs], [Path(p) for _, p in runs]
 
     def build(s, log):
-        from bench.curves import write_curves
-        from bench.provenance import provenance
+        from bench.train.curves import write_curves
+        from bench.core.provenance import provenance
 
         write_curves(paths, labels, "action", R / name, provenance())
 
     def recompute():
-        from bench.curves import load_curves
+        from bench.train.curves import load_curves
 
         csv = R / f"{name}.csv"
         return frame_differences(load_curves(paths, labels, "action"), pd.read_csv(csv), str(csv), key=["label", "step"])
@@ -302,14 +302,14 @@ class Training:
         return f"trainings/{self.model}/{self.suite}"
 
     def curves(self) -> Path:
-        from bench.training import CURVE_FOLDERS
+        from bench.train.loop import CURVE_FOLDERS
 
         return R / self.model / CURVE_FOLDERS.get(self.suite, f"{self.suite}_train")
 
     def build(self, log) -> None:
-        from bench.demos.sets import get_set, make_set
+        from bench.eval.demo_sets import get_set, make_set
         from bench.models.registry import model_config
-        from bench.training import TrainConfig, bundle_run, train
+        from bench.train.loop import TrainConfig, bundle_run, train
 
         demos = get_set(self.demo_set)
         if demos.left():

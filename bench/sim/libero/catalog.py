@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 
 from bench.sim.libero import data_suites
-from bench.suites import Suite, TaskInfo
+from bench.sim.suites import Suite, TaskInfo
 
 
 def _quiet_benchmark(name: str):

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from bench.suites import LIBERO_CAMERAS, Protocol, TaskInfo
+from bench.sim.suites import LIBERO_CAMERAS, Protocol, TaskInfo
 
 
 def quat_to_axis_angle(quat: np.ndarray) -> np.ndarray:

@@ -127,7 +127,7 @@ def write_suite_init_states(suite, n: int, seed: int, task_ids: list[int] | None
     """Make and save the initial states of a data suite's tasks (those already saved are kept: resumable)."""
     import json
 
-    from bench.provenance import provenance
+    from bench.core.provenance import provenance
     from bench.sim.libero import data_suites
 
     name = suite.source.removeprefix("data:")

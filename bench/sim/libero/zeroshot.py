@@ -9,7 +9,7 @@ per training task, each changing that task in one way:
   instruction that stays unambiguous (a third black bowl away from every named landmark; two alphabet soups,
   both to go in the basket).
 Suites are named `<training set>_zeroshot_<kind>`. Each task's `suite.json` entry records the task it
-varies and the change (`bench.splits` reads it); the training sets' manifests (`bench/splits/training/`)
+varies and the change (`bench.sim.splits` reads it); the training sets' manifests (`bench/sim/splits/training/`)
 are derived from their BDDL files by `training_manifest`, so nothing is tested on what it was trained on
 (tests/test_zeroshot.py checks both). Run `python -m bench.sim.libero.zeroshot` to rewrite the files;
 `bench init-states --suite <name>` then makes their initial states.
@@ -236,7 +236,7 @@ def variant(training: str, kind: str, index: int, stem: str, text: str, language
 def _languages(training: str) -> dict[str, str]:
     """Each training task's instruction, as LIBERO's benchmark gives it."""
     from bench.sim.libero.catalog import tasks
-    from bench.suites import get_suite
+    from bench.sim.suites import get_suite
 
     return {t.name: t.language for t in tasks(get_suite(training))}
 
@@ -245,7 +245,7 @@ def suite_name(training: str, kind: str) -> str:
     return f"{training}_zeroshot_{kind}"
 
 
-TRAINING_DIR = Path(__file__).resolve().parents[2] / "splits" / "training"
+TRAINING_DIR = Path(__file__).resolve().parents[1] / "splits" / "training"
 
 
 def write(root: Path = ROOT, training_dir: Path = TRAINING_DIR) -> list[Path]:
@@ -263,7 +263,7 @@ def write(root: Path = ROOT, training_dir: Path = TRAINING_DIR) -> list[Path]:
                 (out / v["bddl"]).write_text(v.pop("text"))
                 tasks.append(v)
             split = {"kind": kind, "what": what, "trained_on": training,
-                     "training_manifest": f"bench/splits/training/{training}.json"}
+                     "training_manifest": f"bench/sim/splits/training/{training}.json"}
             (out / "suite.json").write_text(json.dumps({"name": name, "what": __doc__.split("\n\n")[0],
                                                         "split": split, "tasks": tasks}, indent=1) + "\n")
             written.append(out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from bench.suites import Suite, TaskInfo
+from bench.sim.suites import Suite, TaskInfo
 
 ROBOT = "GR1ArmsAndWaistFourierHands"
 

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from bench.provenance import package_versions
+from bench.core.provenance import package_versions
 from bench.sim.backend import episode_seed
 from bench.sim.robocasa_gr1 import layout
 
