@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.analysis.format import number, pvalue
+from bench.analysis.format import pct as format_pct
+
 from bench.ablate import jobs
 from bench.ablate.run import Plan
 from bench.analysis.offline import paired_difference
@@ -221,15 +224,12 @@ def plot(table: pd.DataFrame, spec, path: Path, title: str) -> None:
 
 
 def _fmt(v: float, pct: bool = False, signed: bool = False) -> str:
-    if pd.isna(v):
-        return "—"
-    v = 100 * v if pct else v
-    return f"{v:+.1f}" if (signed and pct) else (f"{v:+.4f}" if signed else (f"{v:.1f}" if pct else f"{v:.4f}"))
+    return format_pct(v, signed) if pct else number(v, signed)
 
 
 def _fmt_p(p: float) -> str:
     """A p value as read: a bootstrap or exact p below 0.001 is printed as a bound, never as 0."""
-    return "—" if pd.isna(p) else "<0.001" if p < 0.001 else f"{p:.2g}"
+    return pvalue(p, bound=0.001)
 
 
 def markdown(plan: Plan, table: pd.DataFrame, provenance: dict, wall_s: float | None) -> str:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from bench.analysis.format import interval, pct, pvalue
 from scipy.stats import fisher_exact
 
 from bench.core.mathmode import summary_line
@@ -198,14 +200,6 @@ def _fisher_greater(k1, n1, k2, n2) -> float:
     return float(fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative="greater").pvalue)
 
 
-def _pct(v: float, signed: bool = False) -> str:
-    return "—" if pd.isna(v) else (f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}")
-
-
-def _p(v: float) -> str:
-    return "—" if pd.isna(v) else f"{v:.2g}"
-
-
 def _task_columns(table: pd.DataFrame) -> pd.DataFrame:
     show = table[KEY].copy()
     show["task_id"] = show["task_id"].map(lambda v: "" if pd.isna(v) else str(int(v)))
@@ -229,15 +223,15 @@ def pair_markdown(table: pd.DataFrame, a: str, b: str) -> str:
     show = _task_columns(table).drop(columns="task")
     show["task"] = [task_label(r, width=40) for r in table.itertuples()]
     show[f"{a} − {b}, points [95% CI]"] = [
-        "—" if pd.isna(d) else f"{_pct(d, True)} [{_pct(lo, True)}, {_pct(hi, True)}]"
+        "—" if pd.isna(d) else f"{pct(d, True)} {interval(lo, hi, True)}"
         for d, lo, hi in zip(table[pre + "diff"], table[pre + "diff_low"], table[pre + "diff_high"])]
     show["discordant (A only / B only)"] = [
         "—" if n == 0 else f"{int(x)} / {int(y)}"
         for n, x, y in zip(table[pre + "pairs"], table[pre + "a_only"], table[pre + "b_only"])]
-    show["McNemar p"] = table[pre + "mcnemar_p"].map(_p)
-    show["Holm p"] = table[pre + "holm_p"].map(_p)
-    show[f"Fisher p({a} > {b})"] = table[pre + "fisher_p"].map(_p)
-    show["MDD, points"] = table[pre + "mdd"].map(_pct)
+    show["McNemar p"] = table[pre + "mcnemar_p"].map(pvalue)
+    show["Holm p"] = table[pre + "holm_p"].map(pvalue)
+    show[f"Fisher p({a} > {b})"] = table[pre + "fisher_p"].map(pvalue)
+    show["MDD, points"] = table[pre + "mdd"].map(pct)
     show["verdict"] = [_verdict(r, pre, a, b) for _, r in table.iterrows()]
     return show.drop(columns=["task_id"]).to_markdown(index=False)
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.analysis.format import pct
+
 from bench.eval.results import wilson
 
 SUITE = "gr1_tabletop_proxy"
@@ -112,15 +114,11 @@ def episode_cost(results: dict[str, Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _pct(v) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.0f}"
-
-
 def _cell(r: pd.Series, label: str) -> str:
     rate = r[f"{label}_rate"]
     if rate is None or (isinstance(rate, float) and math.isnan(rate)):
         return "not run"
-    return f"{_pct(rate)} [{_pct(r[f'{label}_ci_low'])}, {_pct(r[f'{label}_ci_high'])}]"
+    return f"{pct(rate, digits=0)} [{pct(r[f'{label}_ci_low'], digits=0)}, {pct(r[f'{label}_ci_high'], digits=0)}]"
 
 
 def to_markdown(t: pd.DataFrame, labels: list[str], cost: pd.DataFrame) -> str:
@@ -130,7 +128,7 @@ def to_markdown(t: pd.DataFrame, labels: list[str], cost: pd.DataFrame) -> str:
              "| GR1 task | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(head)]
     for _, r in t.iterrows():
         name = f"**{r['task']}**" if r["proxy_task"] is None else r["task"]
-        cells = [_cell(r, lab) for lab in labels] + [_pct(r[f"published_{m}"]) for m in pub]
+        cells = [_cell(r, lab) for lab in labels] + [pct(r[f"published_{m}"], digits=0) for m in pub]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Proxy intervals are 95% Wilson intervals over the episodes; published numbers are as reported "
               "(50 episodes per task; sources in the CSV)."]

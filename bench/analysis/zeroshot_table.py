@@ -16,6 +16,8 @@ import math
 from pathlib import Path
 
 import pandas as pd
+
+from bench.analysis.format import interval, pct
 from scipy.stats import fisher_exact
 
 from bench.analysis.paired import ALPHA, holm
@@ -82,13 +84,9 @@ def table(results: dict[str, Path], training: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _pct(v) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
-
-
 def manifests(training: str) -> str:
     """The manifest every split of the table was measured under: what each zero-shot suite changes of the
-    training set (bench/splits), and where LIBERO-PRO's variants come from."""
+    training set (bench/sim/splits), and where LIBERO-PRO's variants come from."""
     from bench.sim.splits import describe
     from bench.sim.suites import get_suite
 
@@ -113,9 +111,9 @@ def to_markdown(t: pd.DataFrame, training: str) -> str:
         if r.episodes is None or (isinstance(r.episodes, float) and math.isnan(r.episodes)):
             lines.append(f"| {r.policy} | {r.split} | not run | - | - | - | - |")
             continue
-        rate = f"{_pct(r.success_rate)} [{_pct(r.ci_low)}, {_pct(r.ci_high)}]"
+        rate = f"{pct(r.success_rate)} {interval(r.ci_low, r.ci_high)}"
         drop = "-" if r.drop is None or math.isnan(r.drop) else \
-            f"{_pct(r.drop)} [{_pct(r.drop_low)}, {_pct(r.drop_high)}]"
+            f"{pct(r.drop)} {interval(r.drop_low, r.drop_high)}"
         p = "-" if r.p_holm is None or math.isnan(r.p_holm) else f"{r.p_holm:.3g}"
         sig = "-" if r.significant is None or (isinstance(r.significant, float) and math.isnan(r.significant)) \
             else ("yes" if r.significant else "no")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -27,9 +26,6 @@ probe_app = typer.Typer(no_args_is_help=True, help="What a trained checkpoint re
 app.add_typer(probe_app, name="probe")
 console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
-
-RUNS_DIR = Path("runs")
-
 
 def fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -131,17 +127,6 @@ def set_math(mode: str) -> None:
         apply(mode)
     except MathModeError as exc:
         fail(str(exc))
-
-
-def confirm_math(mode: str) -> dict:
-    """After the policy is built: the mode took effect (or exit 1 saying why); its description for records."""
-    from bench.core.mathmode import MathModeError, check, describe
-
-    try:
-        check(mode)
-    except MathModeError as exc:
-        fail(str(exc), code=1)
-    return describe(mode)
 
 
 class LineProgress(Progress):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -10,8 +9,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from bench.cli.common import (MATH_HELP, RUNS_DIR, app, build_policy, confirm_math, console, err, fail,
-                               headless_gl, load_suite, name_table, print_table, run_with_progress, set_math)
+from bench.cli.common import (MATH_HELP, app, console, err, fail, load_suite, name_table, print_table,
+                               run_with_progress)
 from bench.core.registry import UnknownNameError
 from bench.core.mathmode import DEFAULT_MODE
 
@@ -181,50 +180,20 @@ def verify(
 ):
     """Rerun recorded episodes and report, per episode, exact (same final state), same outcome only, or
     different. Exit code: 0 all exact, 1 some only the same outcome, 3 some different, 4 some errored."""
-    from bench.core.mathmode import mode_of
-    from bench.core.provenance import provenance
-    from bench.core.records import latest_by_key, read_records
-    from bench.eval.results import record_invocation
-    from bench.eval.runner import RunConfig, Runner, plan_episodes
-    from bench.eval.verify import EXIT_CODES, VerifyError, expectation, judge, load_source, select, write_report
+    from bench.core.mathmode import MathModeError
+    from bench.eval.verify import EXIT_CODES, VerifyError, VerifyRequest, prepare_verify
 
+    req = VerifyRequest(source=source, episodes=None if all_ else episodes, workers=workers, out=out, math=math,
+                        checkpoint=checkpoint)
     try:
-        src = load_source(source, checkpoint)
+        ver = prepare_verify(req)
     except VerifyError as exc:
         fail(str(exc))
-    mode = math or mode_of(src.math)
-    set_math(mode)
-    options = {"demos": src.checkpoint} if src.policy == "replay" else {"checkpoint": src.checkpoint}
-    pol = build_policy(src.policy, seed=src.seed_option, policy_args=src.policy_args, **options)
-    math_desc = confirm_math(mode)
-    chosen = select(src.records, None if all_ else episodes)
-    if not chosen:
-        fail(f"{source}: every recorded episode ended in an error; nothing to verify")
-    out = out or RUNS_DIR / "verify" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    if (out / "episodes.jsonl").exists():
-        fail(f"{out} already holds episode records; choose another --out")
-    cfg = RunConfig(suite=src.suite, policy_name=src.policy, task_ids=sorted({r["task_id"] for r in chosen}), out=out,
-                    episodes=max(r["init_id"] for r in chosen) + 1, workers=workers, checkpoint=src.checkpoint,
-                    protocol=src.protocol, math=math_desc["id"], policy_args=src.policy_args)
-    headless_gl()
-    keys = {r["key"] for r in chosen}
-    queue = [p for p in plan_episodes(cfg, pol) if p.key in keys]
-    expect = expectation(src.math, math_desc["id"])
-    console.print(f"verifying {len(queue)} of {len(src.records)} episodes of {source} ({src.suite.name} x {src.policy}) "
-                  f"-> {out}\n{expect}")
-    prov = provenance(src.protocol, math=math_desc)
-    record_invocation(out, prov)
-    runner = Runner(cfg, pol)
-    outer = runner.on_episode
-
-    def rerun(on_episode):
-        runner.on_episode = lambda rec: (outer(rec), on_episode(rec))
-        runner.run(queue)
-
-    run_with_progress(len(queue), rerun, "verify")
-    reruns = latest_by_key(read_records(out / "episodes.jsonl"))
-    verdicts = [judge(r, reruns.get(r["key"])) for r in chosen]
-    report = write_report(out, Path(source), verdicts, expect, math_desc, prov)
+    except MathModeError as exc:
+        fail(str(exc), code=1)
+    console.print(f"verifying {len(ver.queue)} of {len(ver.source.records)} episodes of {source} "
+                  f"({ver.source.suite.name} x {ver.source.policy}) -> {ver.out}\n{ver.expect}")
+    verdicts, report = run_with_progress(len(ver.queue), ver.run, "verify")
     t = Table("episode", "verdict", "success rec/rerun", "steps rec/rerun", "final state rec/rerun", "note")
     colour = {"exact": "green", "outcome": "yellow", "different": "red", "error": "red"}
     for v in verdicts:
@@ -232,5 +201,5 @@ def verify(
                   f"{v.recorded_steps}/{v.rerun_steps}", f"{v.recorded_state}/{v.rerun_state}", v.note)
     console.print(t)
     counts = ", ".join(f"{n} {c}" for n, c in report["counts"].items())
-    console.print(f"[bold]{report['overall']}[/]: {counts}. Report: {out / 'verify.md'}")
+    console.print(f"[bold]{report['overall']}[/]: {counts}. Report: {ver.out / 'verify.md'}")
     raise typer.Exit(EXIT_CODES[report["overall"]])

@@ -200,3 +200,84 @@ def write_report(out: Path, source_path: Path, verdicts: list[Verdict], expect: 
         + "\n\n| episode | verdict | success (recorded / rerun) | steps | final state | note |\n|---|---|---|---|---|---|\n"
         + rows + "\n", encoding="utf-8")
     return payload
+
+
+@dataclass
+class VerifyRequest:
+    source: Path  # a run directory or an episodes .jsonl file
+    episodes: int | None = 10  # None: every recorded episode
+    workers: int = 2
+    out: Path | None = None  # None: runs/verify/<time>
+    math: str | None = None  # None: the records' own mode
+    checkpoint: Path | None = None  # where the records' checkpoint (or demo file) lives now
+
+
+@dataclass
+class Verification:
+    """A request resolved: what will be rerun, where, and what to expect (`prepare_verify`, then `run`)."""
+    request: VerifyRequest
+    source: Source
+    chosen: list[dict]
+    out: Path
+    runner: object
+    queue: list
+    expect: str
+    math_desc: dict
+    provenance: dict
+
+    def run(self, on_episode=None) -> tuple[list[Verdict], dict]:
+        """Rerun the queue, judge every chosen record, write verify.{md,json}; (verdicts, report)."""
+        from bench.core.records import latest_by_key, read_records
+        from bench.eval.results import record_invocation
+
+        record_invocation(self.out, self.provenance)
+        if on_episode is not None:
+            outer = self.runner.on_episode
+            self.runner.on_episode = lambda rec: (outer(rec), on_episode(rec))
+        self.runner.run(self.queue)
+        reruns = latest_by_key(read_records(self.out / "episodes.jsonl"))
+        verdicts = [judge(r, reruns.get(r["key"])) for r in self.chosen]
+        report = write_report(self.out, Path(self.request.source), verdicts, self.expect, self.math_desc,
+                              self.provenance)
+        return verdicts, report
+
+
+def prepare_verify(req: VerifyRequest) -> Verification:
+    """Load the records, put their float math in force (before torch loads), rebuild their policy and plan the
+    reruns. VerifyError (a ValueError) names what cannot be rerun; a math mode that does not take effect is a
+    MathModeError."""
+    from datetime import datetime
+
+    from bench.core.mathmode import MathModeError, apply, check, describe, mode_of
+    from bench.core.provenance import provenance
+    from bench.eval.evaluate import EvalError, build_policy
+    from bench.eval.runner import RunConfig, Runner, plan_episodes
+    from bench.sim.rendering import configure_headless_gl
+
+    src = load_source(req.source, req.checkpoint)
+    mode = req.math or mode_of(src.math)
+    try:
+        apply(mode)
+    except MathModeError as exc:
+        raise VerifyError(str(exc)) from None
+    options = {"demos": src.checkpoint} if src.policy == "replay" else {"checkpoint": src.checkpoint}
+    try:
+        pol = build_policy(src.policy, seed=src.seed_option, policy_args=src.policy_args, **options)
+    except EvalError as exc:
+        raise VerifyError(str(exc)) from None
+    check(mode)
+    math_desc = describe(mode)
+    chosen = select(src.records, req.episodes)
+    if not chosen:
+        raise VerifyError(f"{req.source}: every recorded episode ended in an error; nothing to verify")
+    out = req.out or Path("runs") / "verify" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if (out / "episodes.jsonl").exists():
+        raise VerifyError(f"{out} already holds episode records; choose another --out")
+    cfg = RunConfig(suite=src.suite, policy_name=src.policy, task_ids=sorted({r["task_id"] for r in chosen}), out=out,
+                    episodes=max(r["init_id"] for r in chosen) + 1, workers=req.workers, checkpoint=src.checkpoint,
+                    protocol=src.protocol, math=math_desc["id"], policy_args=src.policy_args)
+    configure_headless_gl()
+    keys = {r["key"] for r in chosen}
+    queue = [p for p in plan_episodes(cfg, pol) if p.key in keys]
+    return Verification(req, src, chosen, out, Runner(cfg, pol), queue, expectation(src.math, math_desc["id"]),
+                        math_desc, provenance(src.protocol, math=math_desc))

@@ -27,6 +27,7 @@ def _sections(results: Path, figures: Path) -> tuple[list[gather.Section], list[
     """Every section that has results; the ones whose files are broken are listed, not built."""
     published = Path(__file__).resolve().parents[1] / "published" / "libero_published.csv"
     builders = [
+        ("Findings", lambda: gather.findings_section(results)),
         ("LIBERO", lambda: gather.libero_section(results, published, figures)),
         ("Comparisons", lambda: gather.comparisons_section(results)),
         ("Ablations", lambda: gather.ablations_section(results)),

@@ -136,6 +136,27 @@ def libero_section(results: Path, published: Path, figures: Path) -> Section:
     return sec
 
 
+def findings_section(results: Path) -> Section | None:
+    """The questions the suite asks, each answered from its studies (bench.studies.findings)."""
+    from bench.studies.findings import FLOOR, PUBLISHED, findings_table
+
+    header, rows, sources = findings_table(results)
+    if not rows:
+        return None
+    sec = Section("Findings")
+    sec.text("Each question the suite asks, answered from the committed results at the budget they were measured "
+             "at: supported or refuted when the paired test (McNemar, over the same episodes) is significant at "
+             f"0.05, unresolved otherwise; 'near the floor' marks arms that both succeed less than {FLOOR:.0%} of "
+             "the time, where a difference says little about the question. 'Detectable' is the smallest difference those episodes would "
+             "detect with 80% power. The models here are tiny and trained from scratch on two CPU cores: an "
+             "answer is about them at that budget, beside what the paper reports for its full-scale models.")
+    sec.table(header, rows, caption="Findings, generated from the results files listed below.", size=7.0)
+    files = list(dict.fromkeys(p.strip() for src in sources for p in src.split(",")))
+    sec.text("Read from " + ", ".join(files) + f"; the paper's claims from {PUBLISHED}.")
+    sec.sources += [results / f for f in files]
+    return sec
+
+
 def comparisons_section(results: Path) -> Section | None:
     """Every committed `bench compare` output (the first run against each other one)."""
     csvs = sorted(p for p in results.glob("**/*.csv") if any(c.startswith("vs_") for c in
