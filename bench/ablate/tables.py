@@ -23,6 +23,7 @@ from bench.ablate.run import Plan
 from bench.analysis.offline import paired_difference
 from bench.analysis.paired import ALPHA, holm, paired_compare
 from bench.eval.results import wilson
+from bench.core.artifacts import with_provenance
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "published"  # bench/published/
 
@@ -267,9 +268,8 @@ def markdown(plan: Plan, table: pd.DataFrame, provenance: dict, wall_s: float | 
                   "(cached jobs count where they ran).", ""]
     kept = "" if plan.scores is None else f"; each variant's scores kept in `{plan.scores}/` (eval/, offline/)"
     lines += [f"Jobs (cached under `{plan.root}/`, by hash{kept}): trainings " + ", ".join(
-        f"`{k}`" for k in dict.fromkeys(table["train_job"])) + ".", "",
-        "## Provenance", "", "```json", json.dumps(provenance, indent=2), "```", ""]
-    return "\n".join(lines)
+        f"`{k}`" for k in dict.fromkeys(table["train_job"])) + "."]
+    return with_provenance("\n".join(lines), provenance)
 
 
 def write(plan: Plan, out: Path, provenance: dict, wall_s: float | None = None) -> pd.DataFrame:

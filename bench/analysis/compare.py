@@ -27,6 +27,7 @@ from bench.core.mathmode import summary_line
 from bench.analysis.paired import ALPHA, PAIR_KEY, holm, paired_compare
 from bench.core.records import latest_by_key, read_records
 from bench.eval.results import task_label
+from bench.core.artifacts import with_provenance
 
 KEY = ["suite", "task_id", "task"]
 
@@ -306,8 +307,7 @@ def write_comparison(summaries: list[Summary], out: Path, provenance: dict, note
     warning = math_warning(summaries)
     math = f"## Float math\n\n{warning}\n\n" if warning else "Float math: the same in every run.\n\n"
     out.with_suffix(".md").write_text(
-        f"# {' vs '.join(labels)}\n\n{note + chr(10) * 2 if note else ''}{to_markdown(table, labels)}\n\n{test}{math}"
-        f"Protocol hash: `{summaries[0].protocol_hash}`.\n\n## Sources\n\n{sources}\n\n"
-        f"## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n",
-        encoding="utf-8")
+        with_provenance(f"# {' vs '.join(labels)}\n\n{note + chr(10) * 2 if note else ''}{to_markdown(table, labels)}"
+                        f"\n\n{test}{math}Protocol hash: `{summaries[0].protocol_hash}`.\n\n## Sources\n\n{sources}",
+                        provenance), encoding="utf-8")
     return table

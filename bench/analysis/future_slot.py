@@ -9,10 +9,10 @@ noise (a paired comparison), so the differences between them are not sampling no
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
+from bench.core.artifacts import with_provenance
 
 FUTURE_SLOTS = {
     "noised_future": "the real future latent noised to the feature timestep (what training fed)",
@@ -96,5 +96,4 @@ def future_slot_markdown(result: dict, provenance: dict) -> str:
         d = r["minus_noised_current"]
         diff = "—" if d is None else f"{d['mean']:+.2e} ± {d['sem']:.1e}"
         lines.append(f"| `{name}` | {r['mean']:.4f} ± {r['sem']:.4f} | {diff} | {r['what']} |")
-    lines += ["", "## Provenance", "", "```json", json.dumps(provenance, indent=2), "```", ""]
-    return "\n".join(lines)
+    return with_provenance("\n".join(lines), provenance)

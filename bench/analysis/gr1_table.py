@@ -20,6 +20,7 @@ import pandas as pd
 from bench.analysis.format import pct
 
 from bench.eval.results import wilson
+from bench.core.artifacts import with_provenance
 
 SUITE = "gr1_tabletop_proxy"
 PUBLISHED = Path(__file__).resolve().parents[1] / "published" / "gr1_published.csv"
@@ -186,7 +187,7 @@ def write(results: dict[str, Path], out: Path, provenance: dict, published: Path
     cost = episode_cost(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     t.to_csv(out.with_suffix(".csv"), index=False)
-    md = to_markdown(t, labels, cost) + f"\n## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n"
+    md = with_provenance(to_markdown(t, labels, cost), provenance)
     out.with_suffix(".md").write_text(md)
     out.with_suffix(".json").write_text(json.dumps(
         {"provenance": provenance, "caveat": CAVEAT, "published": str(published),

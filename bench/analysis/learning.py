@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+from bench.core.artifacts import with_provenance
 
 CURVE_DIR = "curve"
 
@@ -210,6 +211,6 @@ def write_learning_curves(runs: list[Path], labels: list[str], out: Path, spec: 
         f"and on {spec.windows} windows of held-out demos ({heldout}; action error with 95% cluster-bootstrap "
         f"intervals over demos). CPU-hours: the run's logged training seconds at the point times the cores of "
         f"the machine that trained it.\n\n{shown[cols].to_markdown(index=False, floatfmt='.3g')}\n\n"
-        f"![learning curves]({out.with_suffix('.png').name})\n\nRecords: `{out.name}/<run>/step<N>/`.\n\n"
-        f"## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n", encoding="utf-8")
+        + with_provenance(f"![learning curves]({out.with_suffix('.png').name})\n\nRecords: "
+                          f"`{out.name}/<run>/step<N>/`.", provenance), encoding="utf-8")
     return table

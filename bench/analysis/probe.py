@@ -17,10 +17,10 @@ difference with a 95% cluster bootstrap interval over demos and its two-sided bo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
+from bench.core.artifacts import with_provenance
 
 VARIANTS = {
     "computed": "the features the checkpoint computes at inference",
@@ -138,6 +138,5 @@ def feature_use_markdown(results: dict[str, dict], provenance: dict) -> str:
             lines.append(f"| `{name}` | {row['mean']:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}] | {diff} | "
                          f"{p} | {row['what']} |")
         lines.append("")
-    lines += ["Closed-loop success under each variant is not measured yet: these are offline numbers only.", "",
-              "## Provenance", "", "```json", json.dumps(provenance, indent=2), "```", ""]
-    return "\n".join(lines)
+    lines += ["Closed-loop success under each variant is not measured yet: these are offline numbers only."]
+    return with_provenance("\n".join(lines), provenance)

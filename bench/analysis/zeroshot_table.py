@@ -22,6 +22,7 @@ from scipy.stats import fisher_exact
 
 from bench.analysis.paired import ALPHA, holm
 from bench.eval.results import wilson
+from bench.core.artifacts import with_provenance
 
 KINDS = ("object", "category", "quantity")
 PRO_VARIANTS = ("object", "swap")
@@ -161,7 +162,7 @@ def write(results: dict[str, Path], training: str, out: Path, provenance: dict) 
     t = table(results, training)
     out.parent.mkdir(parents=True, exist_ok=True)
     t.to_csv(out.with_suffix(".csv"), index=False)
-    md = to_markdown(t, training) + "\n" + manifests(training) + f"\n## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n"
+    md = with_provenance(to_markdown(t, training) + "\n" + manifests(training), provenance)
     out.with_suffix(".md").write_text(md)
     out.with_suffix(".json").write_text(json.dumps({"provenance": provenance, "sources": {k: str(v) for k, v in
                                                     results.items()}, "rows": json.loads(t.to_json(orient="records"))},

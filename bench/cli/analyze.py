@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from bench.cli.common import analyze_app, probe_app, build_policy, console, fail, headless_gl, load_suite, progress_bar
+from bench.core.artifacts import without_provenance
 
 
 def _check_data(data: list[str]) -> None:
@@ -53,7 +54,7 @@ def future_slot(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({**result, "provenance": prov}, indent=2))
     out.with_suffix(".md").write_text(future_slot_markdown(result, prov))
-    console.print(out.with_suffix(".md").read_text().split("## Provenance")[0])
+    console.print(without_provenance(out.with_suffix(".md").read_text()))
 
 
 HELDOUT = str(Path.home() / ".cache/dit4dit-bench/demos/libero_spatial_128_from224_heldout.hdf5")
@@ -95,7 +96,7 @@ def probe_features(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"results": results, "provenance": prov}, indent=2))
     out.with_suffix(".md").write_text(feature_use_markdown(results, prov))
-    console.print(out.with_suffix(".md").read_text().split("## Provenance")[0])
+    console.print(without_provenance(out.with_suffix(".md").read_text()))
 
 
 @analyze_app.command("action-error")

@@ -9,6 +9,7 @@ import typer
 from rich.progress import TextColumn
 
 from bench.cli.common import app, console, fail, progress_bar
+from bench.core.artifacts import without_provenance
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -174,7 +175,7 @@ def curves(
         fail(str(e))
     console.print(f"wrote {loss_out.with_suffix('.png')}, .csv, .md")
     if not runs:
-        console.print(loss_out.with_suffix(".md").read_text().split("## Provenance")[0])
+        console.print(without_provenance(loss_out.with_suffix(".md").read_text()))
         return
     from bench.analysis.learning import CurveSpec, write_learning_curves
 
@@ -186,7 +187,7 @@ def curves(
         write_learning_curves(runs, names, out, spec, provenance())
     except ValueError as e:
         fail(str(e))
-    console.print(out.with_suffix(".md").read_text().split("## Provenance")[0])
+    console.print(without_provenance(out.with_suffix(".md").read_text()))
     console.print(f"wrote {out.with_suffix('.png')}, .csv, .json, .md and the records under {out}/")
 
 

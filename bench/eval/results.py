@@ -15,6 +15,7 @@ from scipy.stats import binomtest
 
 from bench.core.records import latest_by_key, read_records
 from bench.eval.videos import contact_sheet
+from bench.core.artifacts import with_provenance
 
 COLUMNS = ["suite", "task_id", "task", "episodes", "successes", "success_rate", "ci_low", "ci_high", "errors",
            "mean_steps"]
@@ -171,15 +172,14 @@ def write_summary(out_dir: Path, records: list[dict], provenance: dict) -> pd.Da
     table.to_csv(out_dir / "summary.csv", index=False)
     policies = sorted({str(r.get("policy")) for r in records if r.get("policy")})
     plot_summary(table, out_dir / "summary.png", title=f"{', '.join(policies)} ({provenance.get('command', '')})")
-    prov = json.dumps(provenance, indent=2, sort_keys=True)
     sims = simulator_stacks(records)
     notes = "".join(f"\n\n**{n}**" for n in stack_notes(sims))
     notes += "".join(f"\n\n## Split\n\n{m}" for m in split_manifests(records))
     why = failure_notes(records)
     notes += f"\n\n## Why episodes failed\n\n{why}" if why else ""
     (out_dir / "summary.md").write_text(
-        f"# Results\n\n{to_markdown(table)}{notes}\n\n## Simulator\n\n```json\n{json.dumps(sims, indent=2)}\n```\n\n"
-        f"## Provenance\n\n```json\n{prov}\n```\n", encoding="utf-8"
+        with_provenance(f"# Results\n\n{to_markdown(table)}{notes}\n\n## Simulator\n\n```json\n"
+                        f"{json.dumps(sims, indent=2)}\n```\n", provenance, sort_keys=True), encoding="utf-8"
     )
     payload = {"provenance": provenance, "simulators": sims, "rows": json.loads(table.to_json(orient="records"))}
     (out_dir / "summary.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from bench.core.artifacts import with_provenance
 
 SMOOTH = 20  # rows in the rolling mean drawn over the raw (faint) curve
 
@@ -130,6 +131,6 @@ def write_curves(paths: list[Path], labels: list[str], loss: str, out: Path, pro
     trained = ("## What each run was trained on\n\nFrom the `train_config.json` beside each `losses.csv`.\n\n"
                f"{facts.to_markdown(index=False)}\n\n{' '.join(notes)}\n\n") if len(facts) else ""
     out.with_suffix(".md").write_text(
-        f"# Training curves: {loss} loss\n\n{md}\n\n![curves]({out.with_suffix('.png').name})\n\n{trained}"
-        f"## Provenance\n\n```json\n{json.dumps(provenance, indent=2)}\n```\n", encoding="utf-8")
+        with_provenance(f"# Training curves: {loss} loss\n\n{md}\n\n![curves]({out.with_suffix('.png').name})"
+                        f"\n\n{trained}", provenance), encoding="utf-8")
     return table
