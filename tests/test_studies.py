@@ -100,3 +100,17 @@ def test_every_committed_result_file_belongs_to_a_declared_study():
     stray = [f for f in files if f not in owned and not any(f.startswith(o + "/") for o in owned)
              and f not in NOTES and f != str(LOCK) and not f.startswith("results/ablations/scores/")]
     assert not stray, f"files no study declares: {stray}"
+
+
+def test_the_data_fraction_table_is_recomputed_from_its_committed_scores(tmp_path):
+    import pandas as pd
+
+    from bench.studies.catalog import recompute_ablation_from_scores
+
+    csv, scores = ROOT / "results/ablations/data_fraction.csv", ROOT / "results/ablations/scores"
+    assert recompute_ablation_from_scores(csv, scores) == []
+    table = pd.read_csv(csv)
+    table.loc[0, "successes"] += 1
+    table.to_csv(tmp_path / "edited.csv", index=False)
+    diffs = recompute_ablation_from_scores(tmp_path / "edited.csv", scores)
+    assert len(diffs) == 1 and "successes recomputed" in diffs[0]

@@ -371,6 +371,13 @@ def training_section(results: Path) -> Section | None:
     return sec
 
 
+def _not_recomputable(study: str) -> str:
+    """Why a study's committed numbers cannot be recomputed from committed records ('' when they can)."""
+    from bench.studies.catalog import ablation_studies
+
+    return next((s.not_recomputable for s in ablation_studies() if s.name == study), "")
+
+
 def ablations_section(results: Path) -> Section | None:
     csvs = sorted((results / "ablations").glob("*.csv")) if (results / "ablations").exists() else []
     if not csvs:
@@ -385,7 +392,9 @@ def ablations_section(results: Path) -> Section | None:
                 raise ResultFileError(f"{path}: no column '{col}'")
         rows = [[str(r.model), str(r.value), f"{r.action_error:.4f} [{r.action_error_low:.4f}, {r.action_error_high:.4f}]",
                  f"{int(r.successes)}/{int(r.episodes)}"] for r in t.itertuples()]
-        sec.table(["model", "setting", "action error [95% CI]", "successes"], rows, caption=f"{path.stem} ({path})")
+        caveat = _not_recomputable(f"ablations/{path.stem}")
+        sec.table(["model", "setting", "action error [95% CI]", "successes"], rows,
+                  caption=f"{path.stem} ({path})" + (f". Not recomputable: {caveat}." if caveat else ""))
         if path.with_suffix(".png").exists():
             sec.figure(path.with_suffix(".png"), f"{path.stem}")
         sec.sources.append(path)
