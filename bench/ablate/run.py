@@ -192,3 +192,34 @@ def execute(plan: Plan, on_job=None, on_progress=None) -> list[str]:
         except jobs.JobFailed as exc:
             failures.append(f"{label}: {exc}")
     return failures
+
+
+@dataclass
+class AblateResult:
+    name: str
+    table: object  # pandas DataFrame: one row per variant (bench.ablate.tables)
+    files: list[Path]  # <out>/<name>.csv, .md, .png
+    failures: list[str]  # jobs that failed (the others ran)
+    wall_s: float
+
+
+def ablate(plan: Plan, out: Path, executor: str = "local", address: str | None = None, on_job=None,
+           on_progress=None) -> AblateResult:
+    """Run what is left of the plan (here, or as Ray tasks) and write its table: what `bench ablate` does once the
+    plan is made."""
+    import time
+
+    from bench.ablate import tables
+    from bench.core.provenance import provenance
+
+    t0 = time.perf_counter()
+    if executor == "ray":
+        from bench.ablate.on_ray import execute_on_ray
+
+        failures = execute_on_ray(plan, address, on_job=on_job)
+    else:
+        failures = execute(plan, on_job=on_job, on_progress=on_progress)
+    wall = time.perf_counter() - t0
+    table = tables.write(plan, out, provenance(), wall_s=wall)
+    return AblateResult(plan.spec.name, table, [out / f"{plan.spec.name}{x}" for x in (".csv", ".md", ".png")],
+                        failures, wall)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -141,10 +140,8 @@ def _data_files(suite: str, data: Optional[Path], heldout: Optional[Path], plan_
 def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Optional[Path], root: Path,
              plan_only: bool, executor: str = "local", address: Optional[str] = None,
              scores: Optional[Path] = None) -> None:
-    from bench.ablate import tables
-    from bench.ablate.run import estimate, execute, make_plan, status
+    from bench.ablate.run import estimate, make_plan, status
     from bench.ablate.spec import SpecError
-    from bench.core.provenance import provenance
 
     data, heldout = _data_files(spec.suite, data, heldout, plan_only)
     if plan_only and not (data.exists() and heldout.exists()):
@@ -161,7 +158,8 @@ def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Option
                   f"evaluation {est['eval_s'] / 3600:.2f} h, offline {est['offline_s'] / 3600:.2f} h)")
     if plan_only:
         return
-    t0 = time.perf_counter()
+    from bench.ablate.run import ablate
+
     progress = progress_bar()
     with progress:
         bar = progress.add_task(spec.name, total=None)
@@ -172,17 +170,11 @@ def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Option
         def on_progress(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)
 
-        if executor == "ray":
-            from bench.ablate.on_ray import execute_on_ray
-
-            failures = execute_on_ray(plan, address, on_job=on_job)
-        else:
-            failures = execute(plan, on_job=on_job, on_progress=on_progress)
-    table = tables.write(plan, out, provenance(), wall_s=time.perf_counter() - t0)
+        result = ablate(plan, out, executor, address, on_job=on_job, on_progress=on_progress)
     console.print((out / f"{spec.name}.md").read_text().split("![")[0])
-    console.print(f"wrote {out / spec.name}.csv, .md, .png ({len(table)} variants)")
-    if failures:
-        for f in failures:
+    console.print(f"wrote {out / spec.name}.csv, .md, .png ({len(result.table)} variants)")
+    if result.failures:
+        for f in result.failures:
             console.print(f"[red]failed:[/] {f}")
         raise typer.Exit(1)
 
