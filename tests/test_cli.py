@@ -17,7 +17,6 @@ runner = CliRunner()
     (["run", "--suite", "libero_long", "--tasks", "x"], ["bad task id 'x'"]),
     (["run", "--suite", "libero_long", "--policy", "replay"], ["needs --demos"]),
     (["list", "tasks", "--suite", "nope"], ["unknown suite 'nope'"]),
-    (["run", "--suite", "libero_long"], ["no bundled checkpoint is trained on libero_10", "pass --policy", "zero"]),
     (["run", "--suite", "libero_spatial", "--math", "fast"], ["unknown math mode 'fast'", "portable, native"]),
     (["verify", "tests/fixtures", "--math", "native"], ["no episodes.jsonl"]),
     (["run", "--suite", "libero_spatial", "--policy", "dit4dit", "--checkpoint", "/nonexistent"],
@@ -181,3 +180,18 @@ def test_a_resumed_task_is_paced_from_where_it_was_reset():
         now[0] = 70.0
         progress.update(bar, completed=60)  # 10 steps in 60 s: 40 left, 4 min
     assert out.getvalue().splitlines()[-1].endswith("about 4 min left)"), out.getvalue()
+
+
+def test_a_suite_without_its_own_checkpoint_runs_the_bundled_dit4dit_and_says_what_that_measures(tmp_path, gl):
+    """`bench run --suite libero_long` on a fresh clone runs (no dead end), and says its number is not a model
+    trained on those tasks."""
+    import json
+
+    result = runner.invoke(app, ["run", "--suite", "libero_long", "--tasks", "0", "--episodes", "1", "--max-steps", "16",
+                                 "--workers", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "No bundled checkpoint is trained on libero_10 yet" in text and "dit4dit_tiny_libero_spatial" in text
+    record = json.loads((tmp_path / "run" / "episodes.jsonl").read_text().splitlines()[0])
+    assert record["policy"] == "dit4dit" and record["suite"] == "libero_10"
+    assert record["checkpoint"].endswith("dit4dit_tiny_libero_spatial")

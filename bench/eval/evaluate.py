@@ -70,6 +70,7 @@ class Evaluation:
     description: str  # one line: suite x policy, episodes, workers, GL, protocol, math, folder
     protocol: object
     math_desc: dict
+    notes: list[str] = field(default_factory=list)  # what the caller must say beside the numbers
 
     def run(self, on_episode: Callable | None = None) -> EvalResult:
         from bench.core.provenance import provenance
@@ -83,7 +84,7 @@ class Evaluation:
             self.runner.on_episode = lambda rec: (outer(rec), on_episode(rec))
         self.runner.run(self.queue)
         table = summarize_dir(self.out, provenance(self.protocol))
-        notes = stack_notes(simulator_stacks(read_records(self.out / "episodes.jsonl")))
+        notes = self.notes + stack_notes(simulator_stacks(read_records(self.out / "episodes.jsonl")))
         if self.request.publish is not None:
             publish(self.out, self.request.publish, self.suite.name)
         return EvalResult(self.out, self.suite.name, self.policy_name, self.checkpoint, table, len(self.queue), notes)
@@ -120,9 +121,10 @@ def prepare(req: EvalRequest, log: Callable[[str], None] = print) -> Evaluation:
         task_ids = parse_task_ids(req.tasks, len(suite.tasks()))
     except ValueError as exc:
         raise EvalError(f"{exc} (suite {suite.name})") from None
-    policy, checkpoint = req.policy, req.checkpoint
+    policy, checkpoint, notes = req.policy, req.checkpoint, []
     if policy is None:
-        policy, checkpoint = default_policy(suite.name, checkpoint, log)
+        policy, checkpoint, note = default_policy(suite.name, checkpoint, log)
+        notes += [note] if note else []
     elif checkpoint is None:
         checkpoint = suite_checkpoint(policy, suite.name, log)
     options = dict(checkpoint=checkpoint, demos=req.demos, seed=req.seed, device=device, policy_args=req.policy_args)
@@ -157,7 +159,7 @@ def prepare(req: EvalRequest, log: Callable[[str], None] = print) -> Evaluation:
     description = (f"{suite.name} x {canonical}: {len(queue)} episodes to run on {len(task_ids)} tasks, "
                    f"{req.workers} workers, GL={gl}, protocol {protocol.name}#{protocol.hash()}, "
                    f"math {math_desc['id']} -> {out}")
-    return Evaluation(req, suite, canonical, checkpoint, out, runner, queue, description, protocol, math_desc)
+    return Evaluation(req, suite, canonical, checkpoint, out, runner, queue, description, protocol, math_desc, notes)
 
 
 def check_executor(executor: str) -> None:
@@ -211,17 +213,26 @@ def typed_args(policy: str, items: list[str]) -> dict:
     return parse_policy_args(load_all().get(policy), items) if items else {}
 
 
-def default_policy(suite: str, checkpoint: str | None, log=print) -> tuple[str, str | None]:
-    """No policy named: the bundled checkpoint trained on this suite, or an EvalError naming the policies
-    (running `zero` silently would spend a whole evaluation measuring nothing)."""
+def default_policy(suite: str, checkpoint: str | None, log=print) -> tuple[str, str | None, str | None]:
+    """No policy named: (policy, checkpoint, note). The bundled checkpoint trained on this suite; on a suite no
+    bundled checkpoint is trained on yet, the bundled DiT4DiT of its home suite, with a note saying that its
+    success there measures nothing about these tasks (the command runs rather than stops). An EvalError naming the
+    policies when the package ships no DiT4DiT at all."""
     from bench.policies import load_all
-    from bench.policies.trained import bundled_for
+    from bench.policies.trained import HOME_SUITE, bundled_for, shipped_checkpoint
 
     found = bundled_for(suite)
-    if found is None:
+    if found is not None:
+        log(f"no --policy: running the bundled {found[0]} checkpoint trained on {suite} ({found[1].name})")
+        return found[0], checkpoint or str(found[1]), None
+    fallback = shipped_checkpoint("dit4dit")
+    if fallback is None:
         raise EvalError(f"no bundled checkpoint is trained on {suite}: pass --policy (valid: {', '.join(load_all())})")
-    log(f"no --policy: running the bundled {found[0]} checkpoint trained on {suite} ({found[1].name})")
-    return found[0], checkpoint or str(found[1])
+    note = (f"No bundled checkpoint is trained on {suite} yet: this ran the bundled DiT4DiT trained on {HOME_SUITE} "
+            f"({fallback.name}), which has never seen {suite}'s tasks, so its success here says nothing about a "
+            "model trained on them. Pass --policy (and --checkpoint) for one that was.")
+    log(f"warning: {note}")
+    return "dit4dit", checkpoint or str(fallback), note
 
 
 def suite_checkpoint(policy: str, suite: str, log=print) -> str | None:
