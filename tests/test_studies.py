@@ -37,6 +37,9 @@ def test_every_committed_table_equals_what_its_records_give_and_is_locked():
     assert set(states.values()) == {"up to date"}, {k: v for k, v in states.items() if v != "up to date"}
     names = [s.name for s in found]
     assert len(names) == len(set(names)), "a study is declared twice"
+    lock = json.loads((ROOT / "results" / "studies.lock.json").read_text())
+    absolute = [p for e in lock.values() for p in (*e["inputs"], *e["outputs"]) if Path(p).is_absolute()]
+    assert not absolute, f"the lock must name files from the checkout's root, not this machine's: {absolute[:3]}"
 
 
 def test_an_edited_summary_fails_the_check_and_shows_as_stale(tree, bench_cmd):

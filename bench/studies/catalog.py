@@ -45,8 +45,10 @@ class Evaluation:
         if self.policy in MODELS:
             from bench.policies.trained import shipped_checkpoint
 
-            found = shipped_checkpoint(self.policy, self.suite)
-            return (str(found),) if found else ()
+            from bench.core.provenance import REPO_ROOT
+
+            found = shipped_checkpoint(self.policy, self.suite)  # absolute: named from the checkout's root
+            return (str(found.relative_to(REPO_ROOT)),) if found else ()
         return ()
 
 
