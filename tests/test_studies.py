@@ -15,8 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def tree(tmp_path) -> Path:
-    """A copy of the committed results (the studies read results/ relative to the working folder)."""
+    """A copy of the committed results (the studies read results/ relative to the working folder), beside the
+    package's bundled checkpoints (their inputs)."""
     shutil.copytree(ROOT / "results", tmp_path / "results")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "checkpoints").symlink_to(ROOT / "bench" / "checkpoints")
     return tmp_path
 
 
