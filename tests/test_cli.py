@@ -122,17 +122,21 @@ def test_progress_in_a_log_prints_plain_lines_throttled_and_the_end_once():
     assert lines[2].startswith("next job: 0/2") and lines[3].startswith("next job: 2/2 kept 1")
 
 
-def test_progress_in_a_log_estimates_time_left_from_the_mean_pace():
-    """Episodes that finish in a burst after a slow stretch do not make the estimate jump."""
+def _clocked_progress():
+    """A line-per-update progress on a clock the test sets: (progress, its output, the clock)."""
     import io
 
     from rich.console import Console
 
     from bench.cli.common import LineProgress
 
-    now = [0.0]
-    out = io.StringIO()
-    progress = LineProgress(console=Console(file=out, width=200), get_time=lambda: now[0], every_s=0)
+    now, out = [0.0], io.StringIO()
+    return LineProgress(console=Console(file=out, width=200), get_time=lambda: now[0], every_s=0), out, now
+
+
+def test_progress_in_a_log_estimates_time_left_from_the_mean_pace():
+    """Episodes that finish in a burst after a slow stretch do not make the estimate jump."""
+    progress, out, now = _clocked_progress()
     with progress:
         bar = progress.add_task("episodes", total=10)
         now[0] = 120.0
@@ -164,15 +168,7 @@ def test_list_never_cuts_a_name_and_offers_json():
 
 def test_a_resumed_task_is_paced_from_where_it_was_reset():
     """A training resumed at step 2000 of 20000 must not count the first 2000 steps as done in no time."""
-    import io
-
-    from rich.console import Console
-
-    from bench.cli.common import LineProgress
-
-    now = [0.0]
-    out = io.StringIO()
-    progress = LineProgress(console=Console(file=out, width=200), get_time=lambda: now[0], every_s=0)
+    progress, out, now = _clocked_progress()
     with progress:
         bar = progress.add_task("train", total=100)
         now[0] = 10.0
