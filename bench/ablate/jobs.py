@@ -202,14 +202,10 @@ def run_train(job: TrainJob, data: list[str], root: Path = ROOT, progress=None) 
 
 def train_hours(job: TrainJob, step: int, root: Path = ROOT) -> float | None:
     """Hours the training took to reach `step` (from its losses.csv; None if it is not there)."""
-    import pandas as pd
+    from bench.train.curves import elapsed_at
 
-    csv = train_dir(job, root) / "losses.csv"
-    if not csv.exists():
-        return None
-    df = pd.read_csv(csv)
-    at = df[df["step"] <= step] if "elapsed_s" in df else df.iloc[:0]
-    return float(at["elapsed_s"].iloc[-1] / 3600) if len(at) else None
+    seconds = elapsed_at(train_dir(job, root) / "losses.csv", step)
+    return None if seconds is None else seconds / 3600
 
 
 def run_eval(v: Variant, s: Scoring, total: int, root: Path = ROOT, progress=None,

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+
+from bench.analysis.format import interval, number, pct
 from bench.core.artifacts import with_provenance
 
 CURVE_DIR = "curve"
@@ -101,15 +103,12 @@ def _train_facts(run: Path) -> dict:
 
 def _elapsed_at(point: Point) -> float:
     """Training seconds at the point's step: recorded in its checkpoint, else the last logged row before it."""
+    from bench.train.curves import elapsed_at
+
     saved = json.loads((point.checkpoint / "config.json").read_text()).get("elapsed_s")
-    if saved is not None:
-        return float(saved)
-    run, step = point.run, point.step
-    losses = pd.read_csv(run / "losses.csv")
-    if "elapsed_s" not in losses:
-        return float("nan")
-    before = losses[losses["step"] <= step]
-    return float(before["elapsed_s"].iloc[-1]) if len(before) else float("nan")
+    if saved is None:
+        saved = elapsed_at(point.run / "losses.csv", point.step)
+    return float("nan") if saved is None else float(saved)
 
 
 def curve_table(runs: list[Path], labels: list[str]) -> pd.DataFrame:
@@ -197,11 +196,10 @@ def write_learning_curves(runs: list[Path], labels: list[str], out: Path, spec: 
                                                      "points": table.to_dict("records"), "provenance": provenance},
                                                     indent=1))
     shown = table.copy()
-    shown["success %"] = [f"{100 * r.success_rate:.1f} [{100 * r.success_low:.1f}, {100 * r.success_high:.1f}]"
-                          for r in shown.itertuples()]
+    shown["success %"] = [f"{pct(r.success_rate)} {interval(r.success_low, r.success_high)}" for r in shown.itertuples()]
     cols = ["label", "step", "samples", "cpu_hours", "episodes", "success %"]
     if "action_error" in shown:
-        shown["action error"] = [f"{r.action_error:.4f} [{r.action_error_low:.4f}, {r.action_error_high:.4f}]"
+        shown["action error"] = [f"{number(r.action_error)} [{number(r.action_error_low)}, {number(r.action_error_high)}]"
                                  if r.action_error == r.action_error else "" for r in shown.itertuples()]
         cols.append("action error")
     heldout = ", ".join(Path(h).name for h in spec.heldout) or "none"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.train.curves import trainable_parameters
+from bench.analysis.format import interval, pct
 
 NOT_POLICIES = {"reference", "verify", "perf", "demos", "baselines", "ablations"}  # results/ folders of other kinds
 PRIVILEGED = {"scripted": "privileged scripted expert (reads simulator state; makes the demos)"}
@@ -68,7 +69,7 @@ def summary_rows(path: Path) -> pd.DataFrame:
 
 
 def pct_ci(r) -> str:
-    return f"{100 * r['success_rate']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+    return f"{pct(r['success_rate'])} {interval(r['ci_low'], r['ci_high'])}"
 
 
 def _digest(path: Path) -> str:
@@ -183,7 +184,7 @@ def comparisons_section(results: Path) -> Section | None:
             for _, r in table.iterrows():
                 name = "ALL" if r["task"] == "ALL" else f"{int(r['task_id'])}"
                 diff = "—" if pd.isna(r[pre + "diff"]) else (
-                    f"{100 * r[pre + 'diff']:+.1f} [{100 * r[pre + 'diff_low']:+.1f}, {100 * r[pre + 'diff_high']:+.1f}]")
+                    f"{pct(r[pre + 'diff'], True)} {interval(r[pre + 'diff_low'], r[pre + 'diff_high'], True)}")
                 rows.append([name, pct_ci({"success_rate": r[f"{a}:success_rate"], "ci_low": r[f"{a}:ci_low"],
                                            "ci_high": r[f"{a}:ci_high"]}),
                              pct_ci({"success_rate": r[f"{b}:success_rate"], "ci_low": r[f"{b}:ci_low"],

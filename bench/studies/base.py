@@ -41,36 +41,44 @@ class Status:
     reasons: list[str]
 
 
-def content_hash(path: str | Path) -> str | None:
+def content_hash(path: str | Path, cache: dict | None = None) -> str | None:
+    """A file's or folder's content hash; `cache` (path -> hash) keeps one pass from hashing a path twice (every
+    evaluation of a model names the same checkpoint folder)."""
     from bench.core.provenance import file_hash
 
-    return file_hash(path) if Path(path).exists() else None
+    if cache is not None and str(path) in cache:
+        return cache[str(path)]
+    h = file_hash(path) if Path(path).exists() else None
+    if cache is not None:
+        cache[str(path)] = h
+    return h
 
 
 def read_lock(lock: Path = LOCK) -> dict:
     return json.loads(lock.read_text()) if lock.exists() else {}
 
 
-def lock_entry(study: Study) -> dict:
-    return {"inputs": {p: content_hash(p) for p in study.inputs}, "outputs": {p: content_hash(p) for p in study.outputs}}
+def lock_entry(study: Study, cache: dict | None = None) -> dict:
+    return {"inputs": {p: content_hash(p, cache) for p in study.inputs},
+            "outputs": {p: content_hash(p, cache) for p in study.outputs}}
 
 
 def write_lock(studies: list[Study], lock: Path = LOCK) -> None:
     """Record the studies' current input and output hashes (after building them, or once checked)."""
-    entries = read_lock(lock)
+    entries, cache = read_lock(lock), {}
     for s in studies:
-        entries[s.name] = lock_entry(s)
+        entries[s.name] = lock_entry(s, cache)
     lock.parent.mkdir(parents=True, exist_ok=True)
     lock.write_text(json.dumps(dict(sorted(entries.items())), indent=1) + "\n")
 
 
-def status(study: Study, lock: dict) -> Status:
+def status(study: Study, lock: dict, cache: dict | None = None) -> Status:
     missing = [p for p in study.outputs if not Path(p).exists()]
     if missing:
         return Status(study, "missing", [f"not built: {', '.join(missing)}"])
     if study.name not in lock:
         return Status(study, "unlocked", ["no lock entry: run `bench results --lock` after checking it"])
-    now, then = lock_entry(study), lock[study.name]
+    now, then = lock_entry(study, cache), lock[study.name]
     reasons = [f"input changed: {p}" for p, h in now["inputs"].items() if then["inputs"].get(p) != h]
     reasons += [f"input no longer used: {p}" for p in then["inputs"] if p not in now["inputs"]]
     reasons += [f"output edited since built: {p}" for p, h in now["outputs"].items() if then["outputs"].get(p) != h]
@@ -78,8 +86,8 @@ def status(study: Study, lock: dict) -> Status:
 
 
 def plan(studies: list[Study], lock: Path = LOCK) -> list[Status]:
-    entries = read_lock(lock)
-    return [status(s, entries) for s in studies]
+    entries, cache = read_lock(lock), {}
+    return [status(s, entries, cache) for s in studies]
 
 
 def check(studies: list[Study], log: Callable[[str], None] = print) -> dict[str, list[str]]:

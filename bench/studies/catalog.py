@@ -328,11 +328,9 @@ TRAININGS = [Training(m, "libero_spatial", "libero_spatial") for m in MODELS] + 
 
 
 def training_cost(t: Training) -> float | None:
-    losses = t.curves() / "losses.csv"
-    if not losses.exists():
-        return None
-    df = pd.read_csv(losses)
-    return float(df["elapsed_s"].iloc[-1]) if "elapsed_s" in df else None
+    from bench.train.curves import elapsed_at
+
+    return elapsed_at(t.curves() / "losses.csv")
 
 
 def training_study(t: Training) -> Study:

@@ -134,3 +134,15 @@ def write_curves(paths: list[Path], labels: list[str], loss: str, out: Path, pro
         with_provenance(f"# Training curves: {loss} loss\n\n{md}\n\n![curves]({out.with_suffix('.png').name})"
                         f"\n\n{trained}", provenance), encoding="utf-8")
     return table
+
+
+def elapsed_at(losses: Path, step: int | None = None) -> float | None:
+    """Training seconds logged at `step` (the last row at or before it; None: the last row), from a run's
+    losses.csv; None when the file or its `elapsed_s` column is missing (runs logged before it was kept)."""
+    if not Path(losses).exists():
+        return None
+    df = pd.read_csv(losses)
+    if "elapsed_s" not in df:
+        return None
+    at = df if step is None else df[df["step"] <= step]
+    return float(at["elapsed_s"].iloc[-1]) if len(at) else None
