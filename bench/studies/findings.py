@@ -36,12 +36,25 @@ class Finding:
     source: str  # the results file the row is read from
 
 
-def _budget(results: Path, model: str, subfolder: str = "") -> str:
-    path = results / model / subfolder / "train_config.json"
-    if not path.exists():
-        return "—"
-    train = json.loads(path.read_text())["train"]
-    return f"{train['steps']:,} x {train['batch_size']}"
+def _budget(results: Path, models: tuple[str, ...], subfolder: str = "") -> str:
+    """The compared models' training budget, in samples (one number when they share it) and CPU-hours each, from
+    their committed train_config.json and losses.csv (CPU-hours: logged training seconds x the machine's cores)."""
+    from bench.train.curves import elapsed_at
+
+    samples, hours = {}, {}
+    for m in models:
+        path = results / m / subfolder / "train_config.json"
+        if not path.exists():
+            return "—"
+        config = json.loads(path.read_text())
+        samples[m] = config["train"]["steps"] * config["train"]["batch_size"]
+        seconds = elapsed_at(results / m / subfolder / "losses.csv")
+        cores = (config.get("provenance") or {}).get("machine", {}).get("cpus")
+        hours[m] = "?" if seconds is None or not cores else f"{seconds * cores / 3600:.1f}"
+    shared = len(set(samples.values())) == 1
+    size = (f"{next(iter(samples.values())):,} samples each" if shared
+            else "samples " + ", ".join(f"{m} {n:,}" for m, n in samples.items()))
+    return f"{size}; CPU-h " + ", ".join(f"{m} {h}" for m, h in hours.items())
 
 
 def _answer(row: pd.Series, pre: str, a: str, b: str) -> str:
@@ -75,7 +88,7 @@ def baseline_findings(results: Path) -> list[Finding]:
             if f"vs_{b}:diff" in table:
                 episodes = int(table[table["task"] == "ALL"].iloc[0][f"{b}:episodes"])
                 out.append(_paired(table, "dit4dit", b, f"DiT4DiT > {NAMES[b]}, {what}", claim,
-                                   f"{_budget(results, 'dit4dit', subfolder)}; {episodes} ep.", csv))
+                                   f"{_budget(results, ('dit4dit', b), subfolder)}; {episodes} ep.", csv))
     return out
 
 
@@ -94,7 +107,7 @@ def zeroshot_findings(results: Path) -> list[Finding]:
         shown = split.replace("libero_spatial_zeroshot_", "zero-shot ").replace("libero_spatial_", "LIBERO-PRO ")
         out.append(_paired(table, "dit4dit", "groot", f"DiT4DiT > GR00T-style, {shown}",
                            "above GR00T N1.5 on unseen objects, categories, quantities",
-                           f"{_budget(results, 'dit4dit')}; {episodes} ep.",
+                           f"{_budget(results, ('dit4dit', 'groot'))}; {episodes} ep.",
                            f"dit4dit/{split}_summary.json, groot/{split}_summary.json"))
     return out
 
@@ -147,5 +160,5 @@ def findings_table(results: Path) -> tuple[list[str], list[list[str]], list[str]
     """Header, rows and sources (the results files, in row order) for the report."""
     rows = findings(results)
     header = ["question", "the paper (DiT4DiT)", "answer here", "effect, points [95% CI]", "p", "detectable",
-              "budget (steps x batch)"]
+              "budget"]
     return header, [list(asdict(f).values())[:-1] for f in rows], [f.source for f in rows]
