@@ -66,9 +66,9 @@ def test_an_axis_value_the_model_rejects_fails_before_any_job(tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-def _ablate(tmp_path: Path, spec: Path) -> list[str]:
-    return [sys.executable, "-m", "bench.cli", "ablate", "--spec", str(spec), "--budget", "smoke", "--data", FIXTURE,
-            "--heldout", FIXTURE, "--root", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+def _ablate(tmp_path: Path, spec: Path, demos: str | Path = FIXTURE) -> list[str]:
+    return [sys.executable, "-m", "bench.cli", "ablate", "--spec", str(spec), "--budget", "smoke", "--data", str(demos),
+            "--heldout", str(demos), "--root", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
 
 
 def test_resume_reads_the_last_ablation_of_its_own_job_cache(tmp_path):
@@ -119,24 +119,41 @@ def test_a_killed_ablation_resumes_without_redoing_finished_jobs(tmp_path, gl):
 
 def test_kept_scores_carry_finished_variants_to_a_machine_without_the_job_cache(tmp_path, gl):
     """--scores keeps eval/ and offline/ apart from the checkpoints: with the job cache gone (a new machine),
-    the same ablation retrains and rescores nothing and writes the same table."""
+    the same ablation retrains and rescores nothing and writes the same table; with the demos gone too,
+    --from-scores rebuilds that table from the scores and their recorded inputs alone."""
     import shutil
 
     spec = tmp_path / "two.yaml"
     spec.write_text(TWO)
-    kept = tmp_path / "kept"
-    first = subprocess.run(_ablate(tmp_path, spec) + ["--scores", str(kept)], capture_output=True, text=True, timeout=900)
+    kept, demos = tmp_path / "kept", tmp_path / "demos.hdf5"
+    shutil.copy(FIXTURE, demos)
+    first = subprocess.run(_ablate(tmp_path, spec, demos) + ["--scores", str(kept)], capture_output=True, text=True,
+                           timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert len(list(kept.glob("eval/*/done.json"))) == 2 and len(list(kept.glob("offline/*/action_error.json"))) == 2
     assert not list(kept.rglob("*.safetensors")) and not list(kept.rglob("*.log")), "checkpoints and logs stay in --root"
     table = (tmp_path / "out" / "two.csv").read_text()
     shutil.rmtree(tmp_path / "cache")
     (tmp_path / "out" / "two.csv").unlink()
-    again = subprocess.run(_ablate(tmp_path, spec) + ["--scores", str(kept)], capture_output=True, text=True, timeout=300)
+    again = subprocess.run(_ablate(tmp_path, spec, demos) + ["--scores", str(kept)], capture_output=True, text=True,
+                           timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "not needed (scored)" in again.stdout
     assert not (tmp_path / "cache" / "train").exists(), "a scored variant was trained again"
     assert (tmp_path / "out" / "two.csv").read_text() == table
+
+    demos.unlink()
+    shutil.rmtree(tmp_path / "out")
+    rebuilt = subprocess.run([sys.executable, "-m", "bench.cli", "ablate", "--spec", str(spec), "--budget", "smoke",
+                              "--from-scores", "--scores", str(kept), "--out", str(tmp_path / "out")],
+                             capture_output=True, text=True, timeout=120)
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
+    assert (tmp_path / "out" / "two.csv").read_text() == table
+    next(kept.glob("offline/*/action_error.json")).unlink()
+    short = subprocess.run([sys.executable, "-m", "bench.cli", "ablate", "--spec", str(spec), "--budget", "smoke",
+                            "--from-scores", "--scores", str(kept), "--out", str(tmp_path / "out")],
+                           capture_output=True, text=True, timeout=120)
+    assert short.returncode != 0 and "1 of 2 variants have no kept scores" in " ".join(short.stderr.split())
 
 
 @pytest.mark.slow

@@ -72,9 +72,11 @@ class Scoring:
     offline_windows: int
 
     @classmethod
-    def of(cls, suite: str, budget: Budget, heldout: str | Path) -> "Scoring":
+    def of(cls, suite: str, budget: Budget, heldout: str | Path, fingerprint: str | None = None) -> "Scoring":
+        """`fingerprint`: the held-out file's, when known without opening it (a plan rebuilt from its scores)."""
         return cls(suite=suite, eval_tasks=budget.eval_tasks, episodes=budget.episodes, max_steps=budget.max_steps,
-                   workers=budget.workers, heldout=str(heldout), heldout_fingerprint=demo_fingerprint(heldout),
+                   workers=budget.workers, heldout=str(heldout),
+                   heldout_fingerprint=fingerprint or demo_fingerprint(heldout),
                    offline_windows=budget.offline_windows)
 
 

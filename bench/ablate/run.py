@@ -17,6 +17,29 @@ ASSUMED_EPISODE_S = 30.0
 ASSUMED_WINDOW_S = 0.1
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """The demo files a plan's job keys are made of, by content fingerprint. Recorded beside kept scores
+    (SCORES/inputs/<ablation>.<budget>.json), so a table can be rebuilt from its scores where the demos are not."""
+    data: str
+    heldout: str
+    data_fingerprint: str
+    heldout_fingerprint: str
+    pretrain_data: tuple[str, ...] = ()
+    pretrain_fingerprint: str | None = None
+
+    @classmethod
+    def of_files(cls, spec: Spec, data: str | Path, heldout: str | Path) -> "Inputs":
+        pretrain = pretraining_files(data, heldout) if any(a.pretrain for a in spec.models) else []
+        return cls(data=str(data), heldout=str(heldout), data_fingerprint=jobs.demo_fingerprint(data),
+                   heldout_fingerprint=jobs.demo_fingerprint(heldout), pretrain_data=tuple(pretrain),
+                   pretrain_fingerprint=jobs.demo_fingerprint(*pretrain) if pretrain else None)
+
+
+def inputs_file(scores: Path, ablation: str, budget_name: str) -> Path:
+    return scores / "inputs" / f"{ablation}.{budget_name}.json"
+
+
 @dataclass
 class Plan:
     spec: Spec
@@ -27,6 +50,7 @@ class Plan:
     variants: list[Variant]
     tasks: int  # tasks each evaluation runs
     pretrain_data: list[str]  # every demo file the video pretraining learns from (empty: none needed)
+    inputs: Inputs
     root: Path = ROOT  # checkpoints and logs (machine-local)
     scores: Path | None = None  # eval/ and offline/ when kept apart from root (committed: see bench.ablate.jobs)
 
@@ -75,19 +99,52 @@ def pretraining_files(data: str | Path, heldout: str | Path) -> list[str]:
 
 
 def make_plan(spec: Spec, budget_name: str, data: str | Path, heldout: str | Path, root: Path = ROOT,
-              scores: Path | None = None) -> Plan:
+              scores: Path | None = None, inputs: Inputs | None = None) -> Plan:
+    """`inputs`: the demo files' fingerprints when already known (then the files need not exist here)."""
     from bench.sim.suites import get_suite, parse_task_ids
 
+    inputs = inputs or Inputs.of_files(spec, data, heldout)
     budget = load_budget(spec, budget_name)
-    scoring = Scoring.of(spec.suite, budget, heldout)
+    scoring = Scoring.of(spec.suite, budget, inputs.heldout, inputs.heldout_fingerprint)
     suite = get_suite(spec.suite)
     tasks = len(parse_task_ids(budget.eval_tasks, len(suite.tasks())))
-    pretrain = pretraining_files(data, heldout) if any(a.pretrain for a in spec.models) else []
-    found = variants(spec, budget, jobs.demo_fingerprint(data), jobs.demo_fingerprint(*pretrain) if pretrain else None)
+    found = variants(spec, budget, inputs.data_fingerprint, inputs.pretrain_fingerprint)
     check_configs(found)
-    return Plan(spec=spec, budget_name=budget_name, budget=budget, data=str(data), scoring=scoring,
-                variants=found,
-                tasks=tasks, pretrain_data=pretrain, root=root, scores=scores)
+    return Plan(spec=spec, budget_name=budget_name, budget=budget, data=inputs.data, scoring=scoring,
+                variants=found, tasks=tasks, pretrain_data=list(inputs.pretrain_data), inputs=inputs, root=root,
+                scores=scores)
+
+
+def record_inputs(plan: Plan) -> Path | None:
+    """Write the plan's inputs beside its kept scores (nothing when the scores stay in the job cache)."""
+    if plan.scores is None:
+        return None
+    path = inputs_file(plan.scores, plan.spec.name, plan.budget_name)
+    from bench.core.provenance import shown_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    i = plan.inputs  # paths as records show them: only the fingerprints enter the job keys
+    record = dict(vars(i), data=shown_path(i.data), heldout=shown_path(i.heldout),
+                  pretrain_data=[shown_path(p) for p in i.pretrain_data])
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def plan_from_scores(spec: Spec, budget_name: str, scores: Path, root: Path = ROOT) -> Plan:
+    """The plan whose scores were kept in `scores`, made from its recorded inputs: no demo file is opened."""
+    path = inputs_file(scores, spec.name, budget_name)
+    if not path.exists():
+        kept = sorted(p.name.removesuffix(".json") for p in (scores / "inputs").glob("*.json"))
+        raise SpecError(f"no recorded inputs for {spec.name} at the {budget_name} budget ({path} is missing): its "
+                        f"scores were not kept there, so it can only be rebuilt by running it. Recorded: "
+                        f"{', '.join(kept) or 'none'}")
+    record = json.loads(path.read_text())
+    inputs = Inputs(**dict(record, pretrain_data=tuple(record.get("pretrain_data", ()))))
+    return make_plan(spec, budget_name, inputs.data, inputs.heldout, root, scores, inputs)
+
+
+def variant_label(plan: Plan, v: Variant) -> str:
+    return f"{v.arm} {plan.spec.axis.name}={v.value} seed {v.seed}"
 
 
 def check_configs(found: list[Variant]) -> None:
@@ -173,7 +230,7 @@ def execute(plan: Plan, on_job=None, on_progress=None) -> list[str]:
     `on_progress(done, total)` follows it."""
     failures, scores = [], plan.scores_root
     for v in plan.variants:
-        label = f"{v.arm} {plan.spec.axis.name}={v.value} seed {v.seed}"
+        label = variant_label(plan, v)
         if plan.scored(v):  # its scores were kept (maybe from another machine): no checkpoint needed
             continue
         try:
@@ -220,6 +277,26 @@ def ablate(plan: Plan, out: Path, executor: str = "local", address: str | None =
     else:
         failures = execute(plan, on_job=on_job, on_progress=on_progress)
     wall = time.perf_counter() - t0
+    record_inputs(plan)
     table = tables.write(plan, out, provenance(), wall_s=wall)
     return AblateResult(plan.spec.name, table, [out / f"{plan.spec.name}{x}" for x in (".csv", ".md", ".png")],
                         failures, wall)
+
+
+def rebuild_from_scores(plan: Plan, out: Path) -> AblateResult:
+    """The table again from the plan's kept scores alone (seconds, no demos, checkpoints or simulator); every
+    variant must have both its scores."""
+    import time
+
+    from bench.ablate import tables
+    from bench.core.provenance import provenance
+
+    missing = [variant_label(plan, v) for v in plan.variants if not plan.scored(v)]
+    if missing:
+        raise SpecError(f"{plan.spec.name}: {len(missing)} of {len(plan.variants)} variants have no kept scores in "
+                        f"{plan.scores_root} ({'; '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}): run the "
+                        "ablation to make them")
+    t0 = time.perf_counter()
+    table = tables.write(plan, out, provenance())
+    return AblateResult(plan.spec.name, table, [out / f"{plan.spec.name}{x}" for x in (".csv", ".md", ".png")], [],
+                        time.perf_counter() - t0)

@@ -11,6 +11,7 @@ import typer
 from bench.cli.common import app, check_executor, console, fail, progress_bar
 
 LAST = "last.json"  # in the job cache (--root): the ablations of the last `bench ablate` on that cache
+COMMITTED_SCORES = Path("results/ablations/scores")
 
 
 def _flags() -> dict[str, str]:
@@ -56,6 +57,9 @@ def ablate(
                                  "Ray task with the resources its budget names; in the checkout: pip install -e '.[ray]')."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray (default: start a "
                                           "local one; 'auto': the cluster this machine belongs to)."),
+    from_scores: bool = typer.Option(False, "--from-scores", help="Rebuild the table from its kept scores alone "
+                                     f"(--scores, default {COMMITTED_SCORES}): seconds, with no demos, checkpoints or "
+                                     "simulator; fails, naming them, if any variant's scores are missing."),
 ):
     from bench.ablate.spec import BUDGETS, SpecError, available, load_spec
 
@@ -87,6 +91,10 @@ def ablate(
         fail(f"name an ablation: {', '.join(sorted(flags))}, or --spec FILE (--list shows them: "
              f"{len(available())} specs)")
     out = out or (root / "smoke" if budget == "smoke" else Path("results/ablations"))
+    if from_scores:
+        for s in specs:
+            _rebuild_one(s, budget, out, root, scores or COMMITTED_SCORES)
+        return
     root.mkdir(parents=True, exist_ok=True)
     (root / LAST).write_text(json.dumps({"specs": [str(s.path) for s in specs], "budget": budget, "out": str(out),
                                 "data": str(data) if data else None, "heldout": str(heldout) if heldout else None,
@@ -177,6 +185,19 @@ def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Option
         for f in result.failures:
             console.print(f"[red]failed:[/] {f}")
         raise typer.Exit(1)
+
+
+def _rebuild_one(spec, budget: str, out: Path, root: Path, scores: Path) -> None:
+    from bench.ablate.run import plan_from_scores, rebuild_from_scores
+    from bench.ablate.spec import SpecError
+
+    try:
+        result = rebuild_from_scores(plan_from_scores(spec, budget, scores, root), out)
+    except SpecError as exc:
+        fail(str(exc))
+    console.print((out / f"{spec.name}.md").read_text().split("![")[0])
+    console.print(f"rebuilt {out / spec.name}.csv, .md, .png from the scores in {scores} ({len(result.table)} variants, "
+                  f"{result.wall_s:.1f} s)")
 
 
 def _print_plan(plan, rows: list[dict]) -> None:
