@@ -7,7 +7,12 @@ failure is answered with its message as a text frame and the connection closed (
 server does. `GET /healthz` answers 200 for load balancers and scripts.
 
 Requests from concurrent clients are batched into one `act` call (the policy's rows are independent:
-a trained policy seeds each row's noise by its episode and step, so batching changes no result).
+a trained policy seeds each row's noise by its episode and step, so batching changes no result). The server
+is safe to share: each request is checked on its own against the served policy's spec (`check_request`) before
+it may join a batch, a batch holds only requests of one image shape, a batch the policy fails on is retried
+row by row, and non-finite actions are an error for their request alone. A bad request is answered with its
+reason (the connection stays open); messages over `max_message_bytes` are refused; every rejection and every
+client leaving is one log line (logger `bench.serve`).
 Clients that are `bench run --policy openpi` also send `bench/episode` (suite, task, init state, seed,
 key) and `bench/step`, so the policy resets and seeds exactly as it would in-process; other clients
 are one episode per connection.
@@ -18,17 +23,100 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
+import logging
+import re
 import traceback
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 
 import numpy as np
 
-from bench.policies.contract import EpisodeInfo, ObservationBatch
-from bench.policies.transforms import to_openpi_observation
+from bench.policies.contract import EpisodeInfo, ObservationBatch, PolicySpec, validate_chunks
+from bench.policies.transforms import OPENPI_KEYS, to_openpi_observation
 
 BATCH_WINDOW_S = 0.005  # how long the first request waits for others to join its batch
 MAX_BATCH = 64
+MAX_MESSAGE_BYTES = 16 * 2**20  # two 1024 px RGB frames fit; a larger message is refused before it is read
+CLIENT_KEY = {ours: theirs for theirs, ours in OPENPI_KEYS.items()}  # error messages name the client's keys
+
+log = logging.getLogger("bench.serve")
+
+
+class BadRequest(ValueError):
+    """A request that does not fit the served policy: answered with this message, never batched."""
+
+
+def layout_dim(layout: str) -> int:
+    """The length of a state vector from its layout, e.g. 'eef_pos(3)+eef_axis_angle(3)+gripper_qpos(2)' -> 8."""
+    dims = re.findall(r"\((\d+)\)", layout)
+    if not dims:
+        raise ValueError(f"state layout {layout!r} names no dimensions, e.g. 'joints(7)+gripper(1)'")
+    return sum(map(int, dims))
+
+
+def check_request(row: dict, spec: PolicySpec) -> dict:
+    """One observation row checked and normalised on its own against the policy's declared spec: uint8
+    (H, W, 3) images of the declared size, a finite numeric state of the layout's length, a text prompt.
+    Returns the row with numpy arrays (state as float32); raises BadRequest naming every problem."""
+    problems, out = [], {}
+    for cam in spec.cameras:
+        img = row.get(cam)
+        name = CLIENT_KEY.get(cam, cam)
+        if not isinstance(img, np.ndarray):
+            problems.append(f"{name!r} is a {type(img).__name__}, not an image array")
+        elif img.dtype != np.uint8:
+            problems.append(f"{name!r} has dtype {img.dtype}; send uint8 pixels (0-255)")
+        elif img.ndim != 3 or img.shape[2] != 3:
+            problems.append(f"{name!r} has shape {img.shape}; send (height, width, 3) RGB")
+        elif spec.image_size is not None and img.shape[:2] != (spec.image_size, spec.image_size):
+            problems.append(f"{name!r} is {img.shape[0]}x{img.shape[1]}; this policy takes "
+                            f"{spec.image_size}x{spec.image_size}")
+        else:
+            out[cam] = img
+    state, want = row.get("state"), layout_dim(spec.state_layout)
+    state_name = CLIENT_KEY["state"]
+    try:
+        arr = np.asarray(state)
+        numeric = arr.dtype.kind in "iuf"
+    except (TypeError, ValueError):
+        arr, numeric = None, False
+    if not numeric:
+        problems.append(f"{state_name!r} is not a numeric array (got {type(state).__name__})")
+    elif arr.shape != (want,):
+        problems.append(f"{state_name!r} has shape {arr.shape}; this policy takes ({want},): {spec.state_layout}")
+    elif not np.isfinite(arr).all():
+        problems.append(f"{state_name!r} holds {int((~np.isfinite(arr)).sum())} non-finite values (NaN/inf)")
+    else:
+        out["state"] = arr.astype(np.float32)
+    prompt = row.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        problems.append(f"'prompt' must be a non-empty string (got {type(prompt).__name__} {prompt!r:.40})")
+    else:
+        out["prompt"] = prompt
+    if problems:
+        raise BadRequest("; ".join(problems))
+    return out
+
+
+def check_episode(obs: dict, conn: int) -> dict:
+    """The `bench/episode` a bench client sends (suite, task, init state, seed, key); a foreign client's
+    connection is one episode."""
+    episode = obs.get("bench/episode")
+    if episode is None:
+        return {"key": f"connection{conn}"}
+    if not isinstance(episode, dict) or not isinstance(episode.get("key"), str):
+        raise BadRequest("'bench/episode' must be a map with a string 'key'")
+    if episode.get("suite"):
+        from bench.sim.suites import get_suite
+
+        try:
+            n = len(get_suite(str(episode["suite"])).tasks())
+            if not 0 <= int(episode.get("task_id", -1)) < n:
+                raise BadRequest(f"'bench/episode' task_id {episode.get('task_id')!r} is not a task of "
+                                 f"{episode['suite']} (0-{n - 1})")
+        except (KeyError, ValueError, TypeError) as exc:
+            raise BadRequest(f"'bench/episode': {exc}") from None
+    return dict(episode)
 
 
 @dataclass
@@ -40,8 +128,10 @@ class _Request:
 
 
 class PolicyServer:
-    def __init__(self, policy, metadata: dict, host: str = "127.0.0.1", port: int = 8000):
+    def __init__(self, policy, metadata: dict, host: str = "127.0.0.1", port: int = 8000,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES):
         self.policy, self.metadata, self.host, self.port = policy, metadata, host, port
+        self.max_message_bytes = max_message_bytes
         self.queue: asyncio.Queue[_Request] = asyncio.Queue()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)  # the policy runs on one thread
         self.episodes: set[str] = set()
@@ -89,40 +179,96 @@ class PolicyServer:
                     batch.append(await asyncio.wait_for(self.queue.get(), timeout))
                 except asyncio.TimeoutError:
                     break
-            try:
-                chunks = await loop.run_in_executor(self.executor, self._act, batch)
-            except Exception as exc:  # the policy failed: every request of the batch hears why
-                message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(RuntimeError(message))
+            groups: dict[tuple, list[_Request]] = {}
+            for r in batch:  # one act call per image shape (a policy of any resolution stacks its rows)
+                groups.setdefault(tuple(r.row[c].shape for c in self.policy.spec.cameras), []).append(r)
+            for group in groups.values():
+                await self._answer(group)
+
+    async def _answer(self, group: list[_Request]) -> None:
+        """Act on a group; a group the policy fails on is retried row by row, so one request's failure is
+        never another's."""
+        loop = asyncio.get_running_loop()
+        try:
+            chunks = await loop.run_in_executor(self.executor, self._act, group)
+        except Exception as exc:
+            if len(group) > 1:
+                for r in group:
+                    await self._answer([r])
+                return
+            (r,) = group
+            log.warning("policy failed on a request of %s: %s: %s", r.episode["key"], type(exc).__name__, exc)
+            if not r.future.done():
+                r.future.set_exception(RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"))
+            return
+        arr, errors = validate_chunks(chunks, len(group), self.policy.spec)
+        for i, r in enumerate(group):
+            if r.future.done():
                 continue
-            for r, chunk in zip(batch, chunks):
-                if not r.future.done():
-                    r.future.set_result(chunk)
+            if errors[i] is not None:
+                log.warning("no answer to a request of %s: %s", r.episode["key"], errors[i])
+                r.future.set_exception(RuntimeError(errors[i]))
+            else:
+                r.future.set_result(arr[i].astype(np.float32))
 
     # ---------------------------------------------------------------- network side
-    async def _handle(self, ws) -> None:
+    def _parse(self, message, conn: int, step: int) -> _Request:
+        """A message as a request of its own, or BadRequest saying why not."""
         from openpi_client import msgpack_numpy
 
+        if not isinstance(message, bytes):
+            raise BadRequest("send observations as binary msgpack frames, not text")
+        try:
+            obs = msgpack_numpy.unpackb(message)
+        except Exception as exc:
+            raise BadRequest(f"the message is not msgpack: {type(exc).__name__}: {exc}") from None
+        if not isinstance(obs, dict):
+            raise BadRequest(f"the message is a msgpack {type(obs).__name__}, not a map of observation keys")
+        try:
+            row = to_openpi_observation(obs)
+        except KeyError as exc:
+            raise BadRequest(str(exc.args[0]) if exc.args else str(exc)) from None
+        row = check_request(row, self.policy.spec)
+        episode = check_episode(obs, conn)
+        try:
+            at = int(obs.get("bench/step", step))
+        except (TypeError, ValueError):
+            raise BadRequest(f"'bench/step' must be an integer (got {obs.get('bench/step')!r})") from None
+        return _Request(row, episode, at, asyncio.get_running_loop().create_future())
+
+    async def _handle(self, ws) -> None:
+        from openpi_client import msgpack_numpy
+        from websockets.exceptions import ConnectionClosed
+
         packer = msgpack_numpy.Packer()
-        await ws.send(packer.pack(self.metadata))
         conn = next(self._ids)
+        peer = "%s:%s" % tuple(ws.remote_address[:2]) if ws.remote_address else "?"
+        log.info("client %d connected from %s", conn, peer)
         step = 0
-        async for message in ws:
-            try:
-                obs = msgpack_numpy.unpackb(message)
-                episode = dict(obs.get("bench/episode") or {"key": f"connection{conn}"})
-                row = to_openpi_observation(obs)
-                future = asyncio.get_running_loop().create_future()
-                await self.queue.put(_Request(row, episode, int(obs.get("bench/step", step)), future))
-                chunk = await future
+        try:
+            await ws.send(packer.pack(self.metadata))
+            async for message in ws:
+                try:
+                    request = self._parse(message, conn, step)
+                except BadRequest as exc:
+                    log.warning("client %d: rejected request: %s", conn, exc)
+                    await ws.send(f"bench serve rejected the request: {exc}")
+                    continue
+                await self.queue.put(request)
+                try:
+                    chunk = await request.future
+                except RuntimeError as exc:
+                    await ws.send(f"bench serve could not answer: {exc}")
+                    await ws.close(code=1011, reason="internal error")
+                    return
                 await ws.send(packer.pack({"actions": chunk}))
                 step += 1
-            except Exception as exc:
-                await ws.send(f"bench serve could not answer: {exc}")
-                await ws.close(code=1011, reason="internal error")
-                return
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else "none"
+            why = "message too big" if code == 1009 or (exc.sent and exc.sent.code == 1009) else f"close code {code}"
+            log.info("client %d left after %d answers (%s)", conn, step, why)
+            return
+        log.info("client %d left after %d answers", conn, step)
 
     @staticmethod
     def _health(connection, request):
@@ -134,7 +280,7 @@ class PolicyServer:
         from websockets.asyncio.server import serve
 
         batcher = asyncio.create_task(self._batcher())
-        async with serve(self._handle, self.host, self.port, compression=None, max_size=None,
+        async with serve(self._handle, self.host, self.port, compression=None, max_size=self.max_message_bytes,
                          process_request=self._health) as server:
             if ready is not None:
                 ready(server)
@@ -145,7 +291,8 @@ class PolicyServer:
 
 
 def serve_policy(policy: str, checkpoint: str | None = None, policy_args: list[str] | tuple = (),
-                 host: str = "127.0.0.1", port: int = 8000, math: str = "portable", on_ready=print) -> "PolicyServer":
+                 host: str = "127.0.0.1", port: int = 8000, math: str = "portable", on_ready=print,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> "PolicyServer":
     """Build a registered policy and serve it until interrupted (`bench serve`); `on_ready` gets one line with
     the address once the port is bound. Put the math mode in force (bench.core.mathmode.apply) before torch loads.
     Returns the stopped server (its call counts)."""
@@ -158,7 +305,8 @@ def serve_policy(policy: str, checkpoint: str | None = None, policy_args: list[s
     check(math)
     desc = describe(math)
     name = canonical_policy(policy)
-    server = PolicyServer(pol, server_metadata(name, pol, desc), host=host, port=port)
+    server = PolicyServer(pol, server_metadata(name, pol, desc), host=host, port=port,
+                          max_message_bytes=max_message_bytes)
 
     def ready(srv) -> None:
         bound = srv.sockets[0].getsockname()[1]
