@@ -45,6 +45,25 @@ def test_every_spec_parses_and_default_variants_share_one_training():
     assert len(set(keys.values())) == 1, keys
 
 
+def test_the_paper_budget_trains_as_the_official_libero_launch_does(tmp_path):
+    """80k steps at 256, 1e-5 video / 1e-4 action, 5k warm-up, cosine to 5e-7, weight decay 1e-8, uniform video
+    timesteps; other models keep one rate; the small budget's training keys are what they were."""
+    from bench.ablate.jobs import train_job
+    from bench.models.dit4dit import full_config
+    from bench.train.loop import TrainConfig
+
+    spec = load_spec("data_fraction")
+    paper = {v.arm: v for v in variants(spec, load_budget(spec, "paper"), "data")}
+    job = train_job(paper["dit4dit"].train, ["demos.hdf5"], tmp_path)["train"]
+    cfg = TrainConfig(**job)
+    assert (cfg.steps, cfg.batch_size, cfg.warmup, cfg.min_lr, cfg.betas) == (80000, 256, 5000, 5e-7, (0.9, 0.95))
+    assert cfg.group_lr == {"video": 1e-5, "action": 1e-4} and cfg.weight_decay == 1e-8
+    assert "group_lr" not in train_job(paper["groot"].train, ["demos.hdf5"], tmp_path)["train"]
+    assert full_config().video_timesteps.kind == "uniform"
+    small = variants(spec, load_budget(spec, "small"), "data")[0].train
+    assert "group_lr" not in small.schedule.key_fields() and "weight_decay" not in small.schedule.key_fields()
+
+
 def test_spec_errors_name_the_problem():
     with pytest.raises(SpecError, match="unknown ablation 'nope'.*feature_timestep"):
         load_spec("nope")

@@ -133,7 +133,9 @@ def train_job(job: TrainJob, data: list[str], out: Path, root: Path = ROOT) -> d
             "train": {"steps": sch.steps, "batch_size": sch.batch_size, "lr": sch.lr,
                       "warmup": min(sch.warmup, sch.steps), "checkpoint_every": sch.checkpoint_every,
                       "seed": job.seed, "precision": sch.precision, "demo_fraction": job.demo_fraction,
-                      "keep_checkpoints": list(job.keep_checkpoints), "init_from": init_from}}
+                      "keep_checkpoints": list(job.keep_checkpoints), "init_from": init_from,
+                      **({"group_lr": dict(sch.group_lr)} if sch.group_lr else {}),
+                      **({"weight_decay": sch.weight_decay} if sch.weight_decay is not None else {})}}
 
 
 def eval_job(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None = None) -> dict:

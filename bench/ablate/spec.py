@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -44,13 +44,20 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Schedule:
-    """How one training runs (the `bench train` settings a budget fixes)."""
+    """How one training runs (the `bench train` settings a budget fixes). Settings with a default enter a
+    training's key only when set otherwise, so adding one never renames the trainings already cached."""
     steps: int
     batch_size: int
     lr: float
     warmup: int
     checkpoint_every: int
     precision: str
+    group_lr: tuple = ()  # ((group, lr), ...): a parameter group's own peak rate (dit4dit: action, video)
+    weight_decay: float | None = None  # None: bench train's default
+
+    def key_fields(self) -> dict:
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,13 @@ class Budget:
     # what a job asks a Ray cluster for (bench ablate --executor ray); an evaluation asks for `workers` CPUs
     train_cpus: int = 1
     train_gpus: float = 0
+    group_lr: tuple = ()  # ((model, ((group, lr), ...)), ...): per-group peak rates, by model
+
+    def schedule_for(self, model: str) -> Schedule:
+        """The schedule a training of `model` runs: the budget's, with that model's group rates."""
+        from dataclasses import replace
+
+        return replace(self.schedule, group_lr=dict(self.group_lr).get(model, ()))
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,7 @@ class TrainJob:
         from bench.models.registry import model_config
 
         definition = {k: v for k, v in asdict(self).items() if k not in ("config", "overrides")}
+        definition["schedule"] = self.schedule.key_fields()
         definition["resolved"] = model_config(self.model, self.config, **self.overrides).to_dict()
         return job_hash("train", definition)
 
@@ -230,6 +245,12 @@ def load_budget(spec: Spec, level: str) -> Budget:
         raise SpecError(f"{spec.path}: unknown budget setting(s) {', '.join(sorted(unknown))}")
     schedule = {k: merged.pop(k) for k in list(merged) if k in schedule_keys}
     schedule["warmup"] = min(schedule["warmup"], schedule["steps"])
+    # group_lr is given per model ({model: {group: lr}}): each training takes its own model's (Budget.schedule_for)
+    per_model = schedule.pop("group_lr", None) or {}
+    if not isinstance(per_model, dict) or not all(isinstance(v, dict) for v in per_model.values()):
+        raise SpecError(f"{level} budget: group_lr must map a model to its groups' rates, e.g. "
+                        f"{{dit4dit: {{video: 1.0e-5, action: 1.0e-4}}}} (got {per_model!r})")
+    merged["group_lr"] = tuple(sorted((m, tuple(sorted(g.items()))) for m, g in per_model.items()))
     merged["seeds"] = tuple(merged["seeds"])
     return Budget(schedule=Schedule(**schedule), **merged)
 
@@ -250,7 +271,8 @@ def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerp
                         raise SpecError(f"{spec.path}: arm {arm.label!r} needs pretraining data")
                     pretrain = TrainJob(model=arm.model, config=spec.config,
                                         overrides={**spec.overrides, **arm.overrides, "action_loss_weight": 0.0},
-                                        schedule=budget.schedule, seed=seed, demo_fraction=1.0, keep_checkpoints=(),
+                                        schedule=budget.schedule_for(arm.model), seed=seed, demo_fraction=1.0,
+                                        keep_checkpoints=(),
                                         data=pretrain_fingerprint, threads=budget.train_cpus)
                 overrides = {**spec.overrides, **arm.overrides}
                 if isinstance(value, dict):  # a labelled value: several settings at once
@@ -259,7 +281,8 @@ def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerp
                 elif spec.axis.target == "config":
                     overrides[spec.axis.key] = value
                 fraction = float(value) if spec.axis.target == "demo_fraction" else 1.0
-                job = TrainJob(model=arm.model, config=spec.config, overrides=overrides, schedule=budget.schedule,
+                job = TrainJob(model=arm.model, config=spec.config, overrides=overrides,
+                               schedule=budget.schedule_for(arm.model),
                                seed=seed, demo_fraction=fraction, keep_checkpoints=keep, data=data_fingerprint,
                                init_from=pretrain.key() if pretrain else None, threads=budget.train_cpus)
                 step = progress_step(steps, float(value)) if progress_axis else steps

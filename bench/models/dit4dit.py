@@ -121,8 +121,9 @@ def full_config(pretrained: str | None = None) -> DiT4DiTConfig:
                              state_dim=16, dropout=0.2)
     return DiT4DiTConfig(name="full", image_size=224, n_future=4, future_stride=2, vae="wan", text="precomputed",
                          text_max_tokens=512, video=video, action=action,
-                         video_timesteps=TimestepSampler("logit_normal", high_frac=0.05, high_min=0.98),
-                         pretrained=pretrained).validate()
+                         # the official LIBERO launch script's uniform video timesteps (its yaml's logit-normal with
+                         # 5% above 0.98 is TimestepSampler("logit_normal", high_frac=0.05, high_min=0.98))
+                         video_timesteps=TimestepSampler("uniform"), pretrained=pretrained).validate()
 
 
 CONFIGS = {"tiny": tiny_config, "full": full_config}
