@@ -27,6 +27,28 @@ def run(tmp_path_factory) -> Path:
     return out
 
 
+def test_training_in_stages_gives_the_uninterrupted_runs_weights(run, tmp_path):
+    """train(until=N) stops at N with a checkpoint (a curve point can be scored there) and resumes to the
+    weights of the run that never stopped."""
+    import torch
+    from safetensors.torch import load_file
+
+    from bench.models.registry import model_config
+    from bench.train.loop import TrainConfig, train
+
+    cfg = TrainConfig(steps=6, batch_size=2, warmup=2, checkpoint_every=3, keep_checkpoints=(3,))
+    staged = tmp_path / "staged"
+    for until in (3, 3, 5, None):  # a repeated stage is a no-op
+        train(model_config("dit4dit", "tiny", **SMALL), [str(FIXTURE)], staged, cfg, resume=True, until=until)
+        if until == 3:
+            assert json.loads((staged / "checkpoint" / "config.json").read_text())["trained_steps"] == 3
+    a = load_file(str(run / "checkpoint" / "model.safetensors"))
+    b = load_file(str(staged / "checkpoint" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert sorted(p.name for p in staged.glob("train_config*.json")) == [
+        "train_config.json", "train_config.resume3.json", "train_config.resume5.json"]
+
+
 def test_points_are_the_kept_checkpoints_and_the_finished_final_one(run):
     from bench.analysis.learning import points
 

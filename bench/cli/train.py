@@ -63,6 +63,8 @@ def train(
     log_with: Optional[str] = typer.Option(None, help="Also log to tensorboard or wandb (offline; under "
                                                         "<out>/trackers)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its train state."),
+    until: Optional[int] = typer.Option(None, min=1, help="Stop after this step with a checkpoint (the schedule "
+                                        "stays --steps long; --resume continues it, as if never stopped)."),
     set_: list[str] = typer.Option([], "--set", help="Model config override KEY=VALUE (dotted keys reach nested "
                                                       "configs, e.g. video.feature_layer=2, gradient=joint)."),
 ):
@@ -124,7 +126,7 @@ def train(
     with progress:
         bar = progress.add_task("train", total=steps, losses="loss -", rate="-")
         try:
-            ckpt = run_training(model_cfg, data, out, cfg, resume=resume, on_log=on_log)
+            ckpt = run_training(model_cfg, data, out, cfg, resume=resume, on_log=on_log, until=until)
         except (FileExistsError, FileNotFoundError, ValueError) as exc:
             fail(str(exc))
     console.print(f"checkpoint: {ckpt}  (losses: {out / 'losses.csv'}, {out / 'losses.png'})")

@@ -299,9 +299,10 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
 
 
 def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume: bool = False,
-          on_log: Callable[[int, dict], None] | None = None) -> Path:
-    """Train the registered model `model_cfg` belongs to into `out`; returns the final checkpoint folder
-    (`out/checkpoint`)."""
+          on_log: Callable[[int, dict], None] | None = None, until: int | None = None) -> Path:
+    """Train the registered model `model_cfg` belongs to into `out`; returns the checkpoint folder
+    (`out/checkpoint`). `until`: stop after that step with a checkpoint (the schedule stays `cfg.steps` long),
+    so a caller can score a learning-curve point and resume; the result is the uninterrupted run's."""
     from accelerate import Accelerator
 
     if cfg.precision not in PRECISIONS:
@@ -349,12 +350,16 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
         optimizer.load_state_dict(saved["optimizer"])
         start = saved["step"]
         elapsed_before = saved.get("elapsed_s", float("nan"))  # training seconds up to that checkpoint
+    stop = cfg.steps if until is None else min(cfg.steps, until)
+    if start >= stop:  # already there: nothing to train, nothing to record
+        dataset.close()
+        return out / "checkpoint"
     model.train()
     set_attention(model, cfg.attention)
     if cfg.compile:
         compile_blocks(model)
 
-    loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), cfg.batch_size, cfg.seed, start, cfg.steps),
+    loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), cfg.batch_size, cfg.seed, start, stop),
                         num_workers=cfg.num_workers, collate_fn=default_collate)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     core = accelerator.unwrap_model(model)
@@ -440,7 +445,7 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
                 accelerator.log({**row, **lrs, "grad_norm": float(grad_norm), "samples_per_s": rate}, step=step)
             if on_log:
                 on_log(step, {**row, "samples_per_s": rate})
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or step in cfg.keep_checkpoints:
+        if step % cfg.checkpoint_every == 0 or step in (cfg.steps, stop) or step in cfg.keep_checkpoints:
             checkpoint(step)
     log.close()
     dataset.close()
