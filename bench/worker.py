@@ -3,7 +3,7 @@
 Studies (ablation jobs) and benchmarks run work apart from themselves so that each job sets its float math
 before torch loads, logs to its own file and can be stopped and resumed; the worker calls the library
 (`train`, `evaluate`, `write_action_error`, `serve_policy`), never the command line. A job file is one JSON
-object: {"kind": "train" | "eval" | "offline" | "serve", ...its arguments}.
+object: {"kind": "train" | "eval" | "offline" | "curve_point" | "serve", ...its arguments}.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def run_train(job: dict) -> None:
             print(f"step {step}/{cfg.steps} " + " ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
 
     train(model_config(job["model"], job["config"], **job["overrides"]), job["data"], job["out"], cfg,
-          resume=True, on_log=on_log)
+          resume=True, on_log=on_log, until=job.get("until"))
 
 
 def run_eval(job: dict) -> None:
@@ -56,6 +56,16 @@ def run_offline(job: dict) -> None:
     print(f"action error {result['mean']:.4f} on {result['windows']} windows -> {job['out']}", flush=True)
 
 
+def run_curve_point(job: dict) -> None:
+    """One learning-curve point scored (closed loop and held-out action error; cached, resumes)."""
+    from bench.analysis.learning import CurveSpec, Point, score_point
+
+    spec = CurveSpec(**{**job["spec"], "heldout": tuple(job["spec"]["heldout"])})
+    point = Point(Path(job["run"]), job["step"], Path(job["checkpoint"]))
+    result = score_point(point, spec, log=lambda line: print(line, flush=True))
+    print(f"step {point.step}: success {result['success_rate']:.3f}", flush=True)
+
+
 def run_serve(job: dict) -> None:
     from bench.eval.serve import serve_policy
 
@@ -63,8 +73,10 @@ def run_serve(job: dict) -> None:
                  on_ready=lambda line: print(line, flush=True))
 
 
-KINDS = {"train": run_train, "eval": run_eval, "offline": run_offline, "serve": run_serve}
-MATH_FIRST = {"eval": lambda job: job["request"]["math"], "serve": lambda job: job["math"]}
+KINDS = {"train": run_train, "eval": run_eval, "offline": run_offline, "curve_point": run_curve_point,
+         "serve": run_serve}
+MATH_FIRST = {"eval": lambda job: job["request"]["math"], "serve": lambda job: job["math"],
+              "curve_point": lambda job: "portable"}  # scored as `bench run` scores
 
 
 def main(argv: list[str]) -> int:

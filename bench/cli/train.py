@@ -194,24 +194,30 @@ def curves(
 
 
 def _score_runs(runs: list[Path], names: list[str], spec) -> None:
-    """Score every run's unscored points, with a progress bar per point."""
-    from bench.cli.common import run_with_progress, set_math
-    from bench.eval import EvalError
-    from bench.analysis.learning import pending_episodes, points, score_point
+    """Score every run's unscored points (each in a worker process), with a progress bar per point."""
+    from bench.ablate.jobs import JobFailed
+    from bench.studies.catalog import score_runs
 
-    set_math("portable")  # as bench run scores, before torch loads
+    progress = progress_bar()
+    bars: dict[str, int] = {}
+
+    def on_progress(what: str, done: int, total: int) -> None:
+        if what not in bars:
+            bars[what] = progress.add_task(what, total=total)
+        progress.update(bars[what], completed=done)
+
     for run, name in zip(runs, names):
-        found = points(run)
-        if not found:
+        from bench.analysis.learning import points
+
+        if not points(run):
             console.print(f"[yellow]{run}: no kept checkpoints yet (bench train --keep-checkpoints)[/]")
-        for point in found:
-            todo = pending_episodes(point, spec)
-            try:
-                run_with_progress(todo, lambda on_episode: score_point(point, spec, log=lambda _: None,
-                                                                       on_episode=on_episode),
-                                  f"{name} step {point.step}")
-            except (EvalError, ValueError) as e:
-                fail(str(e))
+    with progress:
+        try:
+            score_runs(runs, names, spec, log=lambda line: progress.console.print(line, highlight=False),
+                       on_progress=on_progress)
+        except JobFailed as e:
+            fail(str(e))
+
 
 
 @app.command()

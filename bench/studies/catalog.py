@@ -290,42 +290,178 @@ def curves_study(name: str, runs: tuple[tuple[str, str], ...], section: str) -> 
 # --------------------------------------------------------------------------- trainings
 
 @dataclass(frozen=True)
+class Recipe:
+    """How a model is trained for the suite's tables: bench train's settings, the same for every model."""
+    name: str
+    steps: int
+    batch_size: int = 16
+    precision: str = "fp32"
+    compile: bool = False
+    attention: str = "default"
+    frame_cache: bool = False
+    checkpoint_every: int = 250
+    keep_every: int = 0  # keep a checkpoint every N steps: the learning curve's points (0: none)
+
+    @property
+    def keep(self) -> tuple[int, ...]:
+        return tuple(range(self.keep_every, self.steps, self.keep_every)) if self.keep_every else ()
+
+    def train_config(self):
+        from bench.train.loop import TrainConfig
+
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, precision=self.precision,
+                           compile=self.compile, attention=self.attention, frame_cache=self.frame_cache,
+                           checkpoint_every=self.checkpoint_every, keep_checkpoints=self.keep)
+
+
+RECIPES = {
+    "3k": Recipe("3k", 3000),  # the bundled checkpoints: about one pass over the 500 demos
+    "20k": Recipe("20k", 20000, precision="bf16", compile=True, attention="math", frame_cache=True,
+                  checkpoint_every=500, keep_every=2500),  # results/dit4dit/recipe.md
+}
+
+
+@dataclass(frozen=True)
 class Training:
-    """A bundled model: trained on a demo set, shipped by bundle_run (its checkpoint into the package, its curve
-    and config into results/<model>/...)."""
+    """A model trained on a demo set by a recipe. The 3k recipe's are the bundled models (bundle_run ships the
+    checkpoint into the package, the curve and config into results/<model>/...)."""
     model: str
     suite: str
     demo_set: str
-    steps: int = 3000
-    batch_size: int = 16
-    precision: str = "fp32"
+    recipe: str = "3k"
 
     @property
     def name(self) -> str:
-        return f"trainings/{self.model}/{self.suite}"
+        return f"trainings/{self.model}/{self.suite}" + ("" if self.recipe == "3k" else f"_{self.recipe}")
+
+    @property
+    def run(self) -> Path:
+        """Where it trains (machine-local, resumable)."""
+        return Path("runs/studies/train") / (f"{self.model}_{self.suite}" + ("" if self.recipe == "3k"
+                                                                            else f"_{self.recipe}"))
 
     def curves(self) -> Path:
         from bench.train.loop import CURVE_FOLDERS
 
         return R / self.model / CURVE_FOLDERS.get(self.suite, f"{self.suite}_train")
 
-    def build(self, log) -> None:
+    def demos(self, log) -> Path:
+        """The demo set's file, made first when missing."""
         from bench.eval.demo_sets import get_set, make_set
-        from bench.models.registry import model_config
-        from bench.train.loop import TrainConfig, bundle_run, train
 
         demos = get_set(self.demo_set)
         if demos.left():
             log(f"making demo set {demos.name} first ({demos.left()} demos, about {demos.minutes:.0f} min)")
             make_set(demos.name)
-        run = Path("runs/studies/train") / f"{self.model}_{self.suite}"
-        train(model_config(self.model, "tiny"), [str(demos.path)], run,
-              TrainConfig(steps=self.steps, batch_size=self.batch_size, precision=self.precision), resume=True)
-        bundle_run(run)
+        return demos.path
+
+    def train_job(self, data: Path, until: int | None = None) -> dict:
+        """The training as a worker job (bench.worker): its own process, in torch's default float math."""
+        from dataclasses import asdict
+
+        return {"kind": "train", "model": self.model, "config": "tiny", "overrides": {}, "data": [str(data)],
+                "out": str(self.run), "threads": 2, "train": asdict(RECIPES[self.recipe].train_config()),
+                "until": until}
+
+    def train(self, log, until: int | None = None) -> Path:
+        """Train (or resume) to `until` or the end in a worker process (its log: RUN.log); returns the run folder."""
+        from bench.ablate.jobs import run_logged
+
+        data = self.demos(log)
+        run_logged(self.train_job(data, until), self.run.with_suffix(".log"), threads=2)
+        return self.run
+
+    def build(self, log) -> None:
+        from bench.train.loop import bundle_run
+
+        bundle_run(self.train(log))
 
 
 TRAININGS = [Training(m, "libero_spatial", "libero_spatial") for m in MODELS] + [
     Training(m, "gr1_tabletop_proxy", "gr1_tabletop_proxy") for m in MODELS]
+
+
+# --------------------------------------------------------------------------- learning curves
+
+LEARNING = R / "baselines" / "learning_curves"
+LEARNING_TRAININGS = tuple(Training(m, "libero_spatial", "libero_spatial", "20k") for m in MODELS)
+
+
+def learning_spec():
+    from bench.analysis.learning import CurveSpec
+    from bench.eval.demo_sets import get_set
+
+    return CurveSpec(suite="libero_spatial", episodes=10, heldout=(str(get_set("libero_spatial_heldout").path),),
+                     windows=200)
+
+
+def build_learning_curves(log) -> None:
+    """Each model of LEARNING_TRAININGS in turn: train to its next kept checkpoint, score every unscored point,
+    write the curves so far. Each step is a worker process (training in torch's default math, scoring in the
+    portable math `bench run` uses) that resumes: a training from its last checkpoint, a point per episode."""
+    from bench.analysis.learning import write_learning_curves
+    from bench.core.provenance import provenance
+    from bench.eval.demo_sets import get_set, make_set
+
+    spec = learning_spec()
+    if get_set("libero_spatial_heldout").left():
+        make_set("libero_spatial_heldout")
+    for t in LEARNING_TRAININGS:
+        recipe = RECIPES[t.recipe]
+        for stop in (*recipe.keep, recipe.steps):
+            log(f"{t.model}: training to step {stop} of {recipe.steps} (log: {t.run.with_suffix('.log')})")
+            t.train(log, until=stop)
+            score_runs([t.run], [t.model], spec, log)
+            started = [x for x in LEARNING_TRAININGS if (x.run / "train_config.json").exists()]
+            write_learning_curves([x.run for x in started], [x.model for x in started], LEARNING, spec, provenance())
+            log(f"wrote {LEARNING}.md, .csv, .png, .json")
+
+
+def score_runs(runs: list[Path], labels: list[str], spec, log, on_progress=None) -> None:
+    """Score every run's unscored learning-curve points, each in a worker process in the portable float math
+    `bench run` scores in (its log: RUN/curve/step<N>.log); `on_progress(label, done, total)` while one runs."""
+    from dataclasses import asdict
+
+    from bench.ablate.jobs import run_logged
+    from bench.analysis.learning import pending_episodes, points
+
+    for run, label in zip(runs, labels):
+        for point in points(run):
+            left = pending_episodes(point, spec)
+            if not left and (not spec.heldout or (point.folder / "action_error.json").exists()):
+                continue
+            log(f"{label}: scoring step {point.step} ({left} episodes left)")
+            total, what = left, f"{label} step {point.step}"
+            poll = (lambda p=point: on_progress(what, total - pending_episodes(p, spec), total)) if on_progress else None
+            run_logged({"kind": "curve_point", "run": str(run), "step": point.step, "checkpoint": str(point.checkpoint),
+                        "spec": asdict(spec)}, point.folder.with_suffix(".log"), poll)
+
+
+def recompute_learning_curves() -> list[str]:
+    """Each point's success and action error again from its committed records."""
+    import json as _json
+
+    from bench.core.records import latest_by_key, read_records
+
+    table, diffs = pd.read_csv(LEARNING.with_suffix(".csv")), []
+    for r in table.itertuples():
+        folder = LEARNING / r.label / f"step{r.step}"
+        records = list(latest_by_key(read_records(folder / "episodes.jsonl")).values())
+        got = sum(bool(x["success"]) for x in records), len(records)
+        if got != (round(r.success_rate * r.episodes), r.episodes):
+            diffs.append(f"{LEARNING}: {r.label} step {r.step}: success recomputed {got[0]}/{got[1]}, committed "
+                         f"{r.success_rate:.4f} of {r.episodes}")
+        ae = folder / "action_error.json"
+        if ae.exists() and abs(_json.loads(ae.read_text())["mean"] - r.action_error) > 1e-9:
+            diffs.append(f"{LEARNING}: {r.label} step {r.step}: action error differs from its record")
+    return diffs
+
+
+def learning_study() -> Study:
+    return Study(name="baselines/learning_curves", kind="curves",
+                 outputs=(*(str(LEARNING.with_suffix(x)) for x in (".md", ".csv", ".png", ".json")), str(LEARNING)),
+                 inputs=(), build=lambda s, log: build_learning_curves(log), section="baselines",
+                 recompute=recompute_learning_curves if LEARNING.with_suffix(".csv").exists() else None)
 
 
 def training_cost(t: Training) -> float | None:
@@ -448,6 +584,7 @@ def studies() -> list[Study]:
     found.append(gr1_study())
     found += [curves_study(n, runs, n.split("/")[0]) for n, runs in CURVES.items()]
     found += [training_study(t) for t in TRAININGS]
+    found.append(learning_study())
     found.append(history_study())
     found += [measurement_study(n, *v) for n, v in MEASUREMENTS.items()]
     found += ablation_studies()
