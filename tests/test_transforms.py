@@ -50,3 +50,39 @@ def test_dit4dit_layout_and_post_processing():
     assert out.shape == (8, 7) and out[:, 0] == pytest.approx(0.0)
     # the gripper: to 0/1 at 0.5, unnormalised to [0, 1], then above 0.5 (open) is -1 and the rest +1
     assert out[:, 6].tolist() == [1, 1, -1, -1, -1, 1, -1, 1]
+
+
+def test_action_postprocessing_by_hand():
+    from bench.policies.transforms import action_postprocess
+
+    chunk = np.array([[[1.7, -0.2, -1.3, 0.5, 2.0, -3.0, 0.3], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, -0.01]]])
+    official = action_postprocess("official")({"actions": chunk})["actions"]
+    np.testing.assert_array_equal(official, [[[1.0, -0.2, -1.0, 0.5, 1.0, -1.0, 1.0],
+                                              [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, -1.0]]])
+    np.testing.assert_array_equal(action_postprocess("continuous")({"actions": chunk})["actions"], chunk)
+    with pytest.raises(ValueError, match="unknown action post-processing 'binary'; valid: continuous, official"):
+        action_postprocess("binary")
+
+
+def test_a_trained_policy_applies_the_post_processing_it_is_given():
+    from bench.policies import make_policy
+    from bench.policies.contract import EpisodeInfo, ObservationBatch
+    from bench.sim.suites import get_suite
+
+    rng = np.random.default_rng(0)
+    batch = ObservationBatch(episode_keys=["e"], images={c: rng.integers(0, 256, (1, 128, 128, 3), dtype=np.uint8)
+                                                        for c in ("agentview", "eye_in_hand")},
+                             state=rng.normal(size=(1, 8)).astype(np.float32), prompts=["pick up the black bowl"],
+                             steps=np.array([0]))
+    task = get_suite("libero_spatial").task(0)
+    chunks = {}
+    for post in ("continuous", "official"):
+        pol = make_policy("dit4dit", [f"postprocess={post}"])
+        pol.reset(EpisodeInfo(key="e", task=task, init_id=0, seed=0))
+        chunks[post] = pol.act(batch)[0]
+    raw = chunks["continuous"]
+    assert set(np.unique(chunks["official"][:, -1])) <= {-1.0, 1.0}
+    np.testing.assert_allclose(chunks["official"][:, :6], np.clip(raw[:, :6], -1, 1), rtol=0, atol=1e-6)
+    assert np.array_equal(chunks["official"][:, -1], np.where(raw[:, -1] > 0, 1.0, -1.0))
+    with pytest.raises(ValueError, match="unknown action post-processing 'sign'"):
+        make_policy("dit4dit", ["postprocess=sign"])

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.policies import register
+from bench.policies import PolicyArg, register
 from bench.policies.contract import EpisodeInfo, ObservationBatch, PolicySpec
+from bench.policies.transforms import ACTION_POSTPROCESS, action_postprocess
+from bench.sim.suites import LIBERO_ACTION_CONVENTION
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 BUNDLED = CHECKPOINTS / "dit4dit_tiny_libero_spatial"
@@ -61,7 +63,7 @@ def shipped_checkpoint(model: str, suite: str | None = None) -> Path | None:
 
 class TrainedPolicy:
     def __init__(self, model_name: str, checkpoint: str | None = None, seed: int = 0, steps: int | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", postprocess: str | None = None):
         import torch  # imported here: listing policies stays fast
 
         # The policy runs in the runner's process beside the sim workers; torch's default of one
@@ -91,6 +93,12 @@ class TrainedPolicy:
         self.cameras = tuple(lay["cameras"])
         self.spec = PolicySpec(cameras=self.cameras, state_layout=lay["state"], action_dim=lay["action_dim"],
                                action_convention=lay["action"], chunk_length=lay["chunk"])
+        # how the unnormalised chunk becomes actions: asked for, else the checkpoint's own, else as predicted
+        self.postprocess = postprocess or info.get("action_postprocess", "continuous")
+        self._post = action_postprocess(self.postprocess)
+        if self.postprocess != "continuous" and lay["action"] != LIBERO_ACTION_CONVENTION:
+            raise ValueError(f"postprocess={self.postprocess} is LIBERO's convention; this {model_name} checkpoint "
+                             f"acts in {lay['action']!r}: use postprocess=continuous")
         self._episode_seed: dict[str, int] = {}
 
     def reset(self, episode: EpisodeInfo) -> None:
@@ -107,7 +115,7 @@ class TrainedPolicy:
             generator = torch.Generator(dev).manual_seed(self._episode_seed.get(key, self.seed) + int(step))
             chunk = self.model.predict(images, torch.from_numpy(batch.state[i:i + 1]).to(dev),
                                        self.text([batch.prompts[i]]).to(dev), generator=generator, steps=self.steps)
-            chunks.append(chunk.cpu().numpy().astype(np.float32))
+            chunks.append(self._post({"actions": chunk.cpu().numpy()})["actions"].astype(np.float32))
         return np.concatenate(chunks)
 
 
@@ -118,7 +126,10 @@ def register_models() -> None:
     models = load_models()
     for name in models:
         entry = models.get(name)
-        register(name, lambda checkpoint=None, seed=0, device="cpu", _name=name:
-                 TrainedPolicy(_name, checkpoint, seed, device=device),
+        register(name, lambda checkpoint=None, seed=0, device="cpu", postprocess=None, _name=name:
+                 TrainedPolicy(_name, checkpoint, seed, device=device, postprocess=postprocess),
                  help=f"{entry.help}; --checkpoint DIR (default: the shipped one, if any)",
-                 options=("checkpoint", "seed", "device"))
+                 options=("checkpoint", "seed", "device"),
+                 args=(PolicyArg("postprocess", str, None, "how the predicted chunk becomes actions: "
+                                 + "; ".join(f"{k}: {v[0]}" for k, v in ACTION_POSTPROCESS.items())
+                                 + " (default: the checkpoint's own, else continuous)"),))

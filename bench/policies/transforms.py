@@ -106,6 +106,49 @@ class GripperUnitToSigned:
 
 
 @dataclass(frozen=True)
+class ClipActions:
+    """Clip the first `dims` action dimensions to [low, high] (the pose part of LIBERO's delta actions)."""
+    low: float = -1.0
+    high: float = 1.0
+    dims: int = 6
+    key: str = "actions"
+
+    def __call__(self, data: dict) -> dict:
+        a = np.array(data[self.key], dtype=np.float64)
+        a[..., : self.dims] = np.clip(a[..., : self.dims], self.low, self.high)
+        return {**data, self.key: a}
+
+
+@dataclass(frozen=True)
+class BinarizeGripper:
+    """The last action dimension to LIBERO's -1 (open) / +1 (closed): above `threshold` is closed (0 in LIBERO's
+    signed units is the official clients' 0.5 in [0, 1] units)."""
+    threshold: float = 0.0
+    key: str = "actions"
+
+    def __call__(self, data: dict) -> dict:
+        a = np.array(data[self.key], dtype=np.float64)
+        a[..., -1] = np.where(a[..., -1] > self.threshold, 1.0, -1.0)
+        return {**data, self.key: a}
+
+
+# How a trained policy's unnormalised chunk becomes the actions the simulator gets (`--policy-arg
+# postprocess=NAME`; a checkpoint may name its own as config.json "action_postprocess").
+ACTION_POSTPROCESS: dict[str, tuple[str, Transform]] = {
+    "continuous": ("the chunk as predicted: every dimension unnormalised from its 1st/99th percentiles, the gripper "
+                   "continuous (the tiny models' training target)", compose()),
+    "official": ("the official LIBERO clients' convention: the six pose dimensions clipped to [-1, 1], the gripper "
+                 "binarised to -1 / +1", compose(ClipActions(), BinarizeGripper())),
+}
+
+
+def action_postprocess(name: str) -> Transform:
+    if name not in ACTION_POSTPROCESS:
+        raise ValueError(f"unknown action post-processing {name!r}; valid: {', '.join(ACTION_POSTPROCESS)}")
+    return ACTION_POSTPROCESS[name][1]
+
+
+@dataclass(frozen=True)
 class Batch:
     """Give every array a leading batch axis of 1 and wrap the prompt in a list (peers that take batches)."""
     prompt_key: str
