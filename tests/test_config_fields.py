@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench.models.action_dit import STATE_ENCODINGS
-from bench.models.dit4dit import (FUTURE_SLOTS, GRADIENT_MODES, DiT4DiT, DiT4DiTConfig, build_on_meta, make_config)
+from bench.models.dit4dit import (FEATURE_PASSES, FUTURE_SLOTS, GRADIENT_MODES, DiT4DiT, DiT4DiTConfig, build_on_meta, make_config)
 from bench.models.flow import SAMPLERS
 from bench.sim.frames import PIXEL_PATHS
 from bench.models.text import TEXT_ENCODERS, make_text_encoder
@@ -25,7 +25,7 @@ METADATA = {
     "text_embeddings": "the file behind text='precomputed' (checked in test_text_encoder_is_the_configs)",
 }
 CHOICES = {"gradient": GRADIENT_MODES, "vae": tuple(VAES), "text": TEXT_ENCODERS, "pixel_path": tuple(PIXEL_PATHS),
-           "future_slot": tuple(FUTURE_SLOTS), "state_encoding": STATE_ENCODINGS, "kind": tuple(SAMPLERS)}
+           "future_slot": tuple(FUTURE_SLOTS), "feature_pass": tuple(FEATURE_PASSES), "state_encoding": STATE_ENCODINGS, "kind": tuple(SAMPLERS)}
 # sampler parameters act only under their own distribution: perturb them there
 # fields that act only under another field's setting: perturbed from a base with that setting
 CONDITIONAL = {"action.state_freqs": {"action.state_encoding": "fourier"}}

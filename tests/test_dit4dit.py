@@ -107,6 +107,27 @@ def test_early_exit_features_equal_the_full_pass():
     assert (early - full).abs().max().item() <= 1e-5
 
 
+def test_trajectory_features_are_read_after_the_models_own_steps_from_noise():
+    """feature_pass=trajectory: the future slot goes from pure noise at 1 down to tau_f in k Euler steps of the
+    video DiT's own velocity, then the features are read at tau_f; label reads pure noise told tau_f."""
+    cfg = small_config(feature_pass="trajectory", feature_timestep=0.4, feature_denoise_steps=2)
+    model = DiT4DiT(cfg).eval()
+    x0, noise = torch.randn(2, 192, 2, 4, 8), torch.randn(2, 192, 2, 4, 8)
+    text = torch.randn(2, cfg.text_max_tokens, 384)
+    with torch.no_grad():
+        x = model.feature_input(x0, noise, "pure_noise")
+        for now, nxt in ((1.0, 0.7), (0.7, 0.4)):
+            v, _ = model.video_dit(x, torch.full((2,), now), text, cond_t=cfg.cond_timestep)
+            x = torch.cat([x[:, :, :1], x[:, :, 1:] + (nxt - now) * v[:, :, 1:]], dim=2)
+        want = model.video_dit.features(x, torch.full((2,), 0.4), text, cond_t=cfg.cond_timestep)
+        got = model.features(x0, text, noise=noise)
+        model.cfg.feature_pass = "label"
+        label = model.features(x0, text, noise=noise)
+    assert torch.allclose(got, want, atol=1e-6) and not torch.allclose(got, label, atol=1e-3)
+    with pytest.raises(ValueError, match="needs future_slot=pure_noise"):
+        small_config(feature_pass="trajectory", future_slot="noised")
+
+
 @pytest.mark.parametrize("sampler", [TimestepSampler("uniform"), TimestepSampler("beta"),
                                      TimestepSampler("logit_normal", high_frac=0.05, high_min=0.98)],
                          ids=["uniform", "beta", "logit_normal"])

@@ -141,7 +141,7 @@ class TrainJob:
 
         definition = {k: v for k, v in asdict(self).items() if k not in ("config", "overrides")}
         definition["schedule"] = self.schedule.key_fields()
-        definition["resolved"] = model_config(self.model, self.config, **self.overrides).to_dict()
+        definition["resolved"] = model_config(self.model, self.config, **self.overrides).key_dict()
         return job_hash("train", definition)
 
 

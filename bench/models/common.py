@@ -4,7 +4,7 @@ become a model's video tensor, the precision context, parameter counts."""
 from __future__ import annotations
 
 from dataclasses import asdict, fields, is_dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +41,17 @@ class ModelConfig:
         check_choice("pixel path", self.pixel_path, PIXEL_PATHS)  # type: ignore[attr-defined]
         return self
 
+    # Top-level fields added after trainings were cached and scores committed under keys made from the config:
+    # at these defaults they are left out of `key_dict`, so those trainings keep their keys.
+    ADDED_LATER: ClassVar[dict[str, Any]] = {}
+
     def to_dict(self) -> dict:
         return asdict(self)  # type: ignore[call-overload]
+
+    def key_dict(self) -> dict:
+        """to_dict for hashing: what defines the model, with later additions at their defaults left out."""
+        return {k: v for k, v in self.to_dict().items()
+                if not (k in self.ADDED_LATER and v == self.ADDED_LATER[k])}
 
     @classmethod
     def from_dict(cls, d: dict):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,14 @@ from bench.models.vae import VAES, latent_frames
 from bench.models.video_dit import VideoDiT, VideoDiTConfig
 
 GRADIENT_MODES = ("detached", "joint", "frozen_video")
+FEATURE_PASSES = {
+    "label": "the future slot as `future_slot` says, the video DiT told time feature_timestep (the official pass: "
+             "at 0.995 the slot's pure noise is where generation starts); k = feature_denoise_steps > 1 first "
+             "denoises it k - 1 Euler steps from feature_timestep and reads the features at feature_timestep / k",
+    "trajectory": "features on the generation trajectory: the future slot starts as pure noise at time 1 and is "
+                  "denoised by the model's own k = feature_denoise_steps Euler steps down to feature_timestep, "
+                  "where the features are read (a future that far along its generation)",
+}
 FUTURE_SLOTS = {
     "pure_noise": "Gaussian noise in training and inference alike (the official code)",
     "noised": "training: the real future noised to feature_timestep; inference: the current frame noised to it "
@@ -69,7 +77,11 @@ class DiT4DiTConfig(ModelConfig):
     feature_timestep: float = 0.995
     # video Euler steps from feature_timestep towards a clean future before the features are taken (the official
     # capture_step_index + 1): 1 reads them from the first pass; k > 1 first takes k - 1 no-grad steps
+    # (feature_pass "trajectory": the steps from pure noise down to feature_timestep)
     feature_denoise_steps: int = 1
+    feature_pass: str = "label"  # how feature_timestep is reached (FEATURE_PASSES)
+
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"feature_pass": "label"}
     video_loss_weight: float = 1.0
     action_loss_weight: float = 1.0  # 0: the video DiT alone learns video prediction (video pretraining)
     gradient: str = "detached"
@@ -85,6 +97,10 @@ class DiT4DiTConfig(ModelConfig):
         check_choice("gradient mode", self.gradient, GRADIENT_MODES)
         check_choice("vae", self.vae, VAES)
         check_choice("future slot", self.future_slot, FUTURE_SLOTS)
+        check_choice("feature pass", self.feature_pass, FEATURE_PASSES)
+        if self.feature_pass == "trajectory" and self.future_slot != "pure_noise":
+            raise ValueError("feature_pass=trajectory starts generation from pure noise: it needs "
+                             f"future_slot=pure_noise, not {self.future_slot!r}")
         if self.feature_denoise_steps < 1:
             raise ValueError(f"feature_denoise_steps={self.feature_denoise_steps} must be at least 1")
         if self.action_repeats < 1:
@@ -169,16 +185,23 @@ class DiT4DiT(nn.Module):
         noise = torch.randn_like(x0) if noise is None else noise
         x = self.feature_input(x0, noise, cfg.future_slot)
         k, t = cfg.feature_denoise_steps, cfg.feature_timestep
-        if k > 1:  # denoise the future slot k - 1 Euler steps along t_i = tau_f (1 - i / k), the condition kept
-            with torch.no_grad():
-                for i in range(k - 1):
-                    now, nxt = t * (1 - i / k), t * (1 - (i + 1) / k)
-                    v, _ = self.video_dit(x, torch.full((x.shape[0],), now, device=x.device, dtype=x.dtype), text,
-                                          cond_t=cfg.cond_timestep)
-                    x = torch.cat([x[:, :, :1], x[:, :, 1:] + (nxt - now) * v[:, :, 1:]], dim=2)
+        if cfg.feature_pass == "trajectory":  # k Euler steps t_i = 1 - i (1 - tau_f) / k from noise down to tau_f
+            x = self._denoise_future(x, text, [1 - i * (1 - t) / k for i in range(k + 1)] if t < 1 else [1.0])
+        elif k > 1:  # k - 1 Euler steps along t_i = tau_f (1 - i / k), the features then read at tau_f / k
+            x = self._denoise_future(x, text, [t * (1 - i / k) for i in range(k)])
             t = t / k
         tf = torch.full((x0.shape[0],), t, device=x0.device, dtype=x0.dtype)
         return self.video_dit.features(x, tf, text, cond_t=cfg.cond_timestep)
+
+    @torch.no_grad()
+    def _denoise_future(self, x: torch.Tensor, text: torch.Tensor, times: list[float]) -> torch.Tensor:
+        """Euler steps of the future slot through `times` (descending) by the video DiT's own velocity; the
+        condition frame is kept."""
+        for now, nxt in zip(times, times[1:]):
+            v, _ = self.video_dit(x, torch.full((x.shape[0],), now, device=x.device, dtype=x.dtype), text,
+                                  cond_t=self.cfg.cond_timestep)
+            x = torch.cat([x[:, :, :1], x[:, :, 1:] + (nxt - now) * v[:, :, 1:]], dim=2)
+        return x
 
     def feature_input(self, x0: torch.Tensor, noise: torch.Tensor, future_slot: str) -> torch.Tensor:
         """The feature pass's latents: frame 0 of x0 at cond_timestep, the future slot pure noise or x0's future
