@@ -86,3 +86,33 @@ def test_a_trained_policy_applies_the_post_processing_it_is_given():
     assert np.array_equal(chunks["official"][:, -1], np.where(raw[:, -1] > 0, 1.0, -1.0))
     with pytest.raises(ValueError, match="unknown action post-processing 'sign'"):
         make_policy("dit4dit", ["postprocess=sign"])
+
+
+def test_per_episode_feature_noise_holds_the_future_slot_fixed_across_chunks():
+    from bench.policies import make_policy
+    from bench.policies.contract import EpisodeInfo, ObservationBatch
+    from bench.sim.suites import get_suite
+
+    rng = np.random.default_rng(1)
+    task = get_suite("libero_spatial").task(0)
+    slots = {}
+    for mode in ("per_chunk", "per_episode"):
+        pol = make_policy("dit4dit", [f"feature_noise={mode}"])
+        pol.reset(EpisodeInfo(key="e", task=task, init_id=0, seed=0))
+        seen, features = [], pol.model.features
+
+        def spy(x0, text, noise=None, _features=features, _seen=seen):  # the future slot's noise of each pass
+            _seen.append(noise[:, :, 1:].clone())
+            return _features(x0, text, noise=noise)
+
+        pol.model.features = spy
+        for step in (0, 8):
+            pol.act(ObservationBatch(episode_keys=["e"], images={c: rng.integers(0, 256, (1, 128, 128, 3), dtype=np.uint8)
+                                                                 for c in ("agentview", "eye_in_hand")},
+                                     state=rng.normal(size=(1, 8)).astype(np.float32), prompts=["pick up the bowl"],
+                                     steps=np.array([step])))
+        slots[mode] = seen
+    assert not np.array_equal(slots["per_chunk"][0].numpy(), slots["per_chunk"][1].numpy())
+    assert np.array_equal(slots["per_episode"][0].numpy(), slots["per_episode"][1].numpy())
+    with pytest.raises(ValueError, match="a groot has no video features"):
+        make_policy("groot", ["feature_noise=per_episode"])

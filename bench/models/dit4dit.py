@@ -268,19 +268,22 @@ class DiT4DiT(nn.Module):
     @torch.no_grad()
     def predict(self, images: dict[str, torch.Tensor], state: torch.Tensor, text: torch.Tensor,
                 generator: torch.Generator | list[torch.Generator] | None = None,
-                steps: int | None = None) -> torch.Tensor:
+                steps: int | None = None, feature_generator: torch.Generator | None = None) -> torch.Tensor:
         """Action chunks (B, chunk, action_dim) in env units from current frames {cam: (B, H, W, 3) uint8}.
 
         `generator` may be a list with one generator per row: each row's noise then depends only on its
         own generator, so a row's result does not depend on which other rows share its batch.
+        `feature_generator` (one row): draws the feature pass's video noise instead of `generator`, so a caller
+        can hold it fixed across chunks (the features then change only with the observation).
         """
         x_now = self.latents({c: v[:, None] for c, v in images.items()})  # (B, C, 1, h, w)
-        return self.predict_from_latents(x_now, state, text, generator, steps)
+        return self.predict_from_latents(x_now, state, text, generator, steps, feature_generator)
 
     @torch.no_grad()
     def predict_from_latents(self, x_now: torch.Tensor, state: torch.Tensor, text: torch.Tensor,
                              generator: torch.Generator | list[torch.Generator] | None = None,
-                             steps: int | None = None) -> torch.Tensor:
+                             steps: int | None = None, feature_generator: torch.Generator | None = None
+                             ) -> torch.Tensor:
         cfg = self.cfg
         x0 = x_now.expand(-1, -1, self.latent_frames, -1, -1)  # the present stands in for the unknown future
         b = x0.shape[0]
@@ -289,6 +292,9 @@ class DiT4DiT(nn.Module):
         for g in (generator if per_row else [generator]):  # per draw: the video noise, then the action noise
             n = 1 if per_row else b
             noise.append(torch.randn((n, *x0.shape[1:]), generator=g, device=x0.device, dtype=x0.dtype))
+            if feature_generator is not None:
+                noise[-1] = torch.randn((n, *x0.shape[1:]), generator=feature_generator, device=x0.device,
+                                        dtype=x0.dtype)
             start.append(torch.randn((n, cfg.action.chunk, cfg.action.action_dim), generator=g, device=x0.device,
                                      dtype=x0.dtype))
         feats = self.features(x0, text, noise=torch.cat(noise))

@@ -10,6 +10,7 @@ Without --checkpoint a policy uses the checkpoint of its model shipped in bench/
 
 from __future__ import annotations
 
+import inspect
 import json
 import zlib
 from pathlib import Path
@@ -21,6 +22,9 @@ from bench.policies.contract import EpisodeInfo, ObservationBatch, PolicySpec
 from bench.policies.transforms import ACTION_POSTPROCESS, action_postprocess
 from bench.sim.suites import LIBERO_ACTION_CONVENTION
 
+FEATURE_NOISE = {"per_chunk": "a fresh draw for every chunk (as in training)",
+                 "per_episode": "one draw per episode, held for every chunk: the features then change only with "
+                                "what the cameras see"}
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 BUNDLED = CHECKPOINTS / "dit4dit_tiny_libero_spatial"
 
@@ -63,7 +67,7 @@ def shipped_checkpoint(model: str, suite: str | None = None) -> Path | None:
 
 class TrainedPolicy:
     def __init__(self, model_name: str, checkpoint: str | None = None, seed: int = 0, steps: int | None = None,
-                 device: str = "cpu", postprocess: str | None = None):
+                 device: str = "cpu", postprocess: str | None = None, feature_noise: str = "per_chunk"):
         import torch  # imported here: listing policies stays fast
 
         # The policy runs in the runner's process beside the sim workers; torch's default of one
@@ -96,6 +100,11 @@ class TrainedPolicy:
         # how the unnormalised chunk becomes actions: asked for, else the checkpoint's own, else as predicted
         self.postprocess = postprocess or info.get("action_postprocess", "continuous")
         self._post = action_postprocess(self.postprocess)
+        if feature_noise not in FEATURE_NOISE:
+            raise ValueError(f"unknown feature_noise {feature_noise!r}; valid: {', '.join(FEATURE_NOISE)}")
+        if feature_noise != "per_chunk" and "feature_generator" not in inspect.signature(self.model.predict).parameters:
+            raise ValueError(f"feature_noise={feature_noise}: a {model_name} has no video features to hold fixed")
+        self.feature_noise = feature_noise
         if self.postprocess != "continuous" and lay["action"] != LIBERO_ACTION_CONVENTION:
             raise ValueError(f"postprocess={self.postprocess} is LIBERO's convention; this {model_name} checkpoint "
                              f"acts in {lay['action']!r}: use postprocess=continuous")
@@ -112,9 +121,13 @@ class TrainedPolicy:
         for i, (key, step) in enumerate(zip(batch.episode_keys, batch.steps)):
             dev = self.device
             images = {c: torch.from_numpy(np.ascontiguousarray(batch.images[c][i:i + 1])).to(dev) for c in self.cameras}
-            generator = torch.Generator(dev).manual_seed(self._episode_seed.get(key, self.seed) + int(step))
+            seed = self._episode_seed.get(key, self.seed)
+            generator = torch.Generator(dev).manual_seed(seed + int(step))
+            fixed = {} if self.feature_noise == "per_chunk" else {
+                "feature_generator": torch.Generator(dev).manual_seed(seed ^ 0x5EED)}  # the same draw every chunk
             chunk = self.model.predict(images, torch.from_numpy(batch.state[i:i + 1]).to(dev),
-                                       self.text([batch.prompts[i]]).to(dev), generator=generator, steps=self.steps)
+                                       self.text([batch.prompts[i]]).to(dev), generator=generator, steps=self.steps,
+                                       **fixed)
             chunks.append(self._post({"actions": chunk.cpu().numpy()})["actions"].astype(np.float32))
         return np.concatenate(chunks)
 
@@ -126,10 +139,13 @@ def register_models() -> None:
     models = load_models()
     for name in models:
         entry = models.get(name)
-        register(name, lambda checkpoint=None, seed=0, device="cpu", postprocess=None, _name=name:
-                 TrainedPolicy(_name, checkpoint, seed, device=device, postprocess=postprocess),
+        register(name, lambda checkpoint=None, seed=0, device="cpu", postprocess=None, feature_noise="per_chunk",
+                 _name=name: TrainedPolicy(_name, checkpoint, seed, device=device, postprocess=postprocess,
+                                           feature_noise=feature_noise),
                  help=f"{entry.help}; --checkpoint DIR (default: the shipped one, if any)",
                  options=("checkpoint", "seed", "device"),
                  args=(PolicyArg("postprocess", str, None, "how the predicted chunk becomes actions: "
                                  + "; ".join(f"{k}: {v[0]}" for k, v in ACTION_POSTPROCESS.items())
-                                 + " (default: the checkpoint's own, else continuous)"),))
+                                 + " (default: the checkpoint's own, else continuous)"),
+                       PolicyArg("feature_noise", str, "per_chunk", "DiT4DiT's video noise in the future slot: "
+                                 + "; ".join(f"{k}: {v}" for k, v in FEATURE_NOISE.items()))))
