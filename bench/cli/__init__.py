@@ -3,7 +3,7 @@ call the library, print. One module per command group; each registers its comman
 
 from __future__ import annotations
 
-from bench.cli import ablate, analyze, demos, evaluate, perf, report, results, serve, setup, train  # noqa: F401  (register)
+from bench.cli import ablate, analyze, demos, evaluate, lint, perf, report, results, serve, setup, train  # noqa: F401  (register)
 from bench.cli.common import app
 
 __all__ = ["app", "main"]

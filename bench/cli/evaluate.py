@@ -45,6 +45,8 @@ def run(
                                                 "above 0 (needs --math native)."),
     device: Optional[str] = typer.Option(None, help="Torch device of a trained policy (default cpu; e.g. cuda, "
                                          "which needs --math native)."),
+    lint: bool = typer.Option(True, "--lint/--no-lint", help="First check the policy's conventions on the suite's "
+                              "held-out demos when this machine has them (bench lint); problems print as warnings."),
 ):
     """Evaluate a policy on a suite on its simulator."""
     from bench.eval import EvalError, EvalRequest, prepare
@@ -52,7 +54,8 @@ def run(
     req = EvalRequest(suite=suite, policy=policy, checkpoint=checkpoint, tasks=tasks, episodes=episodes,
                       workers=workers, out=out, resume=resume, video=video, demos=demos, policy_args=policy_arg,
                       seed=seed, max_steps=max_steps, episode_timeout_s=episode_timeout, math=math,
-                      executor=executor, address=address, policy_gpus=policy_gpus, device=device, publish=publish)
+                      executor=executor, address=address, policy_gpus=policy_gpus, device=device, publish=publish,
+                      lint=lint)
     try:
         ev = prepare(req, log=lambda line: console.print(line, highlight=False))
     except (EvalError, UnknownNameError) as exc:  # the request: exit 2

@@ -43,6 +43,7 @@ class EvalRequest:
     policy_gpus: float | None = None  # with executor "ray": the policy in a Ray actor with this many GPUs
     device: str | None = None
     publish: Path | None = None  # also copy summary and records to DIR/<suite>_*
+    lint: bool = True  # first check the policy's conventions on the suite's held-out demos, when this machine has them
 
 
 @dataclass
@@ -156,10 +157,31 @@ def prepare(req: EvalRequest, log: Callable[[str], None] = print) -> Evaluation:
     gl = configure_headless_gl()
     runner = Runner(cfg, pol)
     queue = runner.pending()  # RunDirMismatch, bad episodes: ValueErrors naming the mismatch
+    if req.lint and queue:
+        notes += lint_notes(pol, canonical, suite.name, log)
     description = (f"{suite.name} x {canonical}: {len(queue)} episodes to run on {len(task_ids)} tasks, "
                    f"{req.workers} workers, GL={gl}, protocol {protocol.name}#{protocol.hash()}, "
                    f"math {math_desc['id']} -> {out}")
     return Evaluation(req, suite, canonical, checkpoint, out, runner, queue, description, protocol, math_desc, notes)
+
+
+def lint_notes(pol, name: str, suite: str, log: Callable[[str], None]) -> list[str]:
+    """`bench lint`'s problems as warnings (none when this machine has no held-out demos of the suite, or the
+    policy cannot be asked outside its episodes: an expert, a replay)."""
+    from bench.eval.demo_sets import SETS
+    from bench.eval.lint import lint_policy
+
+    held = SETS.get(f"{suite}_heldout")
+    if held is None or not held.path.exists() or pol.spec.privileged:
+        return []
+    try:
+        report = lint_policy(pol, name, suite, [held.path], windows=16, camera=False)
+    except Exception as exc:  # a policy that cannot act on demo windows: the run itself will say what is wrong
+        log(f"lint skipped: {type(exc).__name__}: {exc}")
+        return []
+    found = [f"lint: {f.check}: {f.detail} (fix: {f.fix})" for f in report.problems]
+    log(f"lint on {report.windows} held-out windows: " + ("; ".join(found) if found else "no problem found"))
+    return found
 
 
 def check_executor(executor: str) -> None:
