@@ -65,7 +65,7 @@ def _run(tmp_path, policy: str, name: str, args: list[str] = (), resume: bool = 
 
 def test_a_remote_run_reproduces_the_in_process_run(served, tmp_path, gl):
     local = _run(tmp_path, "dit4dit", "local")
-    remote = _run(tmp_path, "openpi", "remote", [f"port={served}", "chunk=8"])
+    remote = _run(tmp_path, "openpi", "remote", [f"port={served}", "chunk=8", "render=0"])  # the suite's 224 px
     assert set(local) == set(remote) and len(local) == 2
     for key in local:
         assert remote[key]["error"] is None, remote[key]["error"]
@@ -73,7 +73,7 @@ def test_a_remote_run_reproduces_the_in_process_run(served, tmp_path, gl):
         meta = remote[key]["policy_meta"]
         assert meta["peer"] == "openpi" and meta["server"]["policy"] == "dit4dit"
         assert meta["server"]["checkpoint_hash"] == local[key]["checkpoint_hash"]
-        assert remote[key]["policy_args"] == {"port": served, "chunk": 8}
+        assert remote[key]["policy_args"] == {"port": served, "chunk": 8, "render": 0}
 
 
 # ------------------------------------------------------------------------------------------ peers' servers
@@ -181,6 +181,11 @@ def test_dit4dit_websocket_server_drives_real_episodes(tmp_path, gl):
         server.shutdown()
     assert all(r["error"] is None and r["steps"] == 24 for r in recs.values())
     assert next(iter(recs.values()))["policy_meta"]["server"] == {"env": "simpler_env"}
+    # rendered at 256 px as the official client does: a protocol of its own, recorded in every episode
+    from bench.sim.suites import get_suite
+
+    official = get_suite("libero_spatial").protocol.replace(resolution=256, max_steps=24)
+    assert {r["protocol_hash"] for r in recs.values()} == {official.hash()}
 
 
 # ------------------------------------------------------------------------------------------ faults

@@ -116,3 +116,27 @@ def test_per_episode_feature_noise_holds_the_future_slot_fixed_across_chunks():
     assert np.array_equal(slots["per_episode"][0].numpy(), slots["per_episode"][1].numpy())
     with pytest.raises(ValueError, match="a groot has no video features"):
         make_policy("groot", ["feature_noise=per_episode"])
+
+
+def test_the_official_dit4dit_client_area_resizes_256_to_224():
+    """Each 256 px view through the dit4dit-server request equals an area resize computed by hand: every output
+    pixel the overlap-weighted mean of the input pixels it covers."""
+    rng = np.random.default_rng(3)
+    views = {c: rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for c in ("agentview", "eye_in_hand")}
+    row = {**views, "state": np.zeros(8), "prompt": "go"}
+    image = PEERS["dit4dit"].request(row)["image"][0]
+    assert image.shape == (224, 448, 3)
+
+    def area_weights(n_in: int, n_out: int) -> np.ndarray:
+        w = np.zeros((n_out, n_in))
+        scale = n_in / n_out
+        for o in range(n_out):
+            lo, hi = o * scale, (o + 1) * scale
+            for i in range(int(np.floor(lo)), int(np.ceil(hi))):
+                w[o, i] = min(hi, i + 1) - max(lo, i)
+        return w / w.sum(1, keepdims=True)
+
+    w = area_weights(256, 224)
+    for k, cam in enumerate(("agentview", "eye_in_hand")):
+        ref = np.stack([w @ views[cam][..., c].astype(np.float64) @ w.T for c in range(3)], axis=-1)
+        assert np.abs(image[:, 224 * k: 224 * (k + 1)].astype(np.float64) - ref).max() <= 1.0

@@ -146,6 +146,11 @@ def prepare(req: EvalRequest, log: Callable[[str], None] = print) -> Evaluation:
     if out is None:
         out = (latest_run(base) if req.resume else None) or base / datetime.now().strftime("%Y%m%d-%H%M%S")
     protocol = suite.protocol
+    render = pol.spec.render_resolution
+    if render and render != protocol.resolution:  # the policy's own client's pixels (remote adapters: 256)
+        log(f"rendering at {render} px, as {canonical}'s own evaluation client does (the suite's protocol: "
+            f"{protocol.resolution} px)")
+        protocol = protocol.replace(resolution=render)
     if req.seed is not None:
         protocol = protocol.replace(seed=req.seed)
     if req.max_steps is not None:

@@ -31,6 +31,9 @@ class PolicySpec:
     chunk_length: int
     image_size: int | None = None
     privileged: bool = False  # wants the simulator's scene state (experts only; see bench/sim/privileged.py)
+    # the frame size the policy's own evaluation client renders (the official LIBERO clients: 256, then their own
+    # resize to 224): a run then renders there instead of at the protocol's resolution, and its protocol says so
+    render_resolution: int | None = None
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,18 @@ from bench.policies.transforms import PEERS
 CAMERAS = ("agentview", "eye_in_hand")
 
 
+OFFICIAL_RENDER = 256  # openpi's and DiT4DiT's LIBERO clients render 256 x 256, then resize in their own way
+
+
 def _args(port: int, chunk: int) -> tuple[PolicyArg, ...]:
     return (PolicyArg("host", str, "127.0.0.1", "the server's address"),
             PolicyArg("port", int, port, "the server's port"),
             PolicyArg("timeout_s", float, 30.0, "seconds to wait for a connection or an answer"),
             PolicyArg("retries", int, 2, "attempts after the first, reconnecting, before the episode fails"),
-            PolicyArg("chunk", int, chunk, "actions per answer the server returns"))
+            PolicyArg("chunk", int, chunk, "actions per answer the server returns"),
+            PolicyArg("render", int, OFFICIAL_RENDER, "frame size the run renders (openpi's and DiT4DiT's LIBERO "
+                      "clients render 256 and resize themselves, as this adapter's request does; 0: the suite's own "
+                      "resolution)"))
 
 
 def _json_safe(value):
@@ -52,10 +58,11 @@ class RemotePolicy:
     """The transport-independent part: spec, episode bookkeeping, retries, answer checks."""
     peer: str
 
-    def __init__(self, host: str, port: int, timeout_s: float, retries: int, chunk: int):
+    def __init__(self, host: str, port: int, timeout_s: float, retries: int, chunk: int, render: int = OFFICIAL_RENDER):
         self.host, self.port, self.timeout_s, self.retries = host, port, timeout_s, retries
         self.spec = PolicySpec(cameras=CAMERAS, state_layout=LIBERO_STATE_LAYOUT, action_dim=7,
-                               action_convention=LIBERO_ACTION_CONVENTION, chunk_length=chunk)
+                               action_convention=LIBERO_ACTION_CONVENTION, chunk_length=chunk,
+                               render_resolution=render or None)
         self.episodes: dict[str, EpisodeInfo] = {}
         self.server_info: dict | None = None
         self.response = PEERS[self.peer].response  # a peer may need settings of its own (DiT4DiT: its stats)
@@ -119,8 +126,9 @@ class RemotePolicy:
 class OpenpiPolicy(RemotePolicy):
     peer = "openpi"
 
-    def __init__(self, host="127.0.0.1", port=8000, timeout_s=30.0, retries=2, chunk=10, seed=0):
-        super().__init__(host, port, timeout_s, retries, chunk)
+    def __init__(self, host="127.0.0.1", port=8000, timeout_s=30.0, retries=2, chunk=10, render=OFFICIAL_RENDER,
+                 seed=0):
+        super().__init__(host, port, timeout_s, retries, chunk, render)
         self.client = None
 
     def _connect(self):
@@ -174,8 +182,9 @@ class Gr00tPolicy(RemotePolicy):
     numpy arrays as .npy bytes; get_action takes {"observation", "options"} and answers [action, info]."""
     peer = "gr00t"
 
-    def __init__(self, host="127.0.0.1", port=5555, timeout_s=30.0, retries=2, chunk=16, seed=0):
-        super().__init__(host, port, timeout_s, retries, chunk)
+    def __init__(self, host="127.0.0.1", port=5555, timeout_s=30.0, retries=2, chunk=16, render=OFFICIAL_RENDER,
+                 seed=0):
+        super().__init__(host, port, timeout_s, retries, chunk, render)
         self.socket = None
         self.context = None
         self.reset_sent: set[str] = set()
@@ -255,8 +264,8 @@ class Dit4ditServerPolicy(RemotePolicy):
     peer = "dit4dit"
 
     def __init__(self, host="127.0.0.1", port=10093, timeout_s=30.0, retries=2, chunk=8, stats="", unnorm_key="",
-                 seed=0):
-        super().__init__(host, port, timeout_s, retries, chunk)
+                 render=OFFICIAL_RENDER, seed=0):
+        super().__init__(host, port, timeout_s, retries, chunk, render)
         from bench.policies.transforms import Dit4ditActions
 
         low = high = None
