@@ -574,6 +574,17 @@ def ablation_studies() -> list[Study]:
     return out
 
 
+def folder_note_study(model: str) -> Study:
+    """results/<model>/README.md: what produced the folder's numbers (model, scale, data, pixel path)."""
+    from bench.studies.folders import recompute_folder_note, write_folder_note
+
+    folder = R / model
+    configs = tuple(sorted(str(p) for p in folder.rglob("train_config.json")))
+    return Study(name=f"notes/{model}", kind="notes", outputs=(str(folder / "README.md"),), inputs=configs,
+                 build=lambda s, log: write_folder_note(folder), section=model,
+                 recompute=lambda: recompute_folder_note(folder))
+
+
 NOTES = ("results/README.md", "results/dit4dit/recipe.md", "results/dit4dit_v1/README.md")  # prose, not studies
 
 
@@ -585,6 +596,7 @@ def studies() -> list[Study]:
     found += [curves_study(n, runs, n.split("/")[0]) for n, runs in CURVES.items()]
     found += [training_study(t) for t in TRAININGS]
     found.append(learning_study())
+    found += [folder_note_study(m) for m in MODELS]
     found.append(history_study())
     found += [measurement_study(n, *v) for n, v in MEASUREMENTS.items()]
     found += ablation_studies()
