@@ -109,3 +109,27 @@ def test_bundle_ships_a_finished_run_and_refuses_an_unfinished_one(run, tmp_path
     (unfinished / "train_config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="trained 6 of its 12 steps"):
         bundle_run(unfinished, checkpoints=tmp_path / "c2", results=tmp_path / "r2")
+
+
+def test_samples_to_reach_and_their_ratio_with_intervals():
+    import numpy as np
+    import pandas as pd
+
+    from bench.analysis.learning import convergence, convergence_lines, samples_to_reach
+
+    assert samples_to_reach(np.array([10.0, 20.0]), np.array([0.2, 0.6]), 0.4) == 15.0
+    assert samples_to_reach(np.array([10.0, 20.0]), np.array([0.2, 0.3]), 0.4) == float("inf")
+    rows = []
+    for label, rates in (("fast", (0.30, 0.60, 0.70, 0.70)), ("slow", (0.05, 0.10, 0.20, 0.40))):
+        for i, r in enumerate(rates):
+            rows.append({"label": label, "samples": 1000 * (i + 1), "episodes": 400, "successes": int(400 * r),
+                         "success_rate": r})
+    conv = convergence(pd.DataFrame(rows))
+    assert conv["target"] == 0.2 and conv["reference"] == "fast"
+    fast, slow = conv["rows"]
+    assert abs(fast["samples"] - 2000 / 3) < 1e-6 and slow["samples"] == 3000.0
+    assert fast["low"] < fast["samples"] < fast["high"] and slow["low"] <= slow["samples"] <= slow["high"]
+    assert slow["ratio_low"] > 1 and abs(slow["ratio"] - 4.5) < 1e-6  # slower, and the interval says so
+    assert "| slow | 3,000 |" in "\n".join(convergence_lines(conv))
+    none = pd.DataFrame([{**r, "successes": 0, "success_rate": 0.0} for r in rows])
+    assert "not stated" in convergence_lines(convergence(none))[0]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from bench.analysis.format import interval, number, pct
@@ -136,6 +137,65 @@ def curve_table(runs: list[Path], labels: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def samples_to_reach(samples: np.ndarray, rates: np.ndarray, target: float) -> float:
+    """Training samples at which a curve (points in sample order, starting from 0 samples at 0 success) first
+    reaches `target` success, linearly between points; inf if it never does."""
+    xs, ys = np.concatenate([[0.0], samples]), np.concatenate([[0.0], rates])
+    hit = np.nonzero(ys >= target)[0]
+    if not len(hit):
+        return float("inf")
+    i = int(hit[0])
+    if i == 0:
+        return 0.0
+    return float(xs[i - 1] + (target - ys[i - 1]) / (ys[i] - ys[i - 1]) * (xs[i] - xs[i - 1]))
+
+
+def convergence(table: pd.DataFrame, target: float | None = None, boot: int = 2000, seed: int = 0) -> dict:
+    """The paper's way of stating speed: training samples each run needs to reach `target` success (default: half
+    the lowest of the runs' best rates, so every run reaches it), with a 95% interval from bootstrapping each
+    point's episodes (a binomial redraw at its observed rate), and each run's ratio to the first run's with its
+    interval. Rows with inf never reached the target (in the data, or in that share of the redraws)."""
+    rng = np.random.default_rng(seed)
+    curves = {label: part.sort_values("samples") for label, part in table.groupby("label", sort=False)}
+    if target is None:
+        target = 0.5 * min(float(c["success_rate"].max()) for c in curves.values())
+    if target <= 0:
+        return {"target": target, "reference": next(iter(curves)), "rows": []}
+    draws, rows = {}, []
+    for label, c in curves.items():
+        x, n, k = c["samples"].to_numpy(float), c["episodes"].to_numpy(int), c["successes"].to_numpy(int)
+        point = samples_to_reach(x, k / np.maximum(n, 1), target)
+        redraw = rng.binomial(n, k / np.maximum(n, 1), size=(boot, len(n))) / np.maximum(n, 1)
+        draws[label] = np.array([samples_to_reach(x, r, target) for r in redraw])
+        rows.append({"label": label, "samples": point, "low": float(np.quantile(draws[label], 0.025)),
+                     "high": float(np.quantile(draws[label], 0.975))})
+    first = next(iter(curves))
+    for r in rows:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = draws[r["label"]] / draws[first]
+        ratio = np.where(np.isnan(ratio), 1.0, ratio)  # both never reach: no evidence either way
+        r.update(ratio=r["samples"] / rows[0]["samples"] if rows[0]["samples"] else float("nan"),
+                 ratio_low=float(np.quantile(ratio, 0.025)), ratio_high=float(np.quantile(ratio, 0.975)))
+    return {"target": target, "reference": first, "rows": rows}
+
+
+def convergence_lines(conv: dict) -> list[str]:
+    """The convergence result as markdown lines."""
+    def samples(v: float) -> str:
+        return "not reached" if v == float("inf") else f"{v:,.0f}"
+
+    if not conv["rows"]:
+        return ["Samples to reach a success level: not stated (a run has no success yet)."]
+    lines = [f"Samples to reach {100 * conv['target']:.1f}% success (half the lowest of the runs' best rates), 95% "
+             "intervals from a binomial redraw of every point's episodes; ratio to "
+             f"{conv['reference']} (above 1: slower):", "", "| run | samples | 95% interval | ratio [95% CI] |",
+             "|---|---|---|---|"]
+    for r in conv["rows"]:
+        lines.append(f"| {r['label']} | {samples(r['samples'])} | [{samples(r['low'])}, {samples(r['high'])}] | "
+                     f"{number(r['ratio'], digits=2)} [{number(r['ratio_low'], digits=2)}, {number(r['ratio_high'], digits=2)}] |")
+    return lines
+
+
 def plot_learning_curves(table: pd.DataFrame, path: Path, title: str = "") -> None:
     """Success and action error (rows) against samples and CPU-hours (columns), 95% intervals as bars."""
     import matplotlib
@@ -209,6 +269,7 @@ def write_learning_curves(runs: list[Path], labels: list[str], out: Path, spec: 
         f"and on {spec.windows} windows of held-out demos ({heldout}; action error with 95% cluster-bootstrap "
         f"intervals over demos). CPU-hours: the run's logged training seconds at the point times the cores of "
         f"the machine that trained it.\n\n{shown[cols].to_markdown(index=False, floatfmt='.3g')}\n\n"
+        + ("\n".join(convergence_lines(convergence(table))) + "\n\n" if table["label"].nunique() > 1 else "")
         + with_provenance(f"![learning curves]({out.with_suffix('.png').name})\n\nRecords: "
                           f"`{out.name}/<run>/step<N>/`.", provenance), encoding="utf-8")
     return table
