@@ -6,9 +6,9 @@ On held-out demos, the action chunk is sampled from the window's current frame, 
   computed   what the checkpoint computes at inference (its own `future_slot`)
   zeroed     zeros: the action DiT without any view of the scene
   shuffled   the computed features of a window half the set away (another demo, mostly another task)
-  oracle     computed with the demo's true future frame noised to the feature timestep in the future slot
+  oracle     computed with the demo's true future frame noised to the time the features are read at, in the future slot
              instead of what inference puts there (the paper's premise: a better future, better actions)
-  repeated   computed with the current frame noised to the feature timestep as the future
+  repeated   computed with the current frame noised to the time the features are read at, as the future
 
 Every variant sees the same noise, so each is compared with `computed` window by window: the mean paired
 difference with a 95% cluster bootstrap interval over demos and its two-sided bootstrap p
@@ -26,8 +26,8 @@ VARIANTS = {
     "computed": "the features the checkpoint computes at inference",
     "zeroed": "zeros in place of the features",
     "shuffled": "the computed features of another window (half the set away: another demo)",
-    "oracle": "the demo's true future frame, noised to the feature timestep, in the future slot",
-    "repeated": "the current frame, noised to the feature timestep, in the future slot",
+    "oracle": "the demo's true future frame, noised to the time the features are read at, in the future slot",
+    "repeated": "the current frame, noised to the time the features are read at, in the future slot",
 }
 
 
@@ -78,15 +78,12 @@ def feature_use(checkpoint: str | Path, data: list[str], windows: int = 200, bat
         for n, inp in enumerate(inputs):  # pass 2: the action chunk under each variant, the same noise
             b = len(inp["start"])
             computed = feats_all[n]
-            tf = torch.full((b,), cfg.feature_timestep)
-            variants = {
+            variants = {  # oracle and repeated: that future noised to the time the features are read, no steps
                 "computed": computed,
                 "zeroed": torch.zeros_like(computed),
                 "shuffled": shuffled[done:done + b],
-                "oracle": model.video_dit.features(model.feature_input(inp["x_true"], inp["noise"], "noised"), tf,
-                                                   inp["emb"], cond_t=cfg.cond_timestep),
-                "repeated": model.video_dit.features(model.feature_input(inp["x_now"], inp["noise"], "noised"), tf,
-                                                     inp["emb"], cond_t=cfg.cond_timestep),
+                "oracle": model.features_given_future(inp["x_true"], inp["emb"], inp["noise"]),
+                "repeated": model.features_given_future(inp["x_now"], inp["emb"], inp["noise"]),
             }
             for name, f in variants.items():
                 pred = euler_sample(lambda a, t: model.action_dit(a, t, inp["state"], f), inp["start"],

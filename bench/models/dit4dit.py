@@ -189,9 +189,21 @@ class DiT4DiT(nn.Module):
             x = self._denoise_future(x, text, [1 - i * (1 - t) / k for i in range(k + 1)] if t < 1 else [1.0])
         elif k > 1:  # k - 1 Euler steps along t_i = tau_f (1 - i / k), the features then read at tau_f / k
             x = self._denoise_future(x, text, [t * (1 - i / k) for i in range(k)])
-            t = t / k
-        tf = torch.full((x0.shape[0],), t, device=x0.device, dtype=x0.dtype)
+        tf = torch.full((x0.shape[0],), self.feature_read_time(), device=x0.device, dtype=x0.dtype)
         return self.video_dit.features(x, tf, text, cond_t=cfg.cond_timestep)
+
+    def feature_read_time(self) -> float:
+        """The denoising time at which the features are read: feature_timestep, or feature_timestep / k after the
+        label pass's k - 1 steps."""
+        cfg = self.cfg
+        k = 1 if cfg.feature_pass == "trajectory" else cfg.feature_denoise_steps
+        return cfg.feature_timestep / k
+
+    def features_given_future(self, x0: torch.Tensor, text: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The features read, at the read time, with the future slot holding x0's future frames noised to that
+        time and no denoising steps: what the feature pass would read if the model's own future were x0's."""
+        t = torch.full((x0.shape[0],), self.feature_read_time(), device=x0.device, dtype=x0.dtype)
+        return self.video_dit.features(self._noised(x0, noise, t), t, text, cond_t=self.cfg.cond_timestep)
 
     @torch.no_grad()
     def _denoise_future(self, x: torch.Tensor, text: torch.Tensor, times: list[float]) -> torch.Tensor:
