@@ -80,10 +80,7 @@ class Evaluation:
 
         if self.queue:
             record_invocation(self.out, provenance(self.protocol, math=self.math_desc))
-        if on_episode is not None:
-            outer = self.runner.on_episode
-            self.runner.on_episode = lambda rec: (outer(rec), on_episode(rec))
-        self.runner.run(self.queue)
+        self.runner.run(self.queue, on_episode)
         table = summarize_dir(self.out, provenance(self.protocol))
         notes = self.notes + stack_notes(simulator_stacks(read_records(self.out / "episodes.jsonl")))
         if self.request.publish is not None:

@@ -256,7 +256,13 @@ class Runner:
             self._record(w, p, False, w.steps,
                          error=f"sim worker {w.wid} died ({why}; exit code {code})", error_kind="worker_died")
 
-    def run(self, queue: list[Planned] | None = None) -> None:
+    def run(self, queue: list[Planned] | None = None, on_episode: Callable[[EpisodeRecord], None] | None = None
+            ) -> None:
+        """Run the queue (default: every pending episode); `on_episode` hears each record too, after the
+        runner's own listener."""
+        if on_episode is not None:
+            own = self.on_episode
+            self.on_episode = lambda rec: (own(rec), on_episode(rec))
         cfg = self.cfg
         queue = deque(self.pending() if queue is None else queue)
         if not queue:

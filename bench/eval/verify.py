@@ -231,10 +231,7 @@ class Verification:
         from bench.eval.results import record_invocation
 
         record_invocation(self.out, self.provenance)
-        if on_episode is not None:
-            outer = self.runner.on_episode
-            self.runner.on_episode = lambda rec: (outer(rec), on_episode(rec))
-        self.runner.run(self.queue)
+        self.runner.run(self.queue, on_episode)
         reruns = latest_by_key(read_records(self.out / "episodes.jsonl"))
         verdicts = [judge(r, reruns.get(r["key"])) for r in self.chosen]
         report = write_report(self.out, Path(self.request.source), verdicts, self.expect, self.math_desc,
