@@ -19,6 +19,8 @@ def serve(
     port: int = typer.Option(8000, min=0, max=65535, help="Port (0: any free one, printed)."),
     math: str = typer.Option(DEFAULT_MODE, "--math", help=MATH_HELP),
     max_message_mb: float = typer.Option(16.0, min=0.1, help="Refuse messages larger than this (MiB)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Threads a batch's rows are shared among (default: the "
+                                          "machine's cores; a trained policy computes each row on one)."),
 ):
     """Serve a policy over openpi's websocket protocol (openpi-client, bench run --policy openpi)."""
     set_math(math)
@@ -36,7 +38,7 @@ def serve(
     try:
         server = serve_policy(policy, checkpoint=checkpoint, policy_args=policy_arg, host=host, port=port, math=math,
                               on_ready=lambda line: console.print(line, highlight=False),
-                              max_message_bytes=int(max_message_mb * 2**20))
+                              max_message_bytes=int(max_message_mb * 2**20), threads=threads)
     except EvalError as exc:
         fail(str(exc))
     except MathModeError as exc:

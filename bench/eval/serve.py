@@ -4,7 +4,8 @@ The protocol is openpi's (what `openpi-client`'s WebsocketClientPolicy speaks): 
 sends its metadata (msgpack); then each request is one observation (msgpack with numpy arrays, openpi's
 LIBERO keys, see bench.policies.transforms.PEERS["openpi"]) and each answer {"actions": (T, action_dim)}. A
 failure is answered with its message as a text frame and the connection closed (code 1011), as openpi's
-server does. `GET /healthz` answers 200 for load balancers and scripts.
+server does. `GET /healthz` answers 200 for load balancers and scripts; `GET /stats` says where a request's
+time goes (decoding and checking, waiting for its batch, the act call, encoding and sending).
 
 Requests from concurrent clients are batched into one `act` call (the policy's rows are independent:
 a trained policy seeds each row's noise by its episode and step, so batching changes no result). The server
@@ -23,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
+import json
 import logging
 import re
+import time
 import traceback
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
@@ -125,18 +128,28 @@ class _Request:
     episode: dict  # key, suite, task_id, init_id, seed
     step: int
     future: asyncio.Future
+    act_s: float = 0.0  # the act call that answered it
 
 
 class PolicyServer:
     def __init__(self, policy, metadata: dict, host: str = "127.0.0.1", port: int = 8000,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES):
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, threads: int | None = None):
+        import os
+
         self.policy, self.metadata, self.host, self.port = policy, metadata, host, port
         self.max_message_bytes = max_message_bytes
+        # a batch's rows are shared among this many threads when the policy allows it (concurrent_rows)
+        self.threads = max(1, threads or os.cpu_count() or 1)
+        self.row_pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.threads)
+        self.clients = 0  # connections open now
         self.queue: asyncio.Queue[_Request] = asyncio.Queue()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)  # the policy runs on one thread
         self.episodes: set[str] = set()
         self.calls = 0  # act calls, and the rows they carried (batching at work)
         self.rows = 0
+        # seconds spent per stage over every answered request (GET /stats): where a chunk's time goes
+        self.seconds = {"decode_and_check": 0.0, "batch_wait": 0.0, "act": 0.0, "encode_and_send": 0.0}
+        self.answered = 0
         self._ids = itertools.count()
 
     # ---------------------------------------------------------------- policy side
@@ -154,23 +167,35 @@ class PolicyServer:
                                     env_id="")
                 self.policy.reset(EpisodeInfo(key=ep["key"], task=task, init_id=int(ep.get("init_id", 0)),
                                               seed=int(ep.get("seed", 0))))
+        self.calls += 1
+        self.rows += len(requests)
+        parts = min(self.threads, len(requests)) if getattr(self.policy, "concurrent_rows", False) else 1
+        if parts == 1:
+            return np.asarray(self.policy.act(self._batch(requests)))
+        # rows are independent and the policy acts on several at once from threads: one share per core
+        shares = [requests[i::parts] for i in range(parts)]
+        answers = list(self.row_pool.map(lambda share: np.asarray(self.policy.act(self._batch(share))), shares))
+        out = np.empty((len(requests), *answers[0].shape[1:]), dtype=answers[0].dtype)
+        for i, a in enumerate(answers):
+            out[i::parts] = a
+        return out
+
+    def _batch(self, requests: list[_Request]) -> ObservationBatch:
         cams = self.policy.spec.cameras
-        batch = ObservationBatch(
+        return ObservationBatch(
             episode_keys=[r.episode["key"] for r in requests],
             images={c: np.stack([np.asarray(r.row[c]) for r in requests]) for c in cams},
             state=np.stack([np.asarray(r.row["state"], dtype=np.float32) for r in requests]),
             prompts=[str(r.row["prompt"]) for r in requests],
             steps=np.array([r.step for r in requests], dtype=np.int64))
-        self.calls += 1
-        self.rows += len(requests)
-        return np.asarray(self.policy.act(batch))
 
     async def _batcher(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             first = await self.queue.get()
             batch = [first]
-            deadline = loop.time() + BATCH_WINDOW_S
+            # others may join while a first request waits, but only when there are others: one client never waits
+            deadline = loop.time() + (BATCH_WINDOW_S if self.clients > 1 else 0.0)
             while len(batch) < MAX_BATCH:
                 timeout = deadline - loop.time()
                 if timeout <= 0:
@@ -190,7 +215,10 @@ class PolicyServer:
         never another's."""
         loop = asyncio.get_running_loop()
         try:
+            t = time.perf_counter()
             chunks = await loop.run_in_executor(self.executor, self._act, group)
+            for r in group:
+                r.act_s = time.perf_counter() - t
         except Exception as exc:
             if len(group) > 1:
                 for r in group:
@@ -245,15 +273,18 @@ class PolicyServer:
         peer = "%s:%s" % tuple(ws.remote_address[:2]) if ws.remote_address else "?"
         log.info("client %d connected from %s", conn, peer)
         step = 0
+        self.clients += 1
         try:
             await ws.send(packer.pack(self.metadata))
             async for message in ws:
+                t0 = time.perf_counter()
                 try:
                     request = self._parse(message, conn, step)
                 except BadRequest as exc:
                     log.warning("client %d: rejected request: %s", conn, exc)
                     await ws.send(f"bench serve rejected the request: {exc}")
                     continue
+                t1 = time.perf_counter()
                 await self.queue.put(request)
                 try:
                     chunk = await request.future
@@ -261,19 +292,35 @@ class PolicyServer:
                     await ws.send(f"bench serve could not answer: {exc}")
                     await ws.close(code=1011, reason="internal error")
                     return
+                t2 = time.perf_counter()
                 await ws.send(packer.pack({"actions": chunk}))
+                self._account(t1 - t0, t2 - t1 - request.act_s, request.act_s, time.perf_counter() - t2)
                 step += 1
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else "none"
             why = "message too big" if code == 1009 or (exc.sent and exc.sent.code == 1009) else f"close code {code}"
             log.info("client %d left after %d answers (%s)", conn, step, why)
             return
+        finally:
+            self.clients -= 1
         log.info("client %d left after %d answers", conn, step)
 
-    @staticmethod
-    def _health(connection, request):
+    def _account(self, *stages: float) -> None:
+        for name, seconds in zip(self.seconds, stages):
+            self.seconds[name] += seconds
+        self.answered += 1
+
+    def stats(self) -> dict:
+        """Requests answered, act calls and their rows, and the mean milliseconds per request of each stage."""
+        n = max(self.answered, 1)
+        return {"answered": self.answered, "act_calls": self.calls, "rows": self.rows,
+                "mean_ms": {k: 1e3 * v / n for k, v in self.seconds.items()}}
+
+    def _health(self, connection, request):
         if request.path == "/healthz":
             return connection.respond(HTTPStatus.OK, "OK\n")
+        if request.path == "/stats":
+            return connection.respond(HTTPStatus.OK, json.dumps(self.stats()) + "\n")
         return None
 
     async def serve(self, ready=None) -> None:
@@ -292,7 +339,7 @@ class PolicyServer:
 
 def serve_policy(policy: str, checkpoint: str | None = None, policy_args: list[str] | tuple = (),
                  host: str = "127.0.0.1", port: int = 8000, math: str = "portable", on_ready=print,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> "PolicyServer":
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, threads: int | None = None) -> "PolicyServer":
     """Build a registered policy and serve it until interrupted (`bench serve`); `on_ready` gets one line with
     the address once the port is bound. Put the math mode in force (bench.core.mathmode.apply) before torch loads.
     Returns the stopped server (its call counts)."""
@@ -306,11 +353,11 @@ def serve_policy(policy: str, checkpoint: str | None = None, policy_args: list[s
     desc = describe(math)
     name = canonical_policy(policy)
     server = PolicyServer(pol, server_metadata(name, pol, desc), host=host, port=port,
-                          max_message_bytes=max_message_bytes)
+                          max_message_bytes=max_message_bytes, threads=threads)
 
     def ready(srv) -> None:
         bound = srv.sockets[0].getsockname()[1]
-        on_ready(f"serving {name} on ws://{host}:{bound} (math {desc['id']}); GET /healthz; Ctrl-C stops")
+        on_ready(f"serving {name} on ws://{host}:{bound} (math {desc['id']}); GET /healthz, /stats; Ctrl-C stops")
 
     try:
         asyncio.run(server.serve(ready))

@@ -277,7 +277,11 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
                "observation/state": state, "prompt": prompt}
         client = WebsocketClientPolicy("127.0.0.1", port)
         remote = median_time(lambda: client.infer(obs), calls)
-        log(f"through bench serve: {1e3 * remote:.1f} ms per chunk")
+        import urllib.request
+
+        server_side = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10).read())
+        log(f"through bench serve: {1e3 * remote:.1f} ms per chunk; in the server (mean ms): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in server_side["mean_ms"].items()))
         throughput = {}
         for k in clients:
             conns = [WebsocketClientPolicy("127.0.0.1", port) for _ in range(k)]
@@ -301,6 +305,7 @@ def run_remote_benchmark(policy_name: str, calls: int, clients: tuple[int, ...],
     result = {"what": run_remote_benchmark.__doc__.strip(), "policy": policy_name, "calls": calls,
               "median_chunk_s": {"in_process": local, "remote": remote},
               "remote_overhead_s": remote - local, "remote_over_in_process": remote / local,
+              "server_mean_ms_one_client": server_side["mean_ms"],
               "chunks_per_s_by_clients": throughput,
               "scaling_4_over_1": throughput.get(4, float("nan")) / throughput[1] if 1 in throughput else None,
               "provenance": provenance()}

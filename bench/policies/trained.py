@@ -66,6 +66,7 @@ def shipped_checkpoint(model: str, suite: str | None = None) -> Path | None:
 
 
 class TrainedPolicy:
+    concurrent_rows = True  # act on disjoint rows from several threads at once (bench serve shares a batch so)
     def __init__(self, model_name: str, checkpoint: str | None = None, seed: int = 0, steps: int | None = None,
                  device: str = "cpu", postprocess: str | None = None, feature_noise: str = "per_chunk"):
         import torch  # imported here: listing policies stays fast
