@@ -31,3 +31,23 @@ def _restore_environ():
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def served_dit4dit(tmp_path_factory):
+    """One `bench serve --policy dit4dit` (the bundled checkpoint) for every test that talks to it: (port, log
+    file, process). A 4 MiB message limit, so a test can be refused for size without sending much."""
+    import subprocess
+
+    from bench.eval.serve import free_port, wait_healthy
+
+    port, log = free_port(), tmp_path_factory.mktemp("serve") / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "--policy", "dit4dit", "--port", str(port),
+                                 "--max-message-mb", "4"], stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_healthy(port, proc)
+        yield port, log, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

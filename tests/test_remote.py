@@ -15,21 +15,13 @@ import pytest
 
 from bench.policies import make_policy
 from bench.core.records import read_records
-from bench.eval.serve import free_port, wait_healthy
+from bench.eval.serve import free_port
 
 
 @pytest.fixture(scope="module")
-def served():
-    """`bench serve --policy dit4dit` (the bundled checkpoint) in its own process."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "--policy", "dit4dit", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_healthy(port, proc)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def served(served_dit4dit):
+    """`bench serve --policy dit4dit` (the bundled checkpoint) in its own process: its port."""
+    return served_dit4dit[0]
 
 
 def obs_row(seed: int = 0) -> dict:

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from bench.eval.serve import BadRequest, PolicyServer, check_request, free_port, layout_dim, wait_healthy
+from bench.eval.serve import BadRequest, PolicyServer, check_request, free_port, layout_dim
 from bench.policies.builtin import LIBERO_SPEC
 
 
@@ -70,22 +68,14 @@ BAD = {  # request -> what the answer must say
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(served_dit4dit):
     """`bench serve --policy dit4dit` (the bundled checkpoint, any image size) with a 4 MiB message limit."""
-    port, log = free_port(), tmp_path_factory.mktemp("serve") / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "--policy", "dit4dit", "--port", str(port),
-                                 "--max-message-mb", "4"], stdout=out, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_healthy(port, proc)
-        yield port, log, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    return served_dit4dit
 
 
 def test_good_and_bad_clients_at_once_each_get_their_own_answer(server):
     port, log, proc = server
+    before = log.read_text()  # the server is shared: count only this test's lines
     good = [obs(0), obs(1), obs(2, size=128)]  # a 128 px request is fine for a policy of any resolution
     alone = [_ask(port, [_pack(g)])[0] for g in good]
     for a in alone:
@@ -120,8 +110,8 @@ def test_good_and_bad_clients_at_once_each_get_their_own_answer(server):
         elif kind == "big":
             assert got == [("closed", 1009)], got
     assert proc.poll() is None, "the server died"
-    text = log.read_text()
-    assert "Traceback" not in text, text[-3000:]
+    text = log.read_text()[len(before):]
+    assert "Traceback" not in log.read_text(), text[-3000:]
     assert text.count("rejected request") == len(BAD), text[-3000:]
     assert "message too big" in text and text.count(" left after ") >= len(jobs) - 1, text[-3000:]
 
