@@ -384,3 +384,27 @@ def test_frame_cache_gives_the_same_windows_as_the_hdf5_reads(tmp_path):
     again = pickle.loads(pickle.dumps(LiberoDemoDataset(data, spec, stats_path=tmp_path / "s.json", frame_cache=True)))
     assert done.stat().st_mtime_ns == built, "the cache is built once"
     assert np.array_equal(again[len(plain) - 1]["images"]["agentview"], plain[len(plain) - 1]["images"]["agentview"])
+
+
+def test_task_balance_is_reported_and_can_be_sampled(tmp_path):
+    """Each task's share of the training samples: by windows (the default sampler) or every task alike, drawn
+    reproducibly per step."""
+    import torch
+
+    from bench.demos.dataset import LiberoDemoDataset, WindowSpec
+    from bench.train.loop import StepBatches
+
+    ds = LiberoDemoDataset(["tests/fixtures/libero_object_t0_2demos_32.hdf5"], WindowSpec(n_future=0),
+                           stats_path=tmp_path / "s.json")
+    table = ds.balance()
+    assert table["windows"].sum() == len(ds) and abs(table["share_windows"].sum() - 1) < 1e-12
+    assert ds.window_weights("windows") is None
+    w = ds.window_weights("tasks")
+    assert len(w) == len(ds) and abs(w.sum() - len(table)) < 1e-9  # each task weighs 1 in all
+    with pytest.raises(ValueError, match="unknown balance 'demos'; valid: windows, tasks"):
+        ds.window_weights("demos")
+    a = list(StepBatches(len(ds), 4, 0, 3, 6, weights=w))
+    assert a == list(StepBatches(len(ds), 4, 0, 3, 6, weights=w)) and len(a) == 3
+    assert all(0 <= i < len(ds) for b in a for i in b)
+    ds.close()
+    assert torch.is_tensor(StepBatches(len(ds), 4, 0, 0, 1, weights=w).weights)

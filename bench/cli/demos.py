@@ -81,11 +81,23 @@ def demos_inspect(
         png = contact_sheet(path, sheet or path.with_suffix(".png"))
     except DemoFileError as exc:
         fail(str(exc))
-    t = Table("task", "demos", "mean len", "min", "max")
+    from bench.demos.dataset import LiberoDemoDataset, WindowSpec
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # normalisation statistics are not needed here
+        ds = LiberoDemoDataset([path], WindowSpec(n_future=0), stats_path=Path(tmp) / "stats.json")
+        shares = ds.balance().set_index("task")
+        ds.close()
+    t = Table("task", "demos", "mean len", "min", "max", "windows", "share: windows", "share: tasks")
     for _, r in table.iterrows():
-        t.add_row(str(r["task"])[:70], str(r["demos"]), f"{r['mean_len']:.0f}", str(r["min_len"]), str(r["max_len"]))
+        b = shares.loc[r["task"]] if r["task"] in shares.index else None
+        t.add_row(str(r["task"]), str(r["demos"]), f"{r['mean_len']:.0f}", str(r["min_len"]), str(r["max_len"]),
+                  *((str(int(b["windows"])), f"{100 * b['share_windows']:.1f}%", f"{100 * b['share_tasks']:.1f}%")
+                    if b is not None else ("", "", "")))
     console.print(t)
-    console.print(f"{int(table['demos'].sum())} demos, {int(table['total_steps'].sum())} steps; contact sheet: {png}")
+    console.print(f"{int(table['demos'].sum())} demos, {int(table['total_steps'].sum())} steps; contact sheet: {png}. "
+                  "Training samples every window alike by default (bench train --balance tasks: every task alike).")
 
 
 @demos_app.command("sets")

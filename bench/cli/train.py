@@ -53,6 +53,8 @@ def train(
                                                   "math (the same function; faster backward in bf16 on CPU)."),
     frame_cache: bool = typer.Option(False, "--frame-cache", help="Read frames from a decoded, memory-mapped copy "
                                                                   "beside the demo file (built on first use)."),
+    balance: str = typer.Option("windows", help="Sample every training window alike (windows) or every task alike "
+                                "(tasks): bench demos inspect FILE shows each task's share under both."),
     demo_fraction: float = typer.Option(1.0, min=0.0, max=1.0, help="Train on this fraction of each task's demos "
                                                                      "(smaller fractions are subsets of larger)."),
     keep_checkpoints: str = typer.Option("", help="Steps whose checkpoints are also kept, as checkpoint_step<N> "
@@ -105,11 +107,13 @@ def train(
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, group_lr=lrs, keep_checkpoints=keep,
                       warmup=min(warmup, steps), checkpoint_every=checkpoint_every, seed=seed, num_workers=workers,
                       precision=precision, compile=compile, attention=attention,
-                      frame_cache=frame_cache, demo_fraction=demo_fraction,
+                      frame_cache=frame_cache, demo_fraction=demo_fraction, balance=balance,
                       init_from=str(init_from) if init_from else None, log_with=log_with,
                       init_modules=tuple(m.strip() for m in init_modules.split(",") if m.strip()))
     if init_from is not None and not (init_from / "model.safetensors").exists():
         fail(f"--init-from {init_from}: not a checkpoint folder (no model.safetensors)")
+    if balance not in ("windows", "tasks"):
+        fail(f"--balance {balance!r}: valid windows, tasks")
     if not 0 < demo_fraction <= 1:
         fail(f"--demo-fraction {demo_fraction} must be in (0, 1]")
     progress = progress_bar(TextColumn("{task.fields[losses]} {task.fields[rate]} samples/s"))

@@ -345,6 +345,29 @@ class LiberoDemoDataset:
             s.close()
         return dict(self.__dict__)
 
+    def balance(self) -> "pd.DataFrame":
+        """Per file and task: demos, training windows, and each task's share of the samples under the two
+        samplers (`windows`: every window alike, so longer and more numerous demos weigh more; `tasks`: every
+        task alike)."""
+        import pandas as pd
+
+        rows = [{"file": self.paths[d.source].name, "task": d.task, "windows": len(d.windows)} for d in self.demos]
+        table = (pd.DataFrame(rows).groupby(["file", "task"], sort=False)["windows"]
+                 .agg(demos="count", windows="sum").reset_index())
+        table["share_windows"] = table["windows"] / table["windows"].sum()
+        table["share_tasks"] = 1.0 / len(table)
+        return table
+
+    def window_weights(self, balance: str) -> np.ndarray | None:
+        """Sampling weights of the windows: None for `windows` (uniform), 1 / (the task's windows) for `tasks`."""
+        if balance == "windows":
+            return None
+        if balance != "tasks":
+            raise ValueError(f"unknown balance {balance!r}; valid: windows, tasks")
+        tasks = np.repeat([d.task for d in self.demos], [len(d.windows) for d in self.demos])
+        _, inverse, counts = np.unique(tasks, return_inverse=True, return_counts=True)
+        return 1.0 / counts[inverse]
+
     def locate(self, index: int) -> tuple[_DemoIndex, int]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} windows")

@@ -64,6 +64,7 @@ class TrainConfig:
     attention: str = "default"  # the video DiT's attention kernel (bench.models.common.ATTENTION)
     frame_cache: bool = False  # read frames from a decoded, memory-mapped cache (Hdf5Source.use_frame_cache)
     demo_fraction: float = 1.0  # train on this fraction of each task's demos (bench.demos.dataset.fraction_of_demos)
+    balance: str = "windows"  # sample every window alike, or every task alike ("tasks"; LiberoDemoDataset.balance)
     fraction_seed: int = 0  # which demos a fraction keeps: fixed, so every model of a study sees the same ones
     keep_checkpoints: tuple[int, ...] = ()  # steps whose checkpoint is also kept as checkpoint_step<N>
     init_from: str | None = None  # a checkpoint whose `init_modules` weights start this training (pretraining)
@@ -72,10 +73,12 @@ class TrainConfig:
 
 
 class StepBatches(Sampler):
-    """Batch indices for steps start..steps-1, each drawn from a generator seeded by (seed, step)."""
+    """Batch indices for steps start..steps-1, each drawn from a generator seeded by (seed, step); uniform over
+    the windows, or by `weights` (with replacement)."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int, steps: int):
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, steps: int, weights=None):
         self.n, self.batch_size, self.seed, self.start, self.steps = n, batch_size, seed, start, steps
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start)
@@ -83,7 +86,10 @@ class StepBatches(Sampler):
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start, self.steps):
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-            yield torch.randint(self.n, (self.batch_size,), generator=g).tolist()
+            if self.weights is None:
+                yield torch.randint(self.n, (self.batch_size,), generator=g).tolist()
+            else:
+                yield torch.multinomial(self.weights, self.batch_size, replacement=True, generator=g).tolist()
 
 
 def lr_factor(step: int, cfg: TrainConfig, base: float) -> float:
@@ -359,7 +365,8 @@ def train(model_cfg, data: list[str], out: str | Path, cfg: TrainConfig, resume:
     if cfg.compile:
         compile_blocks(model)
 
-    loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), cfg.batch_size, cfg.seed, start, stop),
+    loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), cfg.batch_size, cfg.seed, start, stop,
+                                                           dataset.window_weights(cfg.balance)),
                         num_workers=cfg.num_workers, collate_fn=default_collate)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     core = accelerator.unwrap_model(model)
