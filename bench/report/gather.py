@@ -369,6 +369,13 @@ def training_section(results: Path) -> Section | None:
         sec.table(["run", "model", "steps", "batch", "precision", "demos", "trainable parameters"], rows,
                   caption="Training runs.")
         sec.blocks += figures_first
+    learning = results / "baselines" / "learning_curves.png"
+    if learning.exists():  # the recipe's curves: success and action error as the models train
+        sec.figure(learning, "Learning curves: success on a fixed episode set (10 initial states of every task) and "
+                   "held-out action error against training samples and CPU-hours, 95% intervals "
+                   "(results/baselines/learning_curves.md states the samples each model needs to reach a success "
+                   "level).", width=0.95)
+        sec.sources.append(learning.with_suffix(".md"))
     return sec
 
 
