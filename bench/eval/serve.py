@@ -291,6 +291,7 @@ class PolicyServer:
                 except RuntimeError as exc:
                     await ws.send(f"bench serve could not answer: {exc}")
                     await ws.close(code=1011, reason="internal error")
+                    log.info("client %d closed after %d answers (the policy could not answer)", conn, step)
                     return
                 t2 = time.perf_counter()
                 await ws.send(packer.pack({"actions": chunk}))
