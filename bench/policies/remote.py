@@ -29,14 +29,14 @@ CAMERAS = ("agentview", "eye_in_hand")
 OFFICIAL_RENDER = 256  # openpi's and DiT4DiT's LIBERO clients render 256 x 256, then resize in their own way
 
 
-def _args(port: int, chunk: int) -> tuple[PolicyArg, ...]:
+def _args(port: int, chunk: int, render: int = OFFICIAL_RENDER) -> tuple[PolicyArg, ...]:
     return (PolicyArg("host", str, "127.0.0.1", "the server's address"),
             PolicyArg("port", int, port, "the server's port"),
             PolicyArg("timeout_s", float, 30.0, "seconds to wait for a connection or an answer"),
             PolicyArg("retries", int, 2, "attempts after the first, reconnecting, before the episode fails"),
             PolicyArg("chunk", int, chunk, "actions per answer the server returns"),
-            PolicyArg("render", int, OFFICIAL_RENDER, "frame size the run renders (openpi's and DiT4DiT's LIBERO "
-                      "clients render 256 and resize themselves, as this adapter's request does; 0: the suite's own "
+            PolicyArg("render", int, render, "frame size the run renders (openpi's and DiT4DiT's LIBERO clients "
+                      "render 256 and resize themselves, as their adapters' requests do; 0: the suite's own "
                       "resolution)"))
 
 
@@ -182,8 +182,7 @@ class Gr00tPolicy(RemotePolicy):
     numpy arrays as .npy bytes; get_action takes {"observation", "options"} and answers [action, info]."""
     peer = "gr00t"
 
-    def __init__(self, host="127.0.0.1", port=5555, timeout_s=30.0, retries=2, chunk=16, render=OFFICIAL_RENDER,
-                 seed=0):
+    def __init__(self, host="127.0.0.1", port=5555, timeout_s=30.0, retries=2, chunk=16, render=0, seed=0):
         super().__init__(host, port, timeout_s, retries, chunk, render)
         self.socket = None
         self.context = None
@@ -314,7 +313,8 @@ register("openpi", lambda seed=0, **kw: OpenpiPolicy(**kw),
          help="a policy server speaking openpi's websocket protocol (openpi's serve_policy.py, bench serve)",
          options=("seed",), args=_args(8000, 10))
 register("gr00t", lambda seed=0, **kw: Gr00tPolicy(**kw),
-         help="Isaac-GR00T's ZMQ inference service (LIBERO modality keys)", options=("seed",), args=_args(5555, 16))
+         help="Isaac-GR00T's ZMQ inference service (LIBERO modality keys)", options=("seed",),
+         args=_args(5555, 16, render=0))  # its LIBERO client's render size is not known here: the suite's
 register("dit4dit-server", lambda seed=0, **kw: Dit4ditServerPolicy(**kw),
          help="the official DiT4DiT websocket server (LIBERO client layout)", options=("seed",),
          args=_args(10093, 8) + (PolicyArg("stats", str, "", "dataset_statistics.json of the served run (actions "
