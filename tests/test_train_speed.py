@@ -44,7 +44,8 @@ def test_perf_train_old_and_new_path_compute_the_same_loss(data):
     assert r["flops_per_sample"] > 0 and out["dit4dit_speedup"] == r["speedup"] > 0
     for path in ("old", "new"):
         p = r["paths"][path]
-        assert p["samples_per_s"] > 0 and 0 < p["fraction_of_peak"] < 1
+        # no upper bound: the peak is a short matmul timed on a shared machine, so the ratio can pass 1
+        assert p["samples_per_s"] > 0 and p["fraction_of_peak"] > 0
         assert {"data", "text", "forward", "backward", "optimizer"} <= set(p["step_s"])
         assert {"video_dit", "action_dit"} <= set(p["forward_by_module_s"])
     json.dumps(out)  # what bench perf train writes
