@@ -49,6 +49,40 @@ def test_training_in_stages_gives_the_uninterrupted_runs_weights(run, tmp_path):
         "train_config.json", "train_config.resume3.json", "train_config.resume5.json"]
 
 
+def test_a_packed_run_resumes_on_another_machine_to_the_uninterrupted_runs_weights(run, tmp_path):
+    """A run packed part way (bench.train.carry: state, logs and configs, no weights it no longer needs) and
+    unpacked elsewhere trains on to the weights of the run that never stopped; a pack of other demos is refused."""
+    import torch
+    from safetensors.torch import load_file
+
+    from bench.analysis.learning import points
+    from bench.models.registry import model_config
+    from bench.train.carry import CARRIED, pack_run, unpack_run
+    from bench.train.loop import TrainConfig, train
+
+    cfg = TrainConfig(steps=6, batch_size=2, warmup=2, checkpoint_every=3, keep_checkpoints=(3,))
+    here, pack, there = tmp_path / "here", tmp_path / "pack", tmp_path / "there"
+    train(model_config("dit4dit", "tiny", **SMALL), [str(FIXTURE)], here, cfg, until=3)
+    (here / "curve" / "step3" / "eval").mkdir(parents=True)
+    (here / "curve" / "step3" / "eval" / "summary.json").write_text("{}")  # point 3 scored: its weights stay
+    assert pack_run(here, pack, weights_needed=lambda folder: False) == 3
+    assert not list(pack.rglob("*.safetensors")) and (pack / "train_state.pt").exists()
+    assert (pack / "checkpoint_step3" / "config.json").exists() and (pack / "losses.csv").exists()
+    assert [p.step for p in points(pack)] == [3]  # scored, weightless: still a point
+
+    assert unpack_run(pack, there, [FIXTURE]) == 3
+    assert unpack_run(pack, there, [FIXTURE]) == 0  # already as far
+    train(model_config("dit4dit", "tiny", **SMALL), [str(FIXTURE)], there, cfg, resume=True)
+    a = load_file(str(run / "checkpoint" / "model.safetensors"))
+    b = load_file(str(there / "checkpoint" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    carried = json.loads((pack / CARRIED).read_text())
+    (pack / CARRIED).write_text(json.dumps({**carried, "data_digest": "0" * 16}))
+    with pytest.raises(ValueError, match="0000000000000000.*cannot resume here"):
+        unpack_run(pack, tmp_path / "elsewhere", [FIXTURE])
+
+
 def test_points_are_the_kept_checkpoints_and_the_finished_final_one(run):
     from bench.analysis.learning import points
 

@@ -23,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +150,24 @@ def eval_job(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None = No
 def offline_job(v: Variant, s: Scoring, root: Path = ROOT, scores: Path | None = None) -> dict:
     return {"kind": "offline", "checkpoint": str(checkpoint_of(v.train, v.step, root)), "data": [s.heldout],
             "windows": s.offline_windows, "out": str(offline_file(v, s, scores or root))}
+
+
+@contextmanager
+def stop_on_sigterm():
+    """Inside: SIGTERM (a machine being handed back, `kill`) raises KeyboardInterrupt, as Ctrl-C does, so a
+    running job is stopped and `finally` blocks save what they must before the process ends."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        before = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: signals cannot be caught here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def run_logged(job: dict, log: Path, poll=None, threads: int = 1) -> float:

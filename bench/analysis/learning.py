@@ -52,12 +52,14 @@ class Point:
 
 
 def points(run: Path) -> list[Point]:
-    """The run's scoreable checkpoints in step order: checkpoint_step<N>, and checkpoint/ once training ended."""
+    """The run's scoreable checkpoints in step order: checkpoint_step<N>, and checkpoint/ once training ended. A
+    scored point whose weights were left behind (a carried run, bench.train.carry) is still a point."""
     run = Path(run)
     found = {}
     for folder in run.glob("checkpoint_step*"):
         m = re.fullmatch(r"checkpoint_step(\d+)", folder.name)
-        if m and (folder / "model.safetensors").exists():
+        if m and ((folder / "model.safetensors").exists()
+                  or (run / CURVE_DIR / f"step{m.group(1)}" / "eval" / "summary.json").exists()):
             found[int(m.group(1))] = folder
     final = run / "checkpoint" / "config.json"
     if final.exists():
@@ -82,6 +84,11 @@ def score_point(point: Point, spec: CurveSpec, log: Callable[[str], None] = prin
     if spec.heldout and not ae_path.exists():
         write_action_error(point.checkpoint, list(spec.heldout), ae_path, windows=spec.windows)
     return {"step": point.step, "success_rate": float(result.table.iloc[-1]["success_rate"])}
+
+
+def is_scored(point: Point, spec: CurveSpec) -> bool:
+    """Every episode of the fixed set recorded, and the held-out action error when the spec asks for it."""
+    return not pending_episodes(point, spec) and (not spec.heldout or (point.folder / "action_error.json").exists())
 
 
 def pending_episodes(point: Point, spec: CurveSpec) -> int:

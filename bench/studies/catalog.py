@@ -32,6 +32,7 @@ class Evaluation:
     demos: str | None = None  # the replay policy's demo file (machine-local, not committed)
     video: int = 0
     workers: int = 2
+    policy_args: tuple[str, ...] = ()  # NAME=VALUE, as bench run --policy-arg
 
     @property
     def name(self) -> str:
@@ -53,6 +54,13 @@ class Evaluation:
         return ()
 
 
+# DiT4DiT's inference switches, each run on the bundled checkpoint and paired with its default run: does what
+# separates the models in closed loop (their held-out action errors are close) lie in how chunks are sampled and
+# executed? results/<folder>/ -> the policy argument
+INFERENCE_SWITCHES = {"feature_noise_per_episode": "feature_noise=per_episode",
+                      "postprocess_official": "postprocess=official"}
+
+
 def _evaluations() -> list[Evaluation]:
     ev = []
     zs = [f"libero_spatial_{s}" for s in ZEROSHOT_SPLITS]
@@ -64,6 +72,9 @@ def _evaluations() -> list[Evaluation]:
         ev.append(Evaluation(m, m, "gr1_tabletop_proxy", "gr1", episodes=10,
                              checkpoint=f"bench/checkpoints/{m}_tiny_gr1_tabletop_proxy"))
     ev.append(Evaluation("dit4dit/videos", "dit4dit", "libero_spatial", "dit4dit", episodes=2, video=2))
+    for folder, arg in INFERENCE_SWITCHES.items():  # paired against the default's first 10 episodes a task
+        ev.append(Evaluation(f"dit4dit/{folder}", "dit4dit", "libero_spatial", "dit4dit", episodes=10,
+                             policy_args=(arg,)))
     ev.append(Evaluation("random", "random", "libero_spatial", "dit4dit", workers=1))
     ev.append(Evaluation("reference", "dit4dit", "libero_spatial", "reproducibility", episodes=3))
     v1 = "results/dit4dit_v1/checkpoint"
@@ -117,7 +128,7 @@ def build_evaluation(e: Evaluation, log) -> None:
     demos = os.path.expanduser(e.demos) if e.demos else None
     evaluate(EvalRequest(suite=e.suite, policy=e.policy, checkpoint=e.checkpoint, episodes=e.episodes,
                          workers=e.workers, video=e.video, demos=demos, out=Path("runs/studies") / e.folder / e.suite,
-                         resume=True, publish=R / e.folder), log=log)
+                         policy_args=list(e.policy_args), resume=True, publish=R / e.folder), log=log)
 
 
 def evaluation_study(e: Evaluation) -> Study:
@@ -179,6 +190,13 @@ PROXY_NOTE = (
     "expert), evaluated on the same proxy episodes: LIBERO objects and the Panda arm standing in for RoboCasa GR1, not "
     "the published benchmark or models. gr1_tabletop_proxy_training_curves.md checks the shared data, budget and seed.")
 
+SWITCH_NOTE = (
+    "The bundled DiT4DiT checkpoint unchanged, run with one inference switch on the first 10 initial states of every "
+    "task and paired episode by episode with its default run (the same initial states and seeds; the default's other "
+    "400 episodes enter only its rate). feature_noise=per_episode draws the video noise of the future slot once per "
+    "episode instead of once per chunk (the action noise unchanged); postprocess=official clips the six pose dimensions "
+    "to [-1, 1] and binarises the gripper at 0 as the official LIBERO client does.")
+
 
 def _comparisons() -> list[Comparison]:
     spatial = {m: _summary(m, "libero_spatial") for m in MODELS}
@@ -194,6 +212,10 @@ def _comparisons() -> list[Comparison]:
     out.append(Comparison("dit4dit_v1/libero_spatial_vs_random", (("dit4dit", _summary("dit4dit_v1", "libero_spatial")),
                                                                   ("random", _summary("random", "libero_spatial"))),
                           "dit4dit"))
+    for folder in INFERENCE_SWITCHES:
+        out.append(Comparison(f"dit4dit/libero_spatial_{folder}", (("dit4dit", spatial["dit4dit"]),
+                                                                    (folder, _summary(f"dit4dit/{folder}", "libero_spatial"))),
+                              "dit4dit", SWITCH_NOTE))
     out.append(Comparison("gr1/gr1_tabletop_proxy_comparison",
                           tuple((m, _summary(m, "gr1_tabletop_proxy")) for m in MODELS), "gr1", PROXY_NOTE))
     return out
@@ -398,23 +420,68 @@ def learning_spec():
 def build_learning_curves(log) -> None:
     """Each model of LEARNING_TRAININGS in turn: train to its next kept checkpoint, score every unscored point,
     write the curves so far. Each step is a worker process (training in torch's default math, scoring in the
-    portable math `bench run` uses) that resumes: a training from its last checkpoint, a point per episode."""
-    from bench.analysis.learning import write_learning_curves
-    from bench.core.provenance import provenance
+    portable math `bench run` uses) that resumes: a training from its last checkpoint, a point per episode.
+    Each run is also packed beside the curves (LEARNING/<model>/train_run, bench.train.carry) after each point
+    and when the study stops, and unpacked on a machine whose own run is behind, so the study goes on across
+    machines from what is committed."""
+    from bench.ablate.jobs import stop_on_sigterm
     from bench.eval.demo_sets import get_set, make_set
+    from bench.train.carry import unpack_run
 
     spec = learning_spec()
     if get_set("libero_spatial_heldout").left():
         make_set("libero_spatial_heldout")
-    for t in LEARNING_TRAININGS:
-        recipe = RECIPES[t.recipe]
-        for stop in (*recipe.keep, recipe.steps):
-            log(f"{t.model}: training to step {stop} of {recipe.steps} (log: {t.run.with_suffix('.log')})")
-            t.train(log, until=stop)
-            score_runs([t.run], [t.model], spec, log)
-            started = [x for x in LEARNING_TRAININGS if (x.run / "train_config.json").exists()]
-            write_learning_curves([x.run for x in started], [x.model for x in started], LEARNING, spec, provenance())
-            log(f"wrote {LEARNING}.md, .csv, .png, .json")
+    with stop_on_sigterm():
+        for t in LEARNING_TRAININGS:
+            data = t.demos(log)
+            restored = unpack_run(carried_run(t), t.run, [data])
+            if restored:
+                log(f"{t.model}: continuing the committed run at step {restored} ({carried_run(t)})")
+            recipe = RECIPES[t.recipe]
+            try:
+                for stop in (*recipe.keep, recipe.steps):
+                    log(f"{t.model}: training to step {stop} of {recipe.steps} (log: {t.run.with_suffix('.log')})")
+                    t.train(log, until=stop)
+                    score_runs([t.run], [t.model], spec, log)
+                    write_learning_curves_so_far(spec, log)
+                    pack_learning_run(t, spec, log)
+            finally:
+                pack_learning_run(t, spec, log)
+
+
+def carried_run(t: Training) -> Path:
+    return LEARNING / t.model / "train_run"
+
+
+def pack_learning_run(t: Training, spec, log) -> None:
+    """The run's state, logs and scores into carried_run(t), keeping the weights of unscored points only."""
+    from bench.analysis.learning import is_scored
+    from bench.train.carry import pack_run
+
+    # the final weights stay (they are what a finished recipe bundles); a kept point's go once it is scored
+    step = pack_run(t.run, carried_run(t), lambda folder: folder.name == "checkpoint"
+                    or not is_scored(_point_of(t.run, folder), spec))
+    if step:
+        log(f"{t.model}: packed at step {step} into {carried_run(t)} (commit it to go on elsewhere)")
+
+
+def _point_of(run: Path, folder: Path):
+    import json
+
+    from bench.analysis.learning import Point
+
+    cfg = folder / "config.json"
+    step = json.loads(cfg.read_text()).get("trained_steps", 0) if cfg.exists() else 0
+    return Point(run, int(step), folder)
+
+
+def write_learning_curves_so_far(spec, log) -> None:
+    from bench.analysis.learning import write_learning_curves
+    from bench.core.provenance import provenance
+
+    started = [x for x in LEARNING_TRAININGS if (x.run / "train_config.json").exists()]
+    write_learning_curves([x.run for x in started], [x.model for x in started], LEARNING, spec, provenance())
+    log(f"wrote {LEARNING}.md, .csv, .png, .json")
 
 
 def score_runs(runs: list[Path], labels: list[str], spec, log, on_progress=None) -> None:
@@ -423,13 +490,13 @@ def score_runs(runs: list[Path], labels: list[str], spec, log, on_progress=None)
     from dataclasses import asdict
 
     from bench.ablate.jobs import run_logged
-    from bench.analysis.learning import pending_episodes, points
+    from bench.analysis.learning import is_scored, pending_episodes, points
 
     for run, label in zip(runs, labels):
         for point in points(run):
-            left = pending_episodes(point, spec)
-            if not left and (not spec.heldout or (point.folder / "action_error.json").exists()):
+            if is_scored(point, spec):
                 continue
+            left = pending_episodes(point, spec)
             log(f"{label}: scoring step {point.step} ({left} episodes left)")
             total, what = left, f"{label} step {point.step}"
             poll = (lambda p=point: on_progress(what, total - pending_episodes(p, spec), total)) if on_progress else None
