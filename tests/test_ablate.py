@@ -136,6 +136,7 @@ def test_a_killed_ablation_resumes_without_redoing_finished_jobs(tmp_path, gl):
     assert (tmp_path / "out" / "two.png").stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_kept_scores_carry_finished_variants_to_a_machine_without_the_job_cache(tmp_path, gl):
     """--scores keeps eval/ and offline/ apart from the checkpoints: with the job cache gone (a new machine),
     the same ablation retrains and rescores nothing and writes the same table; with the demos gone too,

@@ -89,6 +89,7 @@ def _run(bench_cmd, env, out, workers):
     return {rec["key"]: rec for rec in read_records(out / "episodes.jsonl")}, r.stdout
 
 
+@pytest.mark.slow
 def test_gr1_tasks_run_in_their_own_environment_and_rerun_exactly(gr1_env, bench_cmd, tmp_path, gl):
     """One articulated and one rearrangement official task construct (on stand-in assets), reset, step with
     29-d actions, and report their success flag through `bench run`, in a worker whose numpy is not ours;

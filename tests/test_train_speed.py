@@ -30,6 +30,33 @@ def data(tmp_path) -> str:
     return str(path)
 
 
+def test_compiled_blocks_and_math_attention_compute_the_same_loss(data, tmp_path):
+    """The new path's arithmetic changes (compiled blocks, math attention) on one fixed batch: the same loss in
+    fp32. The whole benchmark, bf16 and timings included, is the slow test below."""
+    from torch.utils.data import default_collate
+
+    from bench.demos.dataset import LiberoDemoDataset
+    from bench.models.common import compile_blocks, set_attention
+    from bench.models.registry import load_models, model_config
+    from bench.models.text import TextCache, make_text_encoder
+
+    cfg = model_config("dit4dit", "tiny", **SMALL)
+    torch.manual_seed(0)
+    model = load_models().get("dit4dit").build(cfg).eval()
+    dataset = LiberoDemoDataset([data], model.window_spec(), stats_path=tmp_path / "stats.json")
+    model.normalizer.set_stats(dataset.stats)
+    batch = default_collate([dataset[i] for i in range(2)])
+    text = TextCache(make_text_encoder(cfg.text, cfg.text_max_tokens, cfg.text_embeddings))(batch["language"])
+    losses = []
+    for change in (lambda: None, lambda: (set_attention(model, "math"), compile_blocks(model))):
+        change()
+        torch.manual_seed(1)
+        with torch.no_grad():
+            losses.append(float(model(batch, text)["loss"]))
+    assert abs(losses[0] - losses[1]) < 1e-4 * abs(losses[0]) and losses[0] > 0, losses
+
+
+@pytest.mark.slow
 def test_perf_train_old_and_new_path_compute_the_same_loss(data):
     from bench.perf.train import run_train_benchmark
 
