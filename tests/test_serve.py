@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from bench.eval.serve import BadRequest, PolicyServer, check_request, free_port, layout_dim
+from bench.eval.serve import BadRequest, PolicyServer, check_request, free_port
+from bench.sim.suites import layout_dim
 from bench.policies.builtin import LIBERO_SPEC
 
 

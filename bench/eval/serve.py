@@ -26,7 +26,6 @@ import concurrent.futures
 import itertools
 import json
 import logging
-import re
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -36,6 +35,7 @@ import numpy as np
 
 from bench.policies.contract import EpisodeInfo, ObservationBatch, PolicySpec, validate_chunks
 from bench.policies.transforms import OPENPI_KEYS, to_openpi_observation
+from bench.sim.suites import layout_dim
 
 BATCH_WINDOW_S = 0.005  # how long the first request waits for others to join its batch
 MAX_BATCH = 64
@@ -47,14 +47,6 @@ log = logging.getLogger("bench.serve")
 
 class BadRequest(ValueError):
     """A request that does not fit the served policy: answered with this message, never batched."""
-
-
-def layout_dim(layout: str) -> int:
-    """The length of a state vector from its layout, e.g. 'eef_pos(3)+eef_axis_angle(3)+gripper_qpos(2)' -> 8."""
-    dims = re.findall(r"\((\d+)\)", layout)
-    if not dims:
-        raise ValueError(f"state layout {layout!r} names no dimensions, e.g. 'joints(7)+gripper(1)'")
-    return sum(map(int, dims))
 
 
 def check_request(row: dict, spec: PolicySpec) -> dict:

@@ -11,12 +11,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from bench.core.registry import Registry
 
 # The 8-d LIBERO state as openpi, OpenVLA and DiT4DiT feed it to their policies.
 LIBERO_STATE_LAYOUT = "eef_pos(3)+eef_axis_angle(3)+gripper_qpos(2)"
+
+
+def layout_dim(layout: str) -> int:
+    """The length of a state vector from its layout, e.g. 'eef_pos(3)+eef_axis_angle(3)+gripper_qpos(2)' -> 8."""
+    dims = re.findall(r"\((\d+)\)", layout)
+    if not dims:
+        raise ValueError(f"state layout {layout!r} names no dimensions, e.g. 'joints(7)+gripper(1)'")
+    return sum(map(int, dims))
 # The 7-d LIBERO action: OSC_POSE deltas and a gripper command.
 LIBERO_ACTION_CONVENTION = "delta_xyz(3)+delta_rpy(3)+gripper(-1 open,+1 close)"
 # Our camera names -> MuJoCo camera names in the LIBERO scenes.
