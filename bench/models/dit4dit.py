@@ -304,7 +304,7 @@ class DiT4DiT(nn.Module):
         for g in (generator if per_row else [generator]):  # per draw: the video noise, then the action noise
             n = 1 if per_row else b
             noise.append(torch.randn((n, *x0.shape[1:]), generator=g, device=x0.device, dtype=x0.dtype))
-            if feature_generator is not None:
+            if feature_generator is not None:  # g's video draw is still made: its action noise stays the default's
                 noise[-1] = torch.randn((n, *x0.shape[1:]), generator=feature_generator, device=x0.device,
                                         dtype=x0.dtype)
             start.append(torch.randn((n, cfg.action.chunk, cfg.action.action_dim), generator=g, device=x0.device,
