@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 from bench.core.records import read_records
-from bench.eval.verify import judge, overall, select
+from bench.eval.verify import judge, overall, renderer_drift, select
+from bench.sim.worker import frame_digest
 
 
 def rec(task, init, success=True, steps=100, state="aaaa", error=None):
@@ -32,6 +34,27 @@ def test_judge_verdicts():
     assert overall([judge(rec(0, 0), rec(0, 0)), judge(rec(0, 0), rec(0, 0, state="b"))]) == "outcome"
 
 
+def test_renderer_drift_is_named_only_where_shared_episodes_started_from_other_pixels():
+    import numpy as np
+
+    img = np.zeros((4, 6, 3), np.uint8)
+    a = frame_digest({"agentview": img, "eye_in_hand": img})
+    b = frame_digest({"agentview": img, "eye_in_hand": img + 1})
+    assert a.startswith("4x6:") and a != b and a == frame_digest({"eye_in_hand": img, "agentview": img})
+
+    def r(key, frame, proto="p", gl="egl"):
+        return {"key": key, "protocol_hash": proto, "first_frame": frame, "sim": {"gl": gl, "versions": {"mujoco": "2"}}}
+
+    ref = [r("s/0/0", a), r("s/0/1", a)]
+    assert renderer_drift([r("s/0/0", a)], ref, "ref") is None
+    assert renderer_drift([r("s/0/0", b, proto="q")], ref, "ref") is None  # another protocol: not comparable
+    assert renderer_drift([r("s/0/0", "8x8:" + b[4:])], ref, "ref") is None  # another render size
+    assert renderer_drift([r("s/0/0", None)], ref, "ref") is None  # recorded before first frames were kept
+    warning = renderer_drift([r("s/0/0", b, gl="osmesa"), r("s/0/1", a)], ref, "ref")
+    assert "1 of 2 episodes shared with ref" in warning and "GL osmesa" in warning and "GL egl" in warning
+    assert "first frame differs" in judge({**rec(0, 0), "first_frame": a}, {**rec(0, 0), "first_frame": b}).note
+
+
 def test_verify_reports_exact_tampered_and_changed_episodes_on_real_episodes(tmp_path, bench_cmd, gl):
     """Three real dit4dit episodes (cut to 24 steps: the protocol comes back from invocations.jsonl); in a copy
     of the records one digest is tampered and one outcome flipped. verify must call them exact, outcome and
@@ -46,12 +69,16 @@ def test_verify_reports_exact_tampered_and_changed_episodes_on_real_episodes(tmp
     [inv] = [json.loads(x) for x in (run / "invocations.jsonl").read_text().splitlines()]
     assert inv["math"]["id"] == records[0]["math"] and inv["math"]["cpu"]["model"]
     assert inv["math"]["libraries"]["mkl_cbwr"]["branch"] == "COMPATIBLE"
+    frames = [r["first_frame"] for r in records]  # three initial states: three first frames, at the protocol's size
+    assert all(re.fullmatch(r"224x224:[0-9a-f]{16}", f) for f in frames) and len(set(frames)) == 3, frames
+    assert all(r["sim"]["gl"] in ("egl", "osmesa") for r in records)
 
     tampered = tmp_path / "tampered"
     tampered.mkdir()
     (tampered / "invocations.jsonl").write_text((run / "invocations.jsonl").read_text())
     by_init = {r["init_id"]: r for r in records}
     by_init[1]["final_state"] = "0" * 16
+    by_init[1]["first_frame"] = "224x224:" + "0" * 16  # as if another renderer had drawn it
     by_init[2]["success"] = not by_init[2]["success"]
     # the checkpoint has moved since (as the first bundled one did): verify says how to point at it
     moved = tmp_path / "moved_checkpoint"
@@ -76,4 +103,6 @@ def test_verify_reports_exact_tampered_and_changed_episodes_on_real_episodes(tmp
     assert verdicts == {"libero_spatial/0/0": "exact", "libero_spatial/0/1": "outcome",
                         "libero_spatial/0/2": "different"}
     assert report["overall"] == "different" and "should be exact" in report["expectation"]
+    notes = {e["key"]: e["note"] for e in report["episodes"]}
+    assert "first frame differs" in notes["libero_spatial/0/1"] and not notes["libero_spatial/0/0"]
     assert (tmp_path / "verify" / "verify.md").read_text().startswith("# bench verify: different")

@@ -48,6 +48,8 @@ class EpisodeRecord:
     policy_meta: dict | None = None  # what the policy reports about itself (a remote server's metadata)
     sim: dict | None = None  # what the sim worker reported: backend, python version, simulator package versions
     policy_notes: dict | None = None  # the policy's own account of how the episode ended (Policy.episode_notes)
+    first_frame: str | None = None  # '<H>x<W>:<digest>' of the policy's first observation's pixels: equal for a
+    #                                 key when the renderer draws the initial scene as recorded (None: not kept)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

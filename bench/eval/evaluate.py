@@ -77,12 +77,15 @@ class Evaluation:
         from bench.core.provenance import provenance
         from bench.core.records import read_records
         from bench.eval.results import record_invocation, simulator_stacks, stack_notes, summarize_dir
+        from bench.eval.verify import reference_drift
 
         if self.queue:
             record_invocation(self.out, provenance(self.protocol, math=self.math_desc))
         self.runner.run(self.queue, on_episode)
         table = summarize_dir(self.out, provenance(self.protocol))
-        notes = self.notes + stack_notes(simulator_stacks(read_records(self.out / "episodes.jsonl")))
+        records = read_records(self.out / "episodes.jsonl")
+        drift = reference_drift(records, self.suite.name)
+        notes = self.notes + stack_notes(simulator_stacks(records)) + ([drift] if drift else [])
         if self.request.publish is not None:
             publish(self.out, self.request.publish, self.suite.name)
         return EvalResult(self.out, self.suite.name, self.policy_name, self.checkpoint, table, len(self.queue), notes)

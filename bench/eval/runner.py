@@ -193,7 +193,7 @@ class Runner:
     # ---------------------------------------------------------------- records
     def _record(self, w: _Worker, p: Planned, success: bool, steps: int, error: str | None = None,
                 error_kind: str | None = None, timing: dict | None = None, video: str | None = None,
-                final_state: str | None = None) -> None:
+                final_state: str | None = None, first_frame: str | None = None) -> None:
         rec = EpisodeRecord(
             key=p.key, suite=self.cfg.suite.name, task_id=p.task.task_id, task=p.task.name,
             language=p.task.language, init_id=p.init_id, seed=self.cfg.protocol.seed,
@@ -205,7 +205,7 @@ class Runner:
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), final_state=final_state,
             math=self.cfg.math, policy_args=self.cfg.policy_args or None,
             policy_meta=getattr(self.policy, "metadata", None), sim=w.sim,
-            policy_notes=self._notes(p.key),
+            policy_notes=self._notes(p.key), first_frame=first_frame,
         )
         append_record(self.records_path, rec)
         w.episode = None
@@ -308,7 +308,8 @@ class Runner:
                         if res["success"] and "trajectory" in res and self.on_trajectory is not None:
                             self.on_trajectory(w.episode, res["trajectory"])
                         self._record(w, w.episode, res["success"], res["steps"], timing=res["timing"],
-                                     video=res["video"], final_state=res.get("final_state"))
+                                     video=res["video"], final_state=res.get("final_state"),
+                                     first_frame=res.get("first_frame"))
                     elif kind == "error":
                         self._record(w, w.episode, False, w.steps, error=msg[2], error_kind="sim")
                         w.env_id = None  # the worker dropped its env

@@ -153,6 +153,10 @@ def judge(recorded: dict, rerun: dict | None) -> Verdict:
     if rerun is None or rerun.get("error"):
         v.note = "the rerun did not finish" if rerun is None else f"rerun {rerun.get('error_kind')}: {rerun['error']}"
         return v
+    drawn = recorded.get("first_frame"), rerun.get("first_frame")
+    if None not in drawn and drawn[0] != drawn[1]:
+        v.note = ("the first frame differs: this renderer draws the initial scene otherwise (GL backend, Mesa, "
+                  "MuJoCo), so the policy saw other pixels from its first step")
     if v.recorded_success != v.rerun_success:
         v.verdict = "different"
     elif rs is not None and rs == rr and v.recorded_steps == v.rerun_steps:
@@ -162,6 +166,34 @@ def judge(recorded: dict, rerun: dict | None) -> Verdict:
         if rs is None:
             v.note = "no final_state recorded: only the outcome can be compared"
     return v
+
+
+def reference_drift(records: list[dict], suite: str) -> str | None:
+    """renderer_drift against the checkout's reference episodes of `suite` (results/reference/), if it has them."""
+    path = REPO_ROOT / "results" / "reference" / f"{suite}_episodes.jsonl"
+    return renderer_drift(records, read_records(path), str(path.relative_to(REPO_ROOT))) if path.exists() else None
+
+
+def renderer_drift(records: list[dict], reference: list[dict], where: str) -> str | None:
+    """A warning when episodes of this run that a reference run also has (same key and protocol) started from
+    other pixels: the renderer differs from the reference machine's, so outcomes may differ from its records
+    for reasons no policy controls. None when every shared first frame agrees, or none can be compared."""
+    ref = {(r["key"], r["protocol_hash"]): r for r in reference if r.get("first_frame")}
+    pairs = [(r, ref[(r["key"], r["protocol_hash"])]) for r in records
+             if r.get("first_frame") and (r["key"], r["protocol_hash"]) in ref]
+    pairs = [(a, b) for a, b in pairs if a["first_frame"].split(":")[0] == b["first_frame"].split(":")[0]]
+    differ = [(a, b) for a, b in pairs if a["first_frame"] != b["first_frame"]]
+    if not differ:
+        return None
+    a, b = differ[0]
+
+    def stack(r: dict) -> str:
+        sim = r.get("sim") or {}
+        return f"GL {sim.get('gl') or 'unrecorded'}, mujoco {(sim.get('versions') or {}).get('mujoco')}"
+
+    return (f"renderer drift: {len(differ)} of {len(pairs)} episodes shared with {where} started from other pixels "
+            f"(e.g. {a['key']}; here {stack(a)}, there {stack(b)}): this machine draws the scenes otherwise, so "
+            f"the policy sees other frames and outcomes may differ from those records for that reason alone")
 
 
 def overall(verdicts: list[Verdict]) -> str:

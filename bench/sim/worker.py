@@ -69,6 +69,7 @@ class _Episode:
         self.timing = {"env_create_s": env_create_s, "reset_s": 0.0}
         self.frames: list[np.ndarray] = []
         self.trajectory: dict[str, list] | None = {} if start.record else None
+        self.first_frame: str | None = None  # frame_digest of the policy's first observation
         sim.render_s = sim.step_s = 0.0
 
     def step(self, action: np.ndarray) -> bool:
@@ -96,6 +97,8 @@ class _Episode:
     def observation(self) -> dict:
         s = self.start
         images = self.sim.render(s.cameras)
+        if self.first_frame is None:
+            self.first_frame = frame_digest(images)
         instruction = getattr(self.sim, "instruction", None)  # a sim that words each episode's task itself
         prompt = (instruction() if instruction else None) or s.task.language
         obs = {"key": s.key, "images": images, "state": self.sim.state(), "prompt": prompt,
@@ -112,10 +115,21 @@ class _Episode:
                       episode_s=time.perf_counter() - self.t0)
         # the whole simulator state at the end: equal digests mean a rerun reproduced the episode bit for bit
         final = hashlib.sha256(self.sim.sim_state().tobytes()).hexdigest()[:16]
-        out = {"success": success, "steps": self.sim.steps, "timing": timing, "video": video, "final_state": final}
+        out = {"success": success, "steps": self.sim.steps, "timing": timing, "video": video, "final_state": final,
+               "first_frame": self.first_frame}
         if self.trajectory:
             out["trajectory"] = {k: np.stack(v) for k, v in self.trajectory.items()}
         return out
+
+
+def frame_digest(images: dict[str, np.ndarray]) -> str:
+    """'<H>x<W>:<sha256 prefix>' of the cameras' pixels (sorted by camera): the same initial state rendered by
+    the same renderer gives the same digest, so a differing one is renderer drift, not dynamics."""
+    h = hashlib.sha256()
+    for cam in sorted(images):
+        h.update(cam.encode() + np.ascontiguousarray(images[cam]).tobytes())
+    first = images[sorted(images)[0]]
+    return f"{first.shape[0]}x{first.shape[1]}:{h.hexdigest()[:16]}"
 
 
 def frame_recorded(step: int, every: int, wait_steps: int) -> bool:
@@ -159,7 +173,8 @@ def serve(channel, backend_name: str) -> None:
 
     try:
         backend = importlib.import_module(get_backend(backend_name).worker)
-        hello = {"backend": backend_name, "python": platform.python_version(), "versions": backend.versions()}
+        hello = {"backend": backend_name, "python": platform.python_version(), "versions": backend.versions(),
+                 "gl": os.environ.get("MUJOCO_GL")}  # the renderer: frames (first_frame) depend on it
     except Exception as exc:  # the backend's simulator is not installed in this environment
         channel.send(["hello", None, {"backend": backend_name, "error": f"{type(exc).__name__}: {exc}"}])
         return
