@@ -1,5 +1,7 @@
 """Paired statistics (bench/analysis/paired.py) against values worked out by hand or by simulation."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -70,9 +72,26 @@ def test_compare_falls_back_to_unpaired_when_the_episodes_differ(tmp_path):
 
     a = _published(tmp_path, "a", [10, 10])
     b = _published(tmp_path, "b", [5, 5])
-    # drop one of b's episodes: the runs no longer ran the same episodes
-    path = b.with_name("episodes.jsonl")
-    path.write_text("".join(path.read_text().splitlines(keepends=True)[1:]))
+    # drop a different episode from each: neither run's episodes are all among the other's
+    for path, cut in ((a.with_name("episodes.jsonl"), 0), (b.with_name("episodes.jsonl"), 1)):
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(lines[:cut] + lines[cut + 1:]))
     table = compare([load_summary(a), load_summary(b)])
     assert (table["vs_b:pairs"] == 0).all() and table["vs_b:mcnemar_p"].isna().all()
     assert table["vs_b:fisher_p"].notna().all()
+
+
+def test_a_run_on_some_of_the_others_episodes_pairs_over_those(tmp_path):
+    """b ran the first 10 initial states of each task, a all 50: paired over b's 10, each rate over its own."""
+    from bench.analysis.compare import compare, load_summary
+    from test_results import _published
+
+    a = _published(tmp_path, "a", [10, 10])  # successes on initial states 0-9 of each task
+    b = _published(tmp_path, "b", [0, 5])
+    path = b.with_name("episodes.jsonl")
+    path.write_text("".join(ln for ln in path.read_text().splitlines(keepends=True)
+                            if int(json.loads(ln)["init_id"]) < 10))
+    table = compare([load_summary(a), load_summary(b)]).set_index("task")
+    assert table.loc["ALL", "vs_b:pairs"] == 20 and table.loc["task0", "vs_b:pairs"] == 10
+    assert table.loc["ALL", "a:success_rate"] == 20 / 100  # a's rate: its 100 episodes
+    assert table.loc["task0", "vs_b:diff"] == 1.0 and table.loc["task1", "vs_b:diff"] == 0.5  # over the shared 10

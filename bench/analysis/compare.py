@@ -183,13 +183,14 @@ def _row_pairs(pairs: pd.DataFrame, row) -> pd.DataFrame:
 
 
 def _pair(a: pd.DataFrame | None, b: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Episodes both ran, with both outcomes; None unless every episode of each run has its pair (two
-    runs of different episode sets are compared as independent samples only)."""
+    """Episodes both ran, with both outcomes; None unless every episode of one run has its pair in the other
+    (a run on the first 10 initial states of each task pairs with one on the first 50, over those 10; two
+    runs whose episode sets only overlap are compared as independent samples only)."""
     if a is None or b is None:
         return None
     key = list(PAIR_KEY)
     both = a.merge(b, on=key, how="inner", suffixes=("_a", "_b"))
-    if len(both) != len(a) or len(both) != len(b):
+    if len(both) != min(len(a), len(b)):
         return None
     return both
 
@@ -254,8 +255,8 @@ def to_markdown(table: pd.DataFrame, labels: list[str]) -> str:
 
 TESTS_NOTE = (
     "How to read the tests (reference A = the first run, B = each other): the difference is A − B in "
-    "percentage points over the paired episodes (every policy ran the same episodes: same task, init state "
-    "and seed), with a paired bootstrap 95% interval (resampled within each task, 10,000 resamples, seed 0). "
+    "percentage points over the paired episodes (the episodes both ran: same task, init state and seed; when "
+    "one run ran more, its rate above covers all of its episodes and the difference only the shared ones), with a paired bootstrap 95% interval (resampled within each task, 10,000 resamples, seed 0). "
     "McNemar p: exact two-sided test on the discordant pairs. Holm p: McNemar p adjusted over the suite's "
     f"tasks (the ALL row: unadjusted); significant when below {ALPHA}. Fisher p: one-sided exact test that A "
     "succeeds more often than B, the runs taken as independent samples. MDD: the smallest true difference "

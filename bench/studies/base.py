@@ -96,6 +96,10 @@ def check(studies: list[Study], log: Callable[[str], None] = print) -> dict[str,
     for s in studies:
         if s.recompute is None:
             continue
+        missing = [p for p in s.outputs if not Path(p).exists()]
+        if missing:  # declared, not built yet: `plan` lists it as missing; nothing committed to recompute
+            log(f"{s.name}: not built yet ({missing[0]})")
+            continue
         try:
             out[s.name] = s.recompute()
         except FileNotFoundError as exc:
