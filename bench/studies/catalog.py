@@ -322,11 +322,7 @@ class Recipe:
     attention: str = "default"
     frame_cache: bool = False
     checkpoint_every: int = 250
-    keep_every: int = 0  # keep a checkpoint every N steps: the learning curve's points (0: none)
-
-    @property
-    def keep(self) -> tuple[int, ...]:
-        return tuple(range(self.keep_every, self.steps, self.keep_every)) if self.keep_every else ()
+    keep: tuple[int, ...] = ()  # steps whose checkpoint is kept: the learning curve's points besides the last
 
     def train_config(self):
         from bench.train.loop import TrainConfig
@@ -339,7 +335,7 @@ class Recipe:
 RECIPES = {
     "3k": Recipe("3k", 3000),  # the bundled checkpoints: about one pass over the 500 demos
     "20k": Recipe("20k", 20000, precision="bf16", compile=True, attention="math", frame_cache=True,
-                  checkpoint_every=500, keep_every=2500),  # results/dit4dit/recipe.md
+                  checkpoint_every=500, keep=(2500, 5000, 10000, 15000)),  # results/dit4dit/recipe.md
 }
 
 
