@@ -83,6 +83,25 @@ def test_a_packed_run_resumes_on_another_machine_to_the_uninterrupted_runs_weigh
         unpack_run(pack, tmp_path / "elsewhere", [FIXTURE])
 
 
+def test_sigterm_inside_a_study_is_an_interrupt_that_finally_blocks_see():
+    """What lets the learning study pack its run when the machine is handed back (SIGTERM), as on Ctrl-C."""
+    import os
+    import signal
+    import time
+
+    from bench.ablate.jobs import stop_on_sigterm
+
+    before, packed = signal.getsignal(signal.SIGTERM), []
+    with pytest.raises(KeyboardInterrupt):
+        with stop_on_sigterm():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler interrupts this at once
+            finally:
+                packed.append(True)
+    assert packed and signal.getsignal(signal.SIGTERM) is before
+
+
 def test_points_are_the_kept_checkpoints_and_the_finished_final_one(run):
     from bench.analysis.learning import points
 
