@@ -41,6 +41,7 @@ def test_renderer_drift_is_named_only_where_shared_episodes_started_from_other_p
     a = frame_digest({"agentview": img, "eye_in_hand": img})
     b = frame_digest({"agentview": img, "eye_in_hand": img + 1})
     assert a.startswith("4x6:") and a != b and a == frame_digest({"eye_in_hand": img, "agentview": img})
+    assert frame_digest({}) is None  # a policy with no camera (the scripted expert) has no first frame
 
     def r(key, frame, proto="p", gl="egl"):
         return {"key": key, "protocol_hash": proto, "first_frame": frame, "sim": {"gl": gl, "versions": {"mujoco": "2"}}}

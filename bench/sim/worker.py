@@ -122,9 +122,12 @@ class _Episode:
         return out
 
 
-def frame_digest(images: dict[str, np.ndarray]) -> str:
+def frame_digest(images: dict[str, np.ndarray]) -> str | None:
     """'<H>x<W>:<sha256 prefix>' of the cameras' pixels (sorted by camera): the same initial state rendered by
-    the same renderer gives the same digest, so a differing one is renderer drift, not dynamics."""
+    the same renderer gives the same digest, so a differing one is renderer drift, not dynamics. None for a
+    policy that looks at no camera (the scripted expert)."""
+    if not images:
+        return None
     h = hashlib.sha256()
     for cam in sorted(images):
         h.update(cam.encode() + np.ascontiguousarray(images[cam]).tobytes())
