@@ -595,49 +595,10 @@ def measurement_study(name: str, outputs: tuple[str, ...], command: str, section
                  build=_rebuild_with(command), section=section, not_recomputable=WHY_MEASURED)
 
 
-def check_rows_against_scores(csv: Path, scores: Path) -> list[str]:
-    """Each row's successes and action error again from the committed scores, found by the training and step
-    the row names (for scores kept before their inputs were recorded, which a full rebuild needs)."""
-    import json as _json
-
-    from bench.core.records import latest_by_key, read_records
-
-    evals = {}
-    for done in scores.glob("eval/*/done.json"):
-        v = _json.loads(done.read_text())["variant"]
-        evals[(v["train"], int(v["step"]))] = done.parent
-    offline = {}
-    for f in scores.glob("offline/*/action_error.json"):
-        ckpt = Path(_json.loads(f.read_text())["checkpoint"])
-        step = None if ckpt.name == "checkpoint" else int(ckpt.name.removeprefix("checkpoint_step"))
-        offline[(ckpt.parent.name, step)] = f
-    table, diffs = pd.read_csv(csv), []
-    last_step = table["step"].max()
-    for r in table.itertuples():
-        where = f"{csv}: {r.model} {r.value}"
-        folder = evals.get((r.train_job, int(r.step)))
-        if folder is None:
-            diffs.append(f"{where}: no committed evaluation of training {r.train_job} at step {r.step}")
-        else:
-            records = list(latest_by_key(read_records(folder / "episodes.jsonl")).values())
-            got = (sum(bool(x["success"]) for x in records), len(records))
-            if got != (r.successes, r.episodes):
-                diffs.append(f"{where}: successes recomputed {got[0]}/{got[1]}, committed {r.successes}/{r.episodes}")
-        f = offline.get((r.train_job, None if r.step == last_step else int(r.step))) or offline.get((r.train_job, int(r.step)))
-        if f is None:
-            diffs.append(f"{where}: no committed offline score of training {r.train_job}")
-        elif abs(_json.loads(f.read_text())["mean"] - r.action_error) > 1e-9:
-            diffs.append(f"{where}: action error recomputed {_json.loads(f.read_text())['mean']}, committed {r.action_error}")
-    return diffs
-
-
 def recompute_ablation_from_scores(csv: Path, scores: Path, budget: str = "small") -> list[str]:
     """The table again from its kept scores alone (what `bench ablate --from-scores` does, into a scratch
-    folder), cell by cell against the committed one; without recorded inputs, row by row."""
+    folder), cell by cell against the committed one."""
     import tempfile
-
-    if not inputs_file(scores, csv.stem, budget).exists():
-        return check_rows_against_scores(csv, scores)
 
     from bench.ablate.run import plan_from_scores, rebuild_from_scores
     from bench.ablate.spec import SpecError, load_spec
@@ -649,14 +610,6 @@ def recompute_ablation_from_scores(csv: Path, scores: Path, budget: str = "small
             return [f"{csv}: {exc}"]
         table = pd.read_csv(Path(tmp) / csv.name)
     return frame_differences(table, pd.read_csv(csv), str(csv), key=["model", "value", "seed"])
-
-
-def _scored_rows(csv: Path, scores: Path) -> bool:
-    """Every row's training has a committed evaluation among the scores."""
-    import json as _json
-
-    trained = {_json.loads(d.read_text())["variant"]["train"] for d in scores.glob("eval/*/done.json")}
-    return bool(trained) and set(pd.read_csv(csv)["train_job"]) <= trained
 
 
 def ablation_studies() -> list[Study]:
@@ -671,7 +624,7 @@ def ablation_studies() -> list[Study]:
     for csv in sorted((R / "ablations").glob("*.csv")):
         name = f"ablations/{csv.stem}"
         scores = R / "ablations" / "scores"
-        has_scores = inputs_file(scores, csv.stem, "small").exists() or _scored_rows(csv, scores)
+        has_scores = inputs_file(scores, csv.stem, "small").exists()
         why = "" if has_scores else "its per-variant scores were never committed"
         out.append(Study(name=name, kind="ablation",
                          outputs=tuple(str(csv.with_suffix(x)) for x in (".md", ".csv", ".png") if csv.with_suffix(x).exists()),
