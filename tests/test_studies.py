@@ -118,6 +118,6 @@ def test_the_data_fraction_table_is_recomputed_from_its_committed_scores(tmp_pat
     assert recompute_ablation_from_scores(csv, scores) == []
     table = pd.read_csv(csv)
     table.loc[0, "successes"] += 1
-    table.to_csv(tmp_path / "edited.csv", index=False)
-    diffs = recompute_ablation_from_scores(tmp_path / "edited.csv", scores)
+    table.to_csv(tmp_path / "data_fraction.csv", index=False)  # an edited copy: the name says which ablation
+    diffs = recompute_ablation_from_scores(tmp_path / "data_fraction.csv", scores)
     assert len(diffs) == 1 and "successes" in diffs[0] and "recomputed" in diffs[0], diffs
