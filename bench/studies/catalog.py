@@ -417,7 +417,7 @@ def build_learning_curves(log) -> None:
     """Each model of LEARNING_TRAININGS in turn: train to its next kept checkpoint, score every unscored point,
     write the curves so far. Each step is a worker process (training in torch's default math, scoring in the
     portable math `bench run` uses) that resumes: a training from its last checkpoint, a point per episode.
-    Each run is also packed beside the curves (LEARNING/<model>/train_run, bench.train.carry) after each point
+    Each run is also packed beside the curves (carried_run, bench.train.carry) after each point
     and when the study stops, and unpacked on a machine whose own run is behind, so the study goes on across
     machines from what is committed."""
     from bench.ablate.jobs import stop_on_sigterm
@@ -446,7 +446,8 @@ def build_learning_curves(log) -> None:
 
 
 def carried_run(t: Training) -> Path:
-    return LEARNING / t.model / "train_run"
+    """Where a learning-curve training is packed: state that lets the study go on elsewhere, not a result."""
+    return R / "baselines" / "learning_runs" / t.model
 
 
 def pack_learning_run(t: Training, spec, log) -> None:
