@@ -227,6 +227,8 @@ def plot_learning_curves(table: pd.DataFrame, path: Path, title: str = "") -> No
                 ax.errorbar(part[x], scale * part[y], yerr=[scale * (part[y] - part[lo]), scale * (part[hi] - part[y])],
                             marker="o", capsize=3, label=label, color=colours[label])
             ax.set_xlabel(xlabel)
+            ax.set_xlim(left=0)  # budgets from zero, so a few points read as a curve's start, not a zoom
+            ax.set_ylim(bottom=0)
             ax.set_ylabel(ylabel + (" (%)" if scale == 100 else ""))
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
