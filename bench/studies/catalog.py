@@ -402,6 +402,7 @@ TRAININGS = [Training(m, "libero_spatial", "libero_spatial") for m in MODELS] + 
 # --------------------------------------------------------------------------- learning curves
 
 LEARNING = R / "baselines" / "learning_curves"
+LEARNING_RUNS = R / "baselines" / "learning_runs"
 LEARNING_TRAININGS = tuple(Training(m, "libero_spatial", "libero_spatial", "20k") for m in MODELS)
 
 
@@ -446,8 +447,9 @@ def build_learning_curves(log) -> None:
 
 
 def carried_run(t: Training) -> Path:
-    """Where a learning-curve training is packed: state that lets the study go on elsewhere, not a result."""
-    return R / "baselines" / "learning_runs" / t.model
+    """Where a learning-curve training is packed: state that lets the study go on elsewhere (its input), not a
+    result."""
+    return LEARNING_RUNS / t.model
 
 
 def pack_learning_run(t: Training, spec, log) -> None:
@@ -524,7 +526,7 @@ def recompute_learning_curves() -> list[str]:
 def learning_study() -> Study:
     return Study(name="baselines/learning_curves", kind="curves",
                  outputs=(*(str(LEARNING.with_suffix(x)) for x in (".md", ".csv", ".png", ".json")), str(LEARNING)),
-                 inputs=(), build=lambda s, log: build_learning_curves(log), section="baselines",
+                 inputs=(str(LEARNING_RUNS),), build=lambda s, log: build_learning_curves(log), section="baselines",
                  recompute=recompute_learning_curves if LEARNING.with_suffix(".csv").exists() else None)
 
 
