@@ -21,6 +21,7 @@ import h5py
 
 CARRIED = "carried.json"
 SKIP_DIRS = {"trackers"}  # offline tracker logs: machine-local
+SKIP_FILES = {"losses.png"}  # drawn again from losses.csv at the next checkpoint
 
 
 def data_digest(paths: list[Path]) -> str:
@@ -68,7 +69,7 @@ def pack_run(run: Path, dest: Path, weights_needed: Callable[[Path], bool]) -> i
     shutil.rmtree(tmp, ignore_errors=True)
     for src in sorted(p for p in run.rglob("*") if p.is_file()):
         rel = src.relative_to(run)
-        if rel.parts[0] in SKIP_DIRS or src.suffix == ".tmp":
+        if rel.parts[0] in SKIP_DIRS or src.name in SKIP_FILES or src.suffix == ".tmp":
             continue
         if src.suffix == ".safetensors" and rel.parts[0].startswith("checkpoint"):
             folder = run / rel.parts[0]
