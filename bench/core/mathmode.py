@@ -121,8 +121,10 @@ def cpu_info() -> dict:
         fields.setdefault(key.strip(), value.strip())
     model, vendor = fields.get("model name") or platform.processor(), fields.get("vendor_id", "")
     flags = set(fields.get("flags", "").split())
+    # "AMD EPYC" names both Zen 4 (family 25) and Zen 5 (family 26), whose bf16 speeds differ twofold
+    generation = f"family {fields['cpu family']} model {fields['model']}" if "cpu family" in fields else ""
     return {"model": model, "vendor": vendor, "arch": platform.machine(), "cores": os.cpu_count(),
-            "isa": [f for f in ISA_FLAGS if f in flags]}
+            "generation": generation, "isa": [f for f in ISA_FLAGS if f in flags]}
 
 
 def _torch_lib() -> ctypes.CDLL | None:

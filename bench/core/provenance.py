@@ -80,7 +80,8 @@ def _cpu_model() -> str:
     from bench.core.mathmode import cpu_info
 
     info = cpu_info()
-    return f"{info['model']} ({', '.join(info['isa'])})"
+    generation = f", {info['generation']}" if info["generation"] else ""
+    return f"{info['model']}{generation} ({', '.join(info['isa'])})"
 
 
 def provenance(protocol=None, argv: list[str] | None = None, math: dict | None = None) -> dict:
