@@ -45,8 +45,8 @@ def execute_on_ray(plan: Plan, address: str | None = None, on_job=None) -> list[
     scoring = replace(plan.scoring, heldout=str(Path(plan.scoring.heldout).resolve()))
     budget = plan.budget
     train = ray.remote(_train).options(num_cpus=budget.train_cpus, num_gpus=budget.train_gpus, max_retries=RETRIES)
-    offline = ray.remote(_offline).options(num_cpus=1, max_retries=RETRIES)
-    evaluate = ray.remote(_evaluate).options(num_cpus=scoring.workers, max_retries=RETRIES)
+    offline = ray.remote(_offline).options(num_cpus=1, num_gpus=budget.eval_gpus, max_retries=RETRIES)
+    evaluate = ray.remote(_evaluate).options(num_cpus=scoring.workers, num_gpus=budget.eval_gpus, max_retries=RETRIES)
 
     pretrain_keys = {v.pretrain.key() for v in plan.variants if v.pretrain is not None}
     trained: dict[str, ray.ObjectRef] = {}

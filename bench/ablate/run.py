@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.ablate import jobs
 from bench.ablate.jobs import ROOT, Scoring
-from bench.ablate.spec import Budget, Spec, SpecError, TrainJob, Variant, load_budget, variants
+from bench.ablate.spec import Budget, Spec, SpecError, TrainJob, Variant, load_budget, spec_at, variants
 
 # Used only when nothing cached says better (printed as assumed): seconds per simulated episode per worker,
 # and per offline window. Measured rates replace them as soon as one job of the kind has run.
@@ -34,6 +34,16 @@ class Inputs:
         return cls(data=str(data), heldout=str(heldout), data_fingerprint=jobs.demo_fingerprint(data),
                    heldout_fingerprint=jobs.demo_fingerprint(heldout), pretrain_data=tuple(pretrain),
                    pretrain_fingerprint=jobs.demo_fingerprint(*pretrain) if pretrain else None)
+
+
+NOT_MADE = "not-made"  # the fingerprint a plan shows for demo files not made yet (its job keys are provisional)
+
+
+def unmade_inputs(spec: Spec, data: str | Path, heldout: str | Path) -> Inputs:
+    """Inputs of a plan whose demos are not made yet (`bench ablate --plan` on a fresh clone): only printed."""
+    pretrain = any(a.pretrain for a in spec.models)
+    return Inputs(data=str(data), heldout=str(heldout), data_fingerprint=NOT_MADE, heldout_fingerprint=NOT_MADE,
+                  pretrain_data=(str(data),) if pretrain else (), pretrain_fingerprint=NOT_MADE if pretrain else None)
 
 
 def inputs_file(scores: Path, ablation: str, budget_name: str) -> Path:
@@ -110,7 +120,7 @@ def make_plan(spec: Spec, budget_name: str, data: str | Path, heldout: str | Pat
     tasks = len(parse_task_ids(budget.eval_tasks, len(suite.tasks())))
     found = variants(spec, budget, inputs.data_fingerprint, inputs.pretrain_fingerprint)
     check_configs(found)
-    return Plan(spec=spec, budget_name=budget_name, budget=budget, data=inputs.data, scoring=scoring,
+    return Plan(spec=spec_at(spec, budget), budget_name=budget_name, budget=budget, data=inputs.data, scoring=scoring,
                 variants=found, tasks=tasks, pretrain_data=list(inputs.pretrain_data), inputs=inputs, root=root,
                 scores=scores)
 
@@ -211,6 +221,8 @@ def estimate(plan: Plan, probe=None) -> dict:
         rate = out["rates"][key][0]
         if rate:
             out["train_s"] += left * batch / rate
+        else:
+            out["train_unknown"] = True
     episode_s = _cached_episode_s(plan.scores_root)
     out["rates"]["seconds per episode per worker"] = ((episode_s, "measured by cached evaluations") if episode_s
                                                       else (ASSUMED_EPISODE_S, "assumed"))

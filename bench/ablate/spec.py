@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 ABLATIONS_DIR = Path(__file__).resolve().parents[2] / "ablations"
-BUDGETS = ("smoke", "small", "paper")
+BUDGETS = ("smoke", "small", "full")
 AXIS_TARGETS = {
     "config": "a model config setting (bench train --set KEY=VALUE)",
     "demo_fraction": "the fraction of each task's demos trained on (bench train --demo-fraction)",
@@ -73,7 +73,18 @@ class Budget:
     # what a job asks a Ray cluster for (bench ablate --executor ray); an evaluation asks for `workers` CPUs
     train_cpus: int = 1
     train_gpus: float = 0
+    eval_gpus: float = 0  # what an evaluation or offline score asks for besides its CPUs (a full-size policy: 1)
     group_lr: tuple = ()  # ((model, ((group, lr), ...)), ...): per-group peak rates, by model
+    # the full budget trains the official model size where this suite has one: ((model, named config), ...)
+    configs: tuple = ()
+    # a spec may sweep other values at this budget (the full-size video DiT has 28 blocks, not 6)
+    axis_values: tuple | None = None
+    axis_default: object = None
+    axis_name: str | None = None
+
+    def config_for(self, model: str, default: str) -> str:
+        """The named config a training of `model` uses: the budget's for that model, else the spec's."""
+        return dict(self.configs).get(model, default)
 
     def schedule_for(self, model: str) -> Schedule:
         """The schedule a training of `model` runs: the budget's, with that model's group rates."""
@@ -252,24 +263,40 @@ def load_budget(spec: Spec, level: str) -> Budget:
                         f"{{dit4dit: {{video: 1.0e-5, action: 1.0e-4}}}} (got {per_model!r})")
     merged["group_lr"] = tuple(sorted((m, tuple(sorted(g.items()))) for m, g in per_model.items()))
     merged["seeds"] = tuple(merged["seeds"])
+    merged["configs"] = tuple(sorted((merged.get("configs") or {}).items()))
+    if merged.get("axis_values") is not None:
+        merged["axis_values"] = tuple(merged["axis_values"])
     return Budget(schedule=Schedule(**schedule), **merged)
+
+
+def spec_at(spec: Spec, budget: Budget) -> Spec:
+    """The spec as this budget sweeps it: its axis values and default replaced where the budget says."""
+    from dataclasses import replace
+
+    if budget.axis_values is None:
+        return spec
+    default = spec.axis.default if budget.axis_default is None else budget.axis_default
+    return replace(spec, axis=replace(spec.axis, values=budget.axis_values, default=default,
+                                      name=budget.axis_name or spec.axis.name))
 
 
 def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerprint: str | None = None
              ) -> list[Variant]:
     """Every (arm, axis value, seed) of the spec at this budget, in table order."""
+    spec = spec_at(spec, budget)
     out = []
     progress_axis = spec.axis.target == "progress"
     steps = budget.schedule.steps
     keep = tuple(sorted({progress_step(steps, f) for f in KEPT_FRACTIONS if f < 1}))
     for arm in spec.models:
-        for value in spec.axis.values:
+        config = budget.config_for(arm.model, spec.config)
+        for setting in spec.axis.values:
             for seed in budget.seeds:
-                pretrain = None
+                value, pretrain = setting, None
                 if arm.pretrain == "video":
                     if pretrain_fingerprint is None:
                         raise SpecError(f"{spec.path}: arm {arm.label!r} needs pretraining data")
-                    pretrain = TrainJob(model=arm.model, config=spec.config,
+                    pretrain = TrainJob(model=arm.model, config=config,
                                         overrides={**spec.overrides, **arm.overrides, "action_loss_weight": 0.0},
                                         schedule=budget.schedule_for(arm.model), seed=seed, demo_fraction=1.0,
                                         keep_checkpoints=(),
@@ -281,7 +308,7 @@ def variants(spec: Spec, budget: Budget, data_fingerprint: str, pretrain_fingerp
                 elif spec.axis.target == "config":
                     overrides[spec.axis.key] = value
                 fraction = float(value) if spec.axis.target == "demo_fraction" else 1.0
-                job = TrainJob(model=arm.model, config=spec.config, overrides=overrides,
+                job = TrainJob(model=arm.model, config=config, overrides=overrides,
                                schedule=budget.schedule_for(arm.model),
                                seed=seed, demo_fraction=fraction, keep_checkpoints=keep, data=data_fingerprint,
                                init_from=pretrain.key() if pretrain else None, threads=budget.train_cpus)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Optional
 
@@ -37,7 +38,8 @@ def ablate(
     spec: list[Path] = typer.Option([], "--spec", help="A spec file (YAML, as in ablations/); repeatable."),
     list_: bool = typer.Option(False, "--list", help="List the ablations and exit."),
     budget: str = typer.Option("small", help="smoke (seconds, proves the pipeline), small (about six hours of "
-                                             "a 2-core CPU per ablation) or paper (GPUs)."),
+                                             "a 2-core CPU per ablation) or full (the official scale, GPUs: "
+                                             "with --plan, its GPU-hours)."),
     out: Optional[Path] = typer.Option(None, help="Where <name>.csv/.md/.png go (default: results/ablations, "
                                                   "runs/ablations/smoke for the smoke budget)."),
     resume: bool = typer.Option(False, help="Run the ablations of the last `bench ablate` on this --root again, "
@@ -48,6 +50,8 @@ def ablate(
     heldout: Optional[Path] = typer.Option(None, help="Held-out demos for the offline score (default: the suite's "
                                                       "held-out demo set, made first if missing)."),
     plan_only: bool = typer.Option(False, "--plan", help="Print the plan and estimate, run nothing."),
+    cluster_gpus: int = typer.Option(64, min=1, help="GPUs of the Ray cluster a GPU budget's plan is spread on "
+                                                     "(the official recipe trains on 64)."),
     root: Path = typer.Option(Path("runs/ablations"), help="The job cache (on storage every node sees, with "
                                                            "--executor ray)."),
     scores: Optional[Path] = typer.Option(None, help="Keep each variant's scores (eval/, offline/: kB) here "
@@ -100,7 +104,7 @@ def ablate(
                                 "data": str(data) if data else None, "heldout": str(heldout) if heldout else None,
                                 "root": str(root), "scores": str(scores) if scores else None}, indent=2))
     for s in specs:
-        _run_one(s, budget, out, data, heldout, root, plan_only, executor, address, scores)
+        _run_one(s, budget, out, data, heldout, root, plan_only, executor, address, scores, cluster_gpus)
 
 
 def _list() -> None:
@@ -147,21 +151,27 @@ def _data_files(suite: str, data: Optional[Path], heldout: Optional[Path], plan_
 
 def _run_one(spec, budget: str, out: Path, data: Optional[Path], heldout: Optional[Path], root: Path,
              plan_only: bool, executor: str = "local", address: Optional[str] = None,
-             scores: Optional[Path] = None) -> None:
-    from bench.ablate.run import estimate, make_plan, status
+             scores: Optional[Path] = None, cluster_gpus: int = 64) -> None:
+    from bench.ablate.run import estimate, make_plan, status, unmade_inputs
     from bench.ablate.spec import SpecError
 
     data, heldout = _data_files(spec.suite, data, heldout, plan_only)
-    if plan_only and not (data.exists() and heldout.exists()):
-        return  # the plan's keys need the demos' fingerprints
+    made = data.exists() and heldout.exists()  # else (--plan only) the job keys are provisional
     try:
-        plan = make_plan(spec, budget, data, heldout, root, scores)
+        plan = make_plan(spec, budget, data, heldout, root, scores,
+                         inputs=None if made else unmade_inputs(spec, data, heldout))
     except (SpecError, ValueError, KeyError) as exc:
         fail(f"{spec.path}: {exc}")
     _print_plan(plan, status(plan))
-    est = estimate(plan, probe=None if budget == "smoke" else _probe(plan))
+    if plan.budget.train_gpus:
+        _print_gpu_cost(plan, cluster_gpus)
+        if plan_only:
+            return
+    est = estimate(plan, probe=None if budget == "smoke" or not made else _probe(plan))
     for what, (rate, source) in est["rates"].items():
         console.print(f"  {what}: {'?' if rate is None else f'{rate:.2f}'} ({source})")
+    if est.get("train_unknown"):
+        console.print("  (training time unknown: no rate is cached and no probe ran, so it is left out below)")
     console.print(f"[bold]estimated time left[/]: {est['total_s'] / 3600:.2f} h (training {est['train_s'] / 3600:.2f} h, "
                   f"evaluation {est['eval_s'] / 3600:.2f} h, offline {est['offline_s'] / 3600:.2f} h)")
     if plan_only:
@@ -198,6 +208,41 @@ def _rebuild_one(spec, budget: str, out: Path, root: Path, scores: Path) -> None
     console.print((out / f"{spec.name}.md").read_text().split("![")[0])
     console.print(f"rebuilt {out / spec.name}.csv, .md, .png from the scores in {scores} ({len(result.table)} variants, "
                   f"{result.wall_s:.1f} s)")
+
+
+def _print_gpu_cost(plan, cluster_gpus: int) -> None:
+    from rich.table import Table
+
+    from bench.ablate.costs import plan_cost
+
+    cost = plan_cost(plan, cluster_gpus)
+    t = Table(title=f"{plan.spec.title} at the {plan.budget_name} budget: GPU-hours")
+    for col in ("jobs", "count", "GPUs each", "GPU-hours each", "GPU-hours"):
+        t.add_column(col)
+    groups: dict[tuple, list] = {}
+    for j in cost.jobs:
+        groups.setdefault((j.kind, j.model, j.gpus), []).append(j)
+    for (kind, model, gpus), js in groups.items():
+        hours = [j.gpu_hours for j in js]
+        known = all(h is not None for h in hours)
+        each = f"{statistics.median(hours):,.1f}" if known else "?"
+        t.add_row(f"{kind} {model}", str(len(js)), f"{gpus:g}", each, f"{sum(hours):,.0f}" if known else "?")
+    console.print(t)
+    for what, rate in cost.rates.items():
+        console.print(f"  {what}: {'?' if rate.value is None else f'{rate.value:.4g}'} ({rate.source})")
+    total = cost.gpu_hours()
+    console.print(f"[bold]GPU-hours in all[/]: {'?' if total is None else f'{total:,.0f}'} (training "
+                  f"{_hours(cost.gpu_hours('train'), cost.gpu_hours('pretrain'))}, evaluation "
+                  f"{_hours(cost.gpu_hours('evaluate'), cost.gpu_hours('offline'))})")
+    if cost.wall_hours is not None:
+        console.print(f"[bold]on a Ray cluster of {cluster_gpus} GPUs[/] (bench ablate --executor ray: each training "
+                      f"asks for {plan.budget.train_gpus:g} GPU and {plan.budget.train_cpus} CPUs, each evaluation "
+                      f"{plan.budget.eval_gpus:g} GPU and {plan.budget.workers} CPUs): about "
+                      f"{cost.wall_hours:,.0f} h ({cost.wall_hours / 24:,.1f} days) wall-clock")
+
+
+def _hours(*parts) -> str:
+    return "?" if any(p is None for p in parts) else f"{sum(parts):,.0f}"
 
 
 def _print_plan(plan, rows: list[dict]) -> None:

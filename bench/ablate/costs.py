@@ -1,0 +1,158 @@
+"""What a GPU budget's plan would cost, without running it: GPU-hours per job and how a Ray cluster spreads them.
+
+Rates come from `bench perf policy --device cuda` (results/perf/policy_gpu.json: DiT4DiT's named configs on
+one GPU: training samples/s and the latency of one action chunk) where measured. A model or config measured
+nowhere gets an estimate, printed as one with how it was made: DiT4DiT's measured rate at the same config,
+scaled by the ratio of parameter counts (a rough stand-in for FLOPs per sample). Training hours assume the
+per-GPU throughput measured there holds at the budget's batch; evaluation hours count a policy call every
+`executed_chunk` steps for the protocol's whole `max_steps` (an upper bound: a success ends early).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GPU_PERF = Path(__file__).resolve().parents[2] / "results" / "perf" / "policy_gpu.json"
+MEASURED_MODEL = "dit4dit"  # the model `bench perf policy` measures
+
+
+@dataclass(frozen=True)
+class Rate:
+    value: float | None
+    source: str  # "measured: ..." or "estimate: ..." (or why there is none)
+
+
+@dataclass
+class JobCost:
+    kind: str  # train, pretrain, evaluate, offline
+    label: str
+    gpu_hours: float | None
+    gpus: float  # what the job asks the cluster for
+    after: str | None = None  # the label of the job it waits for
+    model: str = ""
+
+
+@dataclass
+class PlanCost:
+    jobs: list[JobCost]
+    rates: dict[str, Rate] = field(default_factory=dict)
+    cluster_gpus: int = 0
+    wall_hours: float | None = None
+
+    def gpu_hours(self, kind: str | None = None) -> float | None:
+        hours = [j.gpu_hours for j in self.jobs if kind is None or j.kind == kind]
+        return None if any(h is None for h in hours) else sum(hours)
+
+
+def load_gpu_perf(path: Path = GPU_PERF) -> dict:
+    """{config: measured row} of DiT4DiT, and the device they were measured on."""
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    return {r["config"]: r for r in data["results"] if r.get("device") == "cuda"}
+
+
+def _param_ratio(model: str, config: str) -> tuple[float, str] | None:
+    """DiT4DiT's parameters over `model`'s at `config` (where both have that config)."""
+    from bench.models.registry import load_models, parameter_count
+
+    if config not in load_models().get(model).configs or config not in load_models().get(MEASURED_MODEL).configs:
+        return None
+    ours, theirs = parameter_count(MEASURED_MODEL, config), parameter_count(model, config)
+    return ours / theirs, f"x {ours / 1e6:.1f}M / {theirs / 1e6:.1f}M parameters"
+
+
+def train_rate(model: str, config: str, precision: str, perf: dict) -> Rate:
+    """Training samples/s on one GPU."""
+    row = perf.get(config)
+    if row is None:
+        return Rate(None, f"unknown: no GPU measurement of {MEASURED_MODEL} {config} (bench perf policy --device cuda)")
+    key = "train_samples_per_s_bf16" if precision == "bf16" else "train_samples_per_s"
+    where = f"{MEASURED_MODEL} {config} on one {row['device_name']} at batch {row['train_batch']}, {precision}"
+    if model == MEASURED_MODEL:
+        return Rate(row[key], f"measured: {where}")
+    ratio = _param_ratio(model, config)
+    if ratio is None:
+        return Rate(None, f"unknown: {model} has no {config} config")
+    return Rate(row[key] * ratio[0], f"estimate: {where} {ratio[1]}")
+
+
+def chunk_seconds(model: str, config: str, batch: int, perf: dict) -> Rate:
+    """Seconds for one action chunk of `batch` rows on one GPU (the nearest measured batch at or above it)."""
+    row = perf.get(config)
+    if row is None:
+        return Rate(None, f"unknown: no GPU measurement of {MEASURED_MODEL} {config}")
+    sizes = sorted(int(b) for b in row["latency_s"])
+    size = next((b for b in sizes if b >= batch), sizes[-1])
+    seconds = row["latency_s"][str(size)] * (batch / size if batch > size else 1.0)
+    where = f"{MEASURED_MODEL} {config} on one {row['device_name']}, batch {size}"
+    if model == MEASURED_MODEL:
+        return Rate(seconds, f"measured: {where}")
+    ratio = _param_ratio(model, config)
+    if ratio is None:
+        return Rate(None, f"unknown: {model} has no {config} config")
+    return Rate(seconds / ratio[0], f"estimate: {where} {ratio[1]}")
+
+
+def plan_cost(plan, cluster_gpus: int, perf: dict | None = None) -> PlanCost:
+    """Every job of `plan` with its GPU-hours, and the wall-clock hours on a cluster of `cluster_gpus` GPUs."""
+    from bench.sim.suites import get_suite
+
+    perf = load_gpu_perf() if perf is None else perf
+    budget, out = plan.budget, PlanCost(jobs=[], cluster_gpus=cluster_gpus)
+    pretrain_keys = {v.pretrain.key() for v in plan.variants if v.pretrain is not None}
+
+    def rate(key: str, make) -> Rate:
+        if key not in out.rates:
+            out.rates[key] = make()
+        return out.rates[key]
+
+    for job in plan.trainings:
+        r = rate(f"{job.model} {job.config} training samples/s",
+                 lambda: train_rate(job.model, job.config, job.schedule.precision, perf))
+        hours = job.schedule.steps * job.schedule.batch_size / r.value / 3600 if r.value else None
+        kind = "pretrain" if job.key() in pretrain_keys else "train"
+        out.jobs.append(JobCost(kind, f"{kind} {job.model} {job.config} {job.key()}", hours, budget.train_gpus,
+                                f"pretrain {job.model} {job.config} {job.init_from}" if job.init_from else None,
+                                job.model))
+    protocol = get_suite(plan.spec.suite).protocol
+    calls = math.ceil((plan.scoring.max_steps or protocol.max_steps) / protocol.executed_chunk)
+    for v in plan.variants:
+        after = f"train {v.model} {v.train.config} {v.train.key()}"
+        one = rate(f"{v.model} {v.train.config} seconds per chunk",
+                   lambda: chunk_seconds(v.model, v.train.config, 1, perf))
+        hours = plan.episodes_per_variant * calls * one.value / 3600 if one.value else None
+        label = f"{v.arm} {plan.spec.axis.name}={v.value} seed {v.seed}"
+        out.jobs.append(JobCost("evaluate", f"evaluate {label}", hours, budget.eval_gpus, after, v.model))
+        batch = rate(f"{v.model} {v.train.config} seconds per 32-row chunk",
+                     lambda: chunk_seconds(v.model, v.train.config, 32, perf))
+        hours = plan.scoring.offline_windows / 32 * batch.value / 3600 if batch.value else None
+        out.jobs.append(JobCost("offline", f"offline {label}", hours, budget.eval_gpus, after, v.model))
+    out.wall_hours = spread(out.jobs, cluster_gpus)
+    return out
+
+
+def spread(jobs: list[JobCost], cluster_gpus: int) -> float | None:
+    """Wall-clock hours when each job, in order, starts on the first free GPUs once the job it waits for is
+    done (Ray's scheduling of the same resource requests, as a list schedule). A job on g GPUs takes its
+    GPU-hours / g (linear scaling within a job); a job asks for one GPU at least."""
+    if any(j.gpu_hours is None for j in jobs):
+        return None
+    free = [0.0] * cluster_gpus  # when each GPU is next free (a min-heap)
+    heapq.heapify(free)
+    done: dict[str, float] = {}
+    for j in jobs:
+        if j.gpus > cluster_gpus:
+            raise ValueError(f"{j.label} asks for {j.gpus:g} GPUs; the cluster has {cluster_gpus}")
+        n = max(1, math.ceil(j.gpus))
+        taken = [heapq.heappop(free) for _ in range(n)]
+        start = max([*taken, done.get(j.after, 0.0)])
+        end = start + j.gpu_hours / n
+        done[j.label] = end
+        for _ in taken:
+            heapq.heappush(free, end)
+    return max(done.values(), default=0.0)
