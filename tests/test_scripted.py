@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.policies.scripted import ScriptedExpert, wrap_pi
+from bench.policies.scripted import ScriptedExpert, fill_before_closing, wrap_pi
 from bench.core.records import read_records
 from bench.eval.runner import RunConfig, Runner
 from bench.sim.suites import get_suite
@@ -14,6 +14,18 @@ from bench.sim.suites import get_suite
 
 def test_wrap_pi_is_mod_pi():
     assert abs(wrap_pi(np.pi)) < 1e-9 and abs(wrap_pi(0.25)) - 0.25 < 1e-9 and abs(wrap_pi(np.pi + 0.25) - 0.25) < 1e-9
+
+
+def test_a_drawer_is_filled_before_it_is_closed():
+    """LIBERO-10's "put the bowl in the bottom drawer and close it" lists the closing first: done in that order,
+    the expert closed the open drawer, then spent the episode opening it again."""
+    scene = {"sites": {"cab_bottom_region": {"joints": ["cab_bottom"]}, "cab_top_region": {"joints": ["cab_top"]},
+                       "plate_region": {"joints": []}},
+             "articulations": {"cab_bottom": {"object": "cab"}, "cab_top": {"object": "cab"}}}
+    goals = [("Close", "cab_bottom_region"), ("In", "bowl", "cab_bottom_region"), ("On", "mug", "plate_region")]
+    assert fill_before_closing(goals, scene) == [goals[1], goals[0], goals[2]]
+    other = [("Close", "cab_top_region"), ("In", "bowl", "cab_bottom_region")]  # another drawer: order kept
+    assert fill_before_closing(other, scene) == other
 
 
 def test_several_objects_for_one_container_go_side_by_side_inside_it():

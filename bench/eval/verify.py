@@ -164,7 +164,7 @@ def judge(recorded: dict, rerun: dict | None) -> Verdict:
     else:
         v.verdict = "outcome"
         if rs is None:
-            v.note = "no final_state recorded: only the outcome can be compared"
+            v.note = "; ".join(filter(None, [v.note, "no final_state recorded: only the outcome can be compared"]))
     return v
 
 

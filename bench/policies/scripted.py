@@ -101,6 +101,20 @@ def where_plan_stood(notes: dict) -> str:
     return f"ran out of steps in '{notes.get('stage') or '?'}'{where}"
 
 
+def fill_before_closing(goals: list[tuple], scene: dict) -> list[tuple]:
+    """The goals in the order the expert works on them: closing a drawer comes after putting things into it (a
+    goal may list "close the drawer" first; done in that order, the drawer is closed, then opened again)."""
+    out = list(goals)
+    for g in goals:
+        if str(g[0]).lower() != "close" or (joint := joint_of(g[1], scene)) is None:
+            continue
+        fills = [h for h in out if len(h) == 3 and str(h[0]).lower() in ("in", "on") and joint_of(h[2], scene) == joint]
+        if fills:
+            out.remove(g)
+            out.insert(max(out.index(h) for h in fills) + 1, g)
+    return out
+
+
 # Objects grasped at their rim (fingers straddling the wall) rather than at their centre.
 RIM_GRASP = ("bowl", "plate", "mug", "cup", "basket", "frypan", "pot")
 
@@ -150,7 +164,7 @@ class ScriptedExpert:
     # ------------------------------------------------------------- planning
     def _chunk(self, ep: EpisodeState, state: np.ndarray, scene: dict) -> np.ndarray:
         if not ep.goals:
-            ep.goals = [tuple(g) for g in scene["goal"]]
+            ep.goals = fill_before_closing([tuple(g) for g in scene["goal"]], scene)
         eef = scene["eef_pos"]
         yaw = finger_yaw(scene["eef_mat"])
         width = float(state[6] - state[7])
