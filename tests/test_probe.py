@@ -52,3 +52,27 @@ def test_probe_features_command_writes_md_and_json_and_names_bad_input(tmp_path)
     assert "| `shuffled` |" in md and "## small" in md
     bad = CliRunner().invoke(app, ["probe", "features", "--checkpoint", str(tmp_path), "--data", str(FIXTURE)])
     assert bad.exit_code == 2 and str(tmp_path) in bad.output
+
+
+def test_probe_replay_scores_a_policy_on_the_simulators_own_frames_along_replayed_demos(tmp_path, gl):
+    """The fixture's two demos replay to their goal; every chunk boundary after the wait steps is scored, the same
+    numbers come back for the same seed, and the command pairs a second policy against the first."""
+    from bench.analysis.replay import replay_error
+
+    ckpt = _checkpoint(tmp_path)
+    r = replay_error("dit4dit", ckpt, FIXTURE, demos=2)
+    assert r["replay_success"] == 1.0 and r["demos"] == 2
+    # 183 and 186 recorded actions, 10 of them wait steps: a chunk of 8 starts every 8 steps while 8 are left
+    assert r["points"] == len(range(10, 183 - 7, 8)) + len(range(10, 186 - 7, 8))
+    assert np.isfinite(r["per_point"]).all() and r["ci_low"] <= r["mean"] <= r["ci_high"]
+    out = tmp_path / "replay"
+    res = CliRunner().invoke(app, ["probe", "replay", "-p", "dit4dit", "-p", "dit4dit", "-c", str(ckpt), "-c", "-",
+                                   "--label", "small", "--label", "bundled", "--data", str(FIXTURE), "--demos", "1",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    md = out.with_suffix(".md").read_text()
+    assert "| small |" in md and "| bundled |" in md and "minus small" in md
+    one = json.loads(out.with_suffix(".json").read_text())["results"]["small"]["per_point"]
+    assert one == r["per_point"][:len(one)]  # the first demo again, the same seed: the same numbers
+    bad = CliRunner().invoke(app, ["probe", "replay", "-p", "dit4dit", "-c", "a", "-c", "b", "--data", str(FIXTURE)])
+    assert bad.exit_code == 2 and "one --checkpoint" in bad.output

@@ -99,6 +99,47 @@ def probe_features(
     console.print(without_provenance(out.with_suffix(".md").read_text()))
 
 
+@probe_app.command("replay")
+def probe_replay(
+    policy: list[str] = typer.Option(["dit4dit", "groot"], "--policy", "-p", help="Trained policies (bench list "
+                                     "policies); repeatable. The first is the one the others are paired against."),
+    checkpoint: list[str] = typer.Option([], "--checkpoint", "-c", help="A checkpoint per --policy, '-' for the "
+                                         "bundled one (default: every policy's bundled checkpoint)."),
+    label: list[str] = typer.Option([], "--label", help="A name per --policy (default: the policy names)."),
+    data: str = typer.Option(HELDOUT, "--data", "-d", help="Demo file (LIBERO HDF5) whose demos are replayed."),
+    demos: int = typer.Option(10, min=1, help="Demos spread evenly over the file."),
+    seed: int = typer.Option(0, help="Seed of the sampled action chunks."),
+    out: Path = typer.Option(Path("results/baselines/replay_error"), help="Output prefix: PREFIX.md, PREFIX.json."),
+):
+    """Action error along replayed demos on the simulator's own rendering: rules a pixel-path mismatch in or out
+    as the cause of a closed-loop gap."""
+    from bench.analysis.replay import replay_error, replay_markdown
+    from bench.core.provenance import file_hash, provenance
+
+    _check_data([data])
+    ckpts = [None if c == "-" else c for c in checkpoint] or [None] * len(policy)
+    names = list(label) or list(policy)
+    if len(ckpts) != len(policy) or len(names) != len(policy) or len(set(names)) != len(names):
+        fail(f"give one --checkpoint ('-': bundled) and one distinct --label per --policy ({len(policy)}); got "
+             f"{len(ckpts)} checkpoints and labels {names}")
+    headless_gl()
+    results = {}
+    progress = progress_bar()
+    with progress:
+        for name, pol, ckpt in zip(names, policy, ckpts):
+            bar = progress.add_task(f"replay {name}: demos", total=demos)
+            try:
+                results[name] = replay_error(pol, ckpt, data, demos=demos, seed=seed, progress=lambda done, total:
+                                             progress.update(bar, completed=done, total=total))
+            except (ValueError, FileNotFoundError, KeyError) as exc:
+                fail(f"--policy {pol}: {exc}")
+    prov = {**provenance(), "data_hash": file_hash(data)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"results": results, "provenance": prov}, indent=2))
+    out.with_suffix(".md").write_text(replay_markdown(results, prov))
+    console.print(without_provenance(out.with_suffix(".md").read_text()))
+
+
 @analyze_app.command("action-error")
 def action_error(
     checkpoint: str = typer.Option(..., help="Checkpoint folder of any trained model."),
