@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.train.curves import trainable_parameters
@@ -376,6 +377,25 @@ def training_section(results: Path) -> Section | None:
                    "(results/baselines/learning_curves.md states the samples each model needs to reach a success "
                    "level).", width=0.95)
         sec.sources.append(learning.with_suffix(".md"))
+    replay = results / "baselines" / "replay_error.json"
+    if replay.exists():  # is a closed-loop gap a pixel-path mismatch or the policy's own drift?
+        from bench.analysis.offline import paired_difference
+
+        found = read_json(replay, "results")["results"]
+        names = list(found)
+        first, rows = found[names[0]], []
+        for name in names:
+            r = found[name]
+            d = None if name == names[0] else paired_difference(
+                np.asarray(r["per_point"]), np.asarray(first["per_point"]), np.asarray(r["point_demos"]))
+            rows.append([name, f"{r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
+                         "" if d is None else f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}], p {d['p']:.2g}"])
+        sec.table(["policy", "action error along replayed demos [95% CI]", f"minus {names[0]}"], rows,
+                  caption=f"Action error on the simulator's own rendering at {first['points']} chunk boundaries of "
+                  f"{first['demos']} held-out demos replayed in the simulator: the states the demos visit, the pixels "
+                  "bench run feeds. Where these errors are equal and closed-loop success is not, the gap lies in "
+                  "what each policy does once its own actions leave the demos' states.")
+        sec.sources.append(replay.with_suffix(".md"))
     return sec
 
 

@@ -582,6 +582,9 @@ MEASUREMENTS = {  # name -> (outputs, the command that measures it, section)
     "perf/micro": (("perf/micro.json",), "python -m pytest benchmarks --benchmark-json results/perf/micro.json", "perf"),
     "dit4dit/feature_use": (("dit4dit/feature_use.md", "dit4dit/feature_use.json"),
                             "bench probe features --data <held-out demos> --out results/dit4dit/feature_use", "dit4dit"),
+    "baselines/replay_error": (("baselines/replay_error.md", "baselines/replay_error.json"),
+                               "bench probe replay -p dit4dit -p groot -p dit4dit -c - -c - -c <the 20k recipe's "
+                               "step-5000 checkpoint> --demos 6", "baselines"),
     "verify/cross_machine": (tuple(f"verify/cross_machine_{m}.{x}" for m in ("native", "portable", "pinned", "scripted")
                                    for x in ("md", "json")),
                              "bench verify <a second machine's records> --all --math MODE (records in "
