@@ -1,22 +1,24 @@
-"""What a GPU budget's plan would cost, without running it: GPU-hours per job and how a Ray cluster spreads them.
+"""What a GPU budget's plan would cost, without running it: GPU-hours per training and how a Ray cluster spreads them.
 
-Rates come from `bench perf policy --device cuda` (results/perf/policy_gpu.json: DiT4DiT's named configs on
-one GPU: training samples/s and the latency of one action chunk) where measured. A model or config measured
-nowhere gets an estimate, printed as one with how it was made: DiT4DiT's measured rate at the same config,
-scaled by the ratio of parameter counts (a rough stand-in for FLOPs per sample). Training hours assume the
-per-GPU throughput measured there holds at the budget's batch; evaluation hours count a policy call every
-`executed_chunk` steps for the protocol's whole `max_steps` (an upper bound: a success ends early).
+Training rates come from `bench perf policy --device cuda` (results/perf/policy_gpu.json: DiT4DiT's named configs
+on one GPU, measured at a small batch and from latents, the Wan VAE left out) and are assumed to hold per GPU at
+the budget's batch; a model measured nowhere gets an estimate, printed as one with how it was made: DiT4DiT's
+rate at the same config, scaled by the ratio of parameter counts (a rough stand-in for FLOPs per sample).
+Evaluations run the policy on the CPU under `bench ablate` (portable math), so they take no GPU (the budget's
+`eval_gpus` is 0) and their policy time is stated in CPU-hours from results/perf/policy_<config>.json where
+measured: a policy call every `executed_chunk` steps for the protocol's whole `max_steps` (the simulator's time
+comes on top; a success ends early).
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-GPU_PERF = Path(__file__).resolve().parents[2] / "results" / "perf" / "policy_gpu.json"
+PERF = Path(__file__).resolve().parents[2] / "results" / "perf"
+GPU_PERF = PERF / "policy_gpu.json"
 MEASURED_MODEL = "dit4dit"  # the model `bench perf policy` measures
 
 
@@ -30,7 +32,7 @@ class Rate:
 class JobCost:
     kind: str  # train, pretrain, evaluate, offline
     label: str
-    gpu_hours: float | None
+    gpu_hours: float | None  # CPU-hours for a job that asks for no GPU
     gpus: float  # what the job asks the cluster for
     after: str | None = None  # the label of the job it waits for
     model: str = ""
@@ -44,16 +46,26 @@ class PlanCost:
     wall_hours: float | None = None
 
     def gpu_hours(self, kind: str | None = None) -> float | None:
-        hours = [j.gpu_hours for j in self.jobs if kind is None or j.kind == kind]
+        """GPU-hours of the jobs (of `kind`) that ask for GPUs; None if a rate is unknown."""
+        hours = [j.gpu_hours for j in self.jobs if j.gpus > 0 and (kind is None or j.kind == kind)]
+        return None if any(h is None for h in hours) else sum(hours)
+
+    def cpu_hours(self) -> float | None:
+        """Policy CPU-hours of the jobs that ask for no GPU (evaluations run on the CPU)."""
+        hours = [j.gpu_hours for j in self.jobs if j.gpus <= 0]
         return None if any(h is None for h in hours) else sum(hours)
 
 
-def load_gpu_perf(path: Path = GPU_PERF) -> dict:
-    """{config: measured row} of DiT4DiT, and the device they were measured on."""
-    if not path.exists():
-        return {}
-    data = json.loads(path.read_text())
-    return {r["config"]: r for r in data["results"] if r.get("device") == "cuda"}
+def load_gpu_perf(path: Path = GPU_PERF, device: str = "cuda") -> dict:
+    """{config: measured row} of DiT4DiT on `device` (cuda: policy_gpu.json; cpu: policy_<config>.json)."""
+    paths = [path] if device == "cuda" else sorted(PERF.glob("policy_*.json"))
+    rows = {}
+    for p in paths:
+        if p.exists():
+            for r in json.loads(p.read_text()).get("results", []):
+                if r.get("device") == device and (device == "cuda" or p.stem == f"policy_{r['config']}"):
+                    rows.setdefault(r["config"], r)
+    return rows
 
 
 def _param_ratio(model: str, config: str) -> tuple[float, str] | None:
@@ -72,7 +84,8 @@ def train_rate(model: str, config: str, precision: str, perf: dict) -> Rate:
     if row is None:
         return Rate(None, f"unknown: no GPU measurement of {MEASURED_MODEL} {config} (bench perf policy --device cuda)")
     key = "train_samples_per_s_bf16" if precision == "bf16" else "train_samples_per_s"
-    where = f"{MEASURED_MODEL} {config} on one {row['device_name']} at batch {row['train_batch']}, {precision}"
+    where = (f"{MEASURED_MODEL} {config} on one {row['device_name']} at batch {row['train_batch']}, {precision}"
+             + ("" if row.get("vae_in_latency", True) else ", from latents") + ", assumed at the budget's batch")
     if model == MEASURED_MODEL:
         return Rate(row[key], f"measured: {where}")
     ratio = _param_ratio(model, config)
@@ -89,13 +102,14 @@ def chunk_seconds(model: str, config: str, batch: int, perf: dict) -> Rate:
     sizes = sorted(int(b) for b in row["latency_s"])
     size = next((b for b in sizes if b >= batch), sizes[-1])
     seconds = row["latency_s"][str(size)] * (batch / size if batch > size else 1.0)
-    where = f"{MEASURED_MODEL} {config} on one {row['device_name']}, batch {size}"
+    where = f"{MEASURED_MODEL} {config} on {row.get('device_name', row['device'])}, batch {size}"
+    scaled = f" x {batch // size} (rows scale linearly)" if batch > size else ""
     if model == MEASURED_MODEL:
-        return Rate(seconds, f"measured: {where}")
+        return Rate(seconds, f"{'estimate' if scaled else 'measured'}: {where}{scaled}")
     ratio = _param_ratio(model, config)
     if ratio is None:
         return Rate(None, f"unknown: {model} has no {config} config")
-    return Rate(seconds / ratio[0], f"estimate: {where} {ratio[1]}")
+    return Rate(seconds / ratio[0], f"estimate: {where}{scaled} {ratio[1]}")
 
 
 def plan_cost(plan, cluster_gpus: int, perf: dict | None = None) -> PlanCost:
@@ -121,15 +135,17 @@ def plan_cost(plan, cluster_gpus: int, perf: dict | None = None) -> PlanCost:
                                 job.model))
     protocol = get_suite(plan.spec.suite).protocol
     calls = math.ceil((plan.scoring.max_steps or protocol.max_steps) / protocol.executed_chunk)
+    on_gpu = budget.eval_gpus > 0
+    policy_perf = perf if on_gpu else load_gpu_perf(device="cpu")
+    unit = "seconds per chunk" + ("" if on_gpu else " on the CPU")
     for v in plan.variants:
         after = f"train {v.model} {v.train.config} {v.train.key()}"
-        one = rate(f"{v.model} {v.train.config} seconds per chunk",
-                   lambda: chunk_seconds(v.model, v.train.config, 1, perf))
+        one = rate(f"{v.model} {v.train.config} {unit}", lambda: chunk_seconds(v.model, v.train.config, 1, policy_perf))
         hours = plan.episodes_per_variant * calls * one.value / 3600 if one.value else None
         label = f"{v.arm} {plan.spec.axis.name}={v.value} seed {v.seed}"
         out.jobs.append(JobCost("evaluate", f"evaluate {label}", hours, budget.eval_gpus, after, v.model))
-        batch = rate(f"{v.model} {v.train.config} seconds per 32-row chunk",
-                     lambda: chunk_seconds(v.model, v.train.config, 32, perf))
+        batch = rate(f"{v.model} {v.train.config} {unit}, 32 rows",
+                     lambda: chunk_seconds(v.model, v.train.config, 32, policy_perf))
         hours = plan.scoring.offline_windows / 32 * batch.value / 3600 if batch.value else None
         out.jobs.append(JobCost("offline", f"offline {label}", hours, budget.eval_gpus, after, v.model))
     out.wall_hours = spread(out.jobs, cluster_gpus)
@@ -137,22 +153,30 @@ def plan_cost(plan, cluster_gpus: int, perf: dict | None = None) -> PlanCost:
 
 
 def spread(jobs: list[JobCost], cluster_gpus: int) -> float | None:
-    """Wall-clock hours when each job, in order, starts on the first free GPUs once the job it waits for is
-    done (Ray's scheduling of the same resource requests, as a list schedule). A job on g GPUs takes its
-    GPU-hours / g (linear scaling within a job); a job asks for one GPU at least."""
-    if any(j.gpu_hours is None for j in jobs):
+    """Wall-clock hours of the jobs that ask for GPUs, as Ray would run the same requests: whenever GPUs free
+    up, the job (in list order) that can start soonest starts, once the job it waits for is done; none holds
+    a GPU while it waits. A job on g GPUs takes its GPU-hours / g (linear scaling within a job). Jobs that ask
+    for no GPU run beside them and are left out."""
+    gpu_jobs = [j for j in jobs if j.gpus > 0]
+    if any(j.gpu_hours is None for j in gpu_jobs):
         return None
-    free = [0.0] * cluster_gpus  # when each GPU is next free (a min-heap)
-    heapq.heapify(free)
-    done: dict[str, float] = {}
-    for j in jobs:
+    for j in gpu_jobs:
         if j.gpus > cluster_gpus:
             raise ValueError(f"{j.label} asks for {j.gpus:g} GPUs; the cluster has {cluster_gpus}")
-        n = max(1, math.ceil(j.gpus))
-        taken = [heapq.heappop(free) for _ in range(n)]
-        start = max([*taken, done.get(j.after, 0.0)])
-        end = start + j.gpu_hours / n
-        done[j.label] = end
-        for _ in taken:
-            heapq.heappush(free, end)
-    return max(done.values(), default=0.0)
+    free = [0.0] * cluster_gpus  # when each GPU is next free
+    ends: dict[str, float] = {}
+    waiting = list(gpu_jobs)
+    while waiting:
+        free.sort()
+        pending = {w.label for w in waiting}
+
+        def start(j: JobCost) -> float:
+            ready = math.inf if j.after in pending else ends.get(j.after, 0.0) if j.after else 0.0
+            return max(free[math.ceil(j.gpus) - 1], ready)
+
+        j = min(waiting, key=start)  # min keeps list order among equals
+        n, t0 = math.ceil(j.gpus), start(j)
+        ends[j.label] = t0 + j.gpu_hours / n
+        free[:n] = [ends[j.label]] * n
+        waiting.remove(j)
+    return max(ends.values(), default=0.0)

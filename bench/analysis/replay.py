@@ -52,7 +52,7 @@ def replay_error(policy: str, checkpoint: str | Path | None, data: str | Path, d
                 done = False
                 for t, action in enumerate(actions):
                     if t >= protocol.wait_steps and (t - protocol.wait_steps) % protocol.executed_chunk == 0 \
-                            and t + protocol.executed_chunk <= len(actions):
+                            and t + pol.spec.chunk_length <= len(actions):  # a whole chunk of the demo left
                         obs = sim.render(pol.cameras, protocol.resolution)
                         images = {c: torch.from_numpy(np.ascontiguousarray(obs[c][None])) for c in pol.cameras}
                         with torch.no_grad():

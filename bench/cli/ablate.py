@@ -215,9 +215,12 @@ def _print_gpu_cost(plan, cluster_gpus: int) -> None:
 
     from bench.ablate.costs import plan_cost
 
-    cost = plan_cost(plan, cluster_gpus)
+    try:
+        cost = plan_cost(plan, cluster_gpus)
+    except ValueError as exc:
+        fail(str(exc))
     t = Table(title=f"{plan.spec.title} at the {plan.budget_name} budget: GPU-hours")
-    for col in ("jobs", "count", "GPUs each", "GPU-hours each", "GPU-hours"):
+    for col in ("jobs", "count", "GPUs each", "hours each", "hours"):
         t.add_column(col)
     groups: dict[tuple, list] = {}
     for j in cost.jobs:
@@ -226,19 +229,20 @@ def _print_gpu_cost(plan, cluster_gpus: int) -> None:
         hours = [j.gpu_hours for j in js]
         known = all(h is not None for h in hours)
         each = f"{statistics.median(hours):,.1f}" if known else "?"
-        t.add_row(f"{kind} {model}", str(len(js)), f"{gpus:g}", each, f"{sum(hours):,.0f}" if known else "?")
+        what = "GPU-h" if gpus > 0 else "CPU-h of policy"
+        t.add_row(f"{kind} {model}", str(len(js)), f"{gpus:g}", f"{each} {what}",
+                  f"{sum(hours):,.0f} {what}" if known else "?")
     console.print(t)
     for what, rate in cost.rates.items():
         console.print(f"  {what}: {'?' if rate.value is None else f'{rate.value:.4g}'} ({rate.source})")
-    total = cost.gpu_hours()
+    total, cpu = cost.gpu_hours(), cost.cpu_hours()
     console.print(f"[bold]GPU-hours in all[/]: {'?' if total is None else f'{total:,.0f}'} (training "
-                  f"{_hours(cost.gpu_hours('train'), cost.gpu_hours('pretrain'))}, evaluation "
-                  f"{_hours(cost.gpu_hours('evaluate'), cost.gpu_hours('offline'))})")
+                  f"{_hours(cost.gpu_hours('train'), cost.gpu_hours('pretrain'))}); evaluation on the CPU: "
+                  f"{'?' if cpu is None else f'{cpu:,.0f}'} CPU-hours of policy time, the simulator's on top")
     if cost.wall_hours is not None:
         console.print(f"[bold]on a Ray cluster of {cluster_gpus} GPUs[/] (bench ablate --executor ray: each training "
-                      f"asks for {plan.budget.train_gpus:g} GPU and {plan.budget.train_cpus} CPUs, each evaluation "
-                      f"{plan.budget.eval_gpus:g} GPU and {plan.budget.workers} CPUs): about "
-                      f"{cost.wall_hours:,.0f} h ({cost.wall_hours / 24:,.1f} days) wall-clock")
+                      f"asks for {plan.budget.train_gpus:g} GPU and {plan.budget.train_cpus} CPUs): the trainings "
+                      f"take about {cost.wall_hours:,.0f} h ({cost.wall_hours / 24:,.1f} days) wall-clock")
 
 
 def _hours(*parts) -> str:

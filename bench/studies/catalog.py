@@ -584,7 +584,9 @@ MEASUREMENTS = {  # name -> (outputs, the command that measures it, section)
                             "bench probe features --data <held-out demos> --out results/dit4dit/feature_use", "dit4dit"),
     "baselines/replay_error": (("baselines/replay_error.md", "baselines/replay_error.json"),
                                "bench probe replay -p dit4dit -p groot -p dit4dit -c - -c - -c <the 20k recipe's "
-                               "step-5000 checkpoint> --demos 6", "baselines"),
+                               "step-5000 checkpoint> --label 'dit4dit (bundled, 48k samples)' --label 'groot "
+                               "(bundled, 48k samples)' --label 'dit4dit (20k recipe, step 5000, 80k samples)' "
+                               "--demos 6", "baselines"),
     "verify/cross_machine": (tuple(f"verify/cross_machine_{m}.{x}" for m in ("native", "portable", "pinned", "scripted")
                                    for x in ("md", "json")),
                              "bench verify <a second machine's records> --all --math MODE (records in "
