@@ -68,14 +68,19 @@ def load_gpu_perf(path: Path = GPU_PERF, device: str = "cuda") -> dict:
     return rows
 
 
-def _param_ratio(model: str, config: str) -> tuple[float, str] | None:
-    """DiT4DiT's parameters over `model`'s at `config` (where both have that config)."""
+def _for_model(model: str, config: str, value: float, where: str, per_parameter: float, measured: bool = True
+               ) -> Rate:
+    """DiT4DiT's number `value` for `model`: itself, or scaled by the ratio of parameter counts to the power
+    `per_parameter` (+1: a rate, which falls as a model grows; -1: a time, which rises)."""
     from bench.models.registry import load_models, parameter_count
 
+    if model == MEASURED_MODEL:
+        return Rate(value, f"{'measured' if measured else 'estimate'}: {where}")
     if config not in load_models().get(model).configs or config not in load_models().get(MEASURED_MODEL).configs:
-        return None
+        return Rate(None, f"unknown: {model} has no {config} config")
     ours, theirs = parameter_count(MEASURED_MODEL, config), parameter_count(model, config)
-    return ours / theirs, f"x {ours / 1e6:.1f}M / {theirs / 1e6:.1f}M parameters"
+    return Rate(value * (ours / theirs) ** per_parameter,
+                f"estimate: {where} x {ours / 1e6:.1f}M / {theirs / 1e6:.1f}M parameters")
 
 
 def train_rate(model: str, config: str, precision: str, perf: dict) -> Rate:
@@ -86,12 +91,7 @@ def train_rate(model: str, config: str, precision: str, perf: dict) -> Rate:
     key = "train_samples_per_s_bf16" if precision == "bf16" else "train_samples_per_s"
     where = (f"{MEASURED_MODEL} {config} on one {row['device_name']} at batch {row['train_batch']}, {precision}"
              + ("" if row.get("vae_in_latency", True) else ", from latents") + ", assumed at the budget's batch")
-    if model == MEASURED_MODEL:
-        return Rate(row[key], f"measured: {where}")
-    ratio = _param_ratio(model, config)
-    if ratio is None:
-        return Rate(None, f"unknown: {model} has no {config} config")
-    return Rate(row[key] * ratio[0], f"estimate: {where} {ratio[1]}")
+    return _for_model(model, config, row[key], where, +1)
 
 
 def chunk_seconds(model: str, config: str, batch: int, perf: dict) -> Rate:
@@ -102,14 +102,9 @@ def chunk_seconds(model: str, config: str, batch: int, perf: dict) -> Rate:
     sizes = sorted(int(b) for b in row["latency_s"])
     size = next((b for b in sizes if b >= batch), sizes[-1])
     seconds = row["latency_s"][str(size)] * (batch / size if batch > size else 1.0)
-    where = f"{MEASURED_MODEL} {config} on {row.get('device_name', row['device'])}, batch {size}"
     scaled = f" x {batch // size} (rows scale linearly)" if batch > size else ""
-    if model == MEASURED_MODEL:
-        return Rate(seconds, f"{'estimate' if scaled else 'measured'}: {where}{scaled}")
-    ratio = _param_ratio(model, config)
-    if ratio is None:
-        return Rate(None, f"unknown: {model} has no {config} config")
-    return Rate(seconds / ratio[0], f"estimate: {where}{scaled} {ratio[1]}")
+    where = f"{MEASURED_MODEL} {config} on {row.get('device_name', row['device'])}, batch {size}{scaled}"
+    return _for_model(model, config, seconds, where, -1, measured=not scaled)
 
 
 def plan_cost(plan, cluster_gpus: int, perf: dict | None = None) -> PlanCost:

@@ -81,6 +81,14 @@ def replay_error(policy: str, checkpoint: str | Path | None, data: str | Path, d
             "point_steps": [w[1] for w in where]}
 
 
+def paired_against_first(results: dict[str, dict]) -> dict[str, dict | None]:
+    """Each policy's per-point errors minus the first policy's, over the same demo states (None for the first)."""
+    first = next(iter(results.values()))
+    return {name: None if r is first else paired_difference(np.asarray(r["per_point"]), np.asarray(first["per_point"]),
+                                                            np.asarray(r["point_demos"]))
+            for name, r in results.items()}
+
+
 def replay_markdown(results: dict[str, dict], provenance: dict) -> str:
     """One row per policy, each paired against the first on the same demo states (a cluster bootstrap over demos)."""
     from bench.core.artifacts import with_provenance
@@ -96,14 +104,9 @@ def replay_markdown(results: dict[str, dict], provenance: dict) -> str:
         "sees in `bench run` are those it was trained on, so a closed-loop failure comes from the policy's own "
         f"drift. Replays that still reach the goal: {100 * first['replay_success']:.0f}%.", "",
         f"| policy | checkpoint | action error [95% CI] | minus {names[0]} [95% CI] | p |", "|---|---|---|---|---|"]
-    for name in names:
+    for name, d in paired_against_first(results).items():
         r = results[name]
-        if name == names[0]:
-            diff = "—", "—"
-        else:
-            d = paired_difference(np.asarray(r["per_point"]), np.asarray(first["per_point"]),
-                                  np.asarray(r["point_demos"]))
-            diff = f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]", f"{d['p']:.3g}"
+        diff = ("—", "—") if d is None else (f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]", f"{d['p']:.3g}")
         lines.append(f"| {name} | `{r['checkpoint']}` | {r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}] | "
                      f"{diff[0]} | {diff[1]} |")
     return with_provenance("\n".join(lines), provenance)

@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bench.train.curves import trainable_parameters
@@ -379,15 +378,13 @@ def training_section(results: Path) -> Section | None:
         sec.sources.append(learning.with_suffix(".md"))
     replay = results / "baselines" / "replay_error.json"
     if replay.exists():  # is a closed-loop gap a pixel-path mismatch or the policy's own drift?
-        from bench.analysis.offline import paired_difference
+        from bench.analysis.replay import paired_against_first
 
         found = read_json(replay, "results")["results"]
         names = list(found)
         first, rows = found[names[0]], []
-        for name in names:
+        for name, d in paired_against_first(found).items():
             r = found[name]
-            d = None if name == names[0] else paired_difference(
-                np.asarray(r["per_point"]), np.asarray(first["per_point"]), np.asarray(r["point_demos"]))
             rows.append([name, f"{r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
                          "" if d is None else f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}], p {d['p']:.2g}"])
         sec.table(["policy", "action error along replayed demos [95% CI]", f"minus {names[0]}"], rows,
